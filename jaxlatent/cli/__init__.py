@@ -1,0 +1,44 @@
+"""The ``jaxlatent`` command: one subcommand per library entry point.
+
+Each module listed in ``_COMMAND_MODULES`` defines ``register(subparsers)``,
+which adds its subcommands and sets ``func`` on each parser; the command is a
+thin layer of argument parsing over library calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+_COMMAND_MODULES = (
+    "jaxlatent.cli.models",     # convert, generate
+    "jaxlatent.cli.geometry",   # local-basis, grassmann, local-dim, distortion
+    "jaxlatent.cli.demo",       # demo, report
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jaxlatent",
+        description="Analyse the latent space of a pretrained GAN with JAX.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError) as err:
+        # user-facing errors carry their own message (file, key, expected, found)
+        print(f"jaxlatent {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

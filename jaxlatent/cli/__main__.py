@@ -1,0 +1,5 @@
+import sys
+
+from jaxlatent.cli import main
+
+sys.exit(main())
