@@ -1,0 +1,147 @@
+"""Distortion: how inconsistent a latent space's tangent spaces are (seed 000).
+
+Choi, Hwang, Cho and Kang (arXiv 2205.13182) call *Distortion* a purely
+geometric, label-free score of "an inconsistency of intrinsic tangent space on
+the learned latent space", which tracks how well one global basis can serve
+every latent. The copies of the paper within reach do not show its formula, so
+the one here is our documented choice (``docs/methods-local-dimension.md``):
+
+* at each latent ``z_i`` the estimated tangent space ``T_i`` of the tap is the
+  span of the top ``k`` left singular vectors of its Jacobian (the Local Basis
+  of seed 003), with one ``k`` for the whole tap: by default the median of the
+  population's estimated local dimensions (:mod:`.local_dimension`);
+* ``far``: mean Grassmannian distance ``d(T_i, T_j)`` over all pairs ``i < j``
+  of the population (distant latents);
+* ``near``: mean ``d(T_i, T_i')`` with ``z_i' = z_i + eps * u_i``, ``u_i`` a
+  random unit vector (the neighbour test of the Local Basis code, eps = 0.1);
+* ``Distortion = far / near``: how much more the tangent space turns between
+  distant latents than within a small neighbourhood. Near 1 means globally
+  consistent (a global basis fits every latent as well as a local one fits its
+  neighbours); large means warped.
+
+A map whose tangent space is the same everywhere (a linear map) has
+``far = near = 0``; the ratio is then left to rounding, so read ``far`` too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlatent.analysis.local_dimension import (
+    ThresholdFn,
+    dimension_from_spectrum,
+    jacobian_spectrum,
+    optimal_threshold,
+)
+
+__all__ = ["Distortion", "distortion", "layer_distortions", "pairwise_distances", "neighbours"]
+
+
+class Distortion(NamedTuple):
+    """Distortion of one tap over a population of N latents (a pytree).
+
+    distortion: () ``far / near``.
+    far: () mean distance between tangent spaces at distinct latents.
+    near: () mean distance between the tangent spaces at a latent and its neighbour.
+    baseline: () mean distance between Haar-random ``k``-subspaces of the tap's space.
+    k: () int32, the subspace dimension used.
+    dimension: (N,) int32, the estimated local dimensions.
+    far_distances: (N, N) pairwise distances (zero diagonal).
+    near_distances: (N,) distance to each latent's neighbour.
+    """
+
+    distortion: jax.Array
+    far: jax.Array
+    near: jax.Array
+    baseline: jax.Array
+    k: jax.Array
+    dimension: jax.Array
+    far_distances: jax.Array
+    near_distances: jax.Array
+
+
+def neighbours(key: jax.Array, z: jax.Array, eps: float = 0.1) -> jax.Array:
+    """``z + eps * u`` with ``u`` uniform on the unit sphere, one per latent: (N, in) -> (N, in)."""
+    u = jax.random.normal(key, z.shape, dtype=z.dtype)
+    return z + eps * u / jnp.linalg.norm(u, axis=-1, keepdims=True)
+
+
+def pairwise_distances(bases: jax.Array, metric: str = "geodesic") -> jax.Array:
+    """Grassmannian distances between every pair of N bases (N, n, k) -> (N, N).
+
+    Row by row (``lax.map``) so that memory stays O(N * n * k), not O(N^2 * k^2).
+    """
+    from jaxlatent.analysis.grassmann import grassmann_distance
+
+    def row(a):
+        return grassmann_distance(jnp.broadcast_to(a, bases.shape), bases, metric=metric)
+
+    dist = jax.lax.map(row, bases)
+    # exact zeros on the diagonal: arccos near 1 would leave ~sqrt(eps) there
+    return dist * (1 - jnp.eye(bases.shape[0], dtype=dist.dtype))
+
+
+def _random_baseline(key, n_pairs: int, dim: int, k: int, dtype, metric: str):
+    from jaxlatent.analysis.grassmann import grassmann_distance
+
+    ka, kb = jax.random.split(key)
+    a = jnp.linalg.qr(jax.random.normal(ka, (n_pairs, dim, k), dtype))[0]
+    b = jnp.linalg.qr(jax.random.normal(kb, (n_pairs, dim, k), dtype))[0]
+    return jnp.mean(grassmann_distance(a, b, metric=metric))
+
+
+def distortion(f, z: jax.Array, key: jax.Array, k: int | None = None, eps: float = 0.1,
+               metric: str = "geodesic", threshold_fn: ThresholdFn = optimal_threshold,
+               chunk_size: int | None = None, mode: str = "auto", baseline_pairs: int = 64) -> Distortion:
+    """Distortion of the tap ``f`` over the latents ``z`` (seed 000; our formula, see module doc).
+
+    f: batched callable ``(N, in) -> (N, *out_shape)``. z: (N, in), N >= 2.
+    key: PRNG key for the neighbours and the random baseline. k: tangent-space
+    dimension (default: median estimated local dimension, at least 1).
+    eps: neighbour distance in the input space. metric: any metric of
+    ``grassmann_distance`` (``"geodesic"``: 2-norm of the principal angles).
+    With ``k=None`` every latent's full left basis (N, out, min(out, in)) is held
+    at once; for wide taps (images, feature maps) give ``k``.
+    """
+    z = jnp.asarray(z)
+    if z.ndim != 2 or z.shape[0] < 2:
+        raise ValueError(f"distortion needs latents of shape (N >= 2, z_dim), found shape {z.shape}")
+    k_near, k_base = jax.random.split(key)
+    s, basis, shape = jacobian_spectrum(f, z, keep=k, chunk_size=chunk_size, mode=mode)
+    dims = dimension_from_spectrum(s, shape, threshold_fn).dimension
+    m = min(shape)
+    if k is None:
+        k = int(min(max(math.floor(float(np.median(np.asarray(dims))) + 0.5), 1), m))
+    elif not 1 <= k <= m:
+        raise ValueError(f"distortion: k must lie in [1, {m}] for a {shape[0]}x{shape[1]} Jacobian, found {k}")
+    basis = basis[..., :k]
+    _, basis_nb, _ = jacobian_spectrum(f, neighbours(k_near, z, eps), keep=k, chunk_size=chunk_size, mode=mode)
+
+    from jaxlatent.analysis.grassmann import grassmann_distance
+
+    far_d = pairwise_distances(basis, metric)
+    near_d = grassmann_distance(basis, basis_nb, metric=metric)
+    n = z.shape[0]
+    far = jnp.sum(far_d) / (n * (n - 1))
+    near = jnp.mean(near_d)
+    base = _random_baseline(k_base, baseline_pairs, shape[0], k, basis.dtype, metric)
+    return Distortion(distortion=far / near, far=far, near=near, baseline=base,
+                      k=jnp.asarray(k, jnp.int32), dimension=dims, far_distances=far_d,
+                      near_distances=near_d)
+
+
+def layer_distortions(model_fns: Mapping[str, Callable], z: jax.Array, key: jax.Array,
+                      progress: Callable | None = None, **kwargs) -> dict[str, Distortion]:
+    """:func:`distortion` for each named tap on the same latents and key: ``name -> Distortion``.
+
+    Sharing latents and neighbours across taps makes the per-layer values comparable.
+    """
+    items = list(model_fns.items())
+    if progress is not None:
+        items = progress(items)
+    return {name: distortion(fn, z, key, **kwargs) for name, fn in items}
