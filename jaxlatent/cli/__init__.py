@@ -13,7 +13,8 @@ import sys
 
 _COMMAND_MODULES = (
     "jaxlatent.cli.models",     # convert, generate
-    "jaxlatent.cli.geometry",   # local-basis, grassmann, local-dim, distortion
+    "jaxlatent.cli.geometry",   # local-basis, grassmann
+    "jaxlatent.cli.dimension",  # local-dim, distortion
     "jaxlatent.cli.demo",       # demo, report
 )
 
