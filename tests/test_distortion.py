@@ -109,3 +109,16 @@ def test_layer_distortions_and_errors():
         distortion(fns["slow"], z[:1], jax.random.PRNGKey(1), k=1)
     with pytest.raises(ValueError, match=r"k must lie in \[1, 1\]"):
         distortion(fns["slow"], z, jax.random.PRNGKey(1), k=2)
+
+
+def test_cli_distortion(monkeypatch, tmp_path):
+    import json
+
+    from test_local_dimension import run_cli
+
+    argv = ["distortion", "ckpt", "--taps", "w", "--seeds", "0-4", "--out", str(tmp_path)]
+    assert run_cli(monkeypatch, argv) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["taps"]["w"]["k"] == 3 and res["taps"]["w"]["far"] < 1e-2
+    assert np.load(tmp_path / "results.npz")["w/far_distances"].shape == (5, 5)
+    assert (tmp_path / "distortion.png").exists()

@@ -135,3 +135,57 @@ def test_layer_dimensions_summary():
     assert table["low"].mean == 3 and table["low"].std == 0 and table["low"].median == 3
     assert (table["high"].min, table["high"].max) == (9, 9)
     assert table["high"].dimension.shape == (4,)
+
+
+class _TinyModel:
+    """Stands in for a loaded model: two taps of known rank on 32-d latents."""
+
+    class config:
+        z_dim = 32
+
+    def __init__(self):
+        rng = np.random.default_rng(6)
+        self.mats = {"mapping.fc0": _low_rank_plus_noise(rng, 48, 32, [6.0] * 5, 0.02),
+                     "w": _low_rank_plus_noise(rng, 40, 32, [6.0] * 3, 0.02)}
+
+    def taps(self):
+        return ["mapping.fc0", "w", "image"]
+
+    def fn(self, tap, truncation_psi=1.0):
+        a = jnp.asarray(self.mats[tap], jnp.float32)
+        return lambda z: z @ a.T
+
+
+def run_cli(monkeypatch, argv):
+    import argparse
+    import jaxlatent
+    from jaxlatent.cli import dimension
+
+    # setitem, not setattr: reading the old value would import jaxlatent.io through the lazy namespace
+    monkeypatch.setitem(vars(jaxlatent), "load", lambda path: _TinyModel())
+    parser = argparse.ArgumentParser()
+    dimension.register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_local_dim(monkeypatch, tmp_path):
+    import json
+
+    assert run_cli(monkeypatch, ["local-dim", "ckpt", "--seeds", "0-3,7", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["seeds"] == [0, 1, 2, 3, 7] and list(res["taps"]) == ["mapping.fc0", "w"]
+    assert res["taps"]["mapping.fc0"]["mean"] == 5 and res["taps"]["w"]["median"] == 3
+    arrays = np.load(tmp_path / "results.npz")
+    assert arrays["w/singular_values"].shape == (5, 32)
+    assert (tmp_path / "local_dimension.png").stat().st_size > 0 and (tmp_path / "spectra.png").exists()
+    with pytest.raises(ValueError, match="unknown tap"):
+        run_cli(monkeypatch, ["local-dim", "ckpt", "--taps", "nope", "--out", str(tmp_path)])
+
+
+def test_parse_seeds():
+    from jaxlatent.cli.dimension import parse_seeds
+
+    assert parse_seeds("0-2, 5") == [0, 1, 2, 5]
+    with pytest.raises(ValueError, match="--seeds"):
+        parse_seeds("a-b")
