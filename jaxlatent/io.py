@@ -1,0 +1,288 @@
+"""Open any supported checkpoint (``load``) and write converted models (``save``).
+
+Formats (``docs/checkpoints.md``):
+
+* a converted directory: ``config.json`` + an orbax checkpoint of params under ``params/``;
+* an NVlabs StyleGAN2 network pickle ``.pkl`` (read without running its code);
+* a PyTorch ``.pt``/``.pth`` file, read with ``torch.load(weights_only=True)``:
+  a rosinality ``stylegan2-pytorch`` checkpoint or a FastGAN checkpoint, told
+  apart by their keys.
+
+PyTorch is imported only when a PyTorch-era file is read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+
+import numpy as np
+
+from jaxlatent.converters import CheckpointError, Converted
+
+FORMAT_NAME = "jaxlatent.converted"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+PARAMS_DIR = "params"
+
+# family -> (module, config class, model class)
+FAMILIES = {
+    "stylegan2": ("jaxlatent.models.stylegan2", "StyleGAN2Config", "StyleGAN2"),
+    "fastgan": ("jaxlatent.models.fastgan", "FastGANConfig", "FastGAN"),
+}
+
+SUPPORTED = (
+    "a converted directory (config.json + params/), "
+    "an NVlabs StyleGAN2 network pickle (.pkl), "
+    "a rosinality stylegan2-pytorch checkpoint (.pt/.pth), "
+    "a FastGAN checkpoint (.pth/.pt)"
+)
+
+
+def _family(name: str, where):
+    if name not in FAMILIES:
+        raise CheckpointError(f"{where}: unknown model family {name!r}; known: {sorted(FAMILIES)}")
+    module_name, config_name, model_name = FAMILIES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise CheckpointError(
+            f"{where}: model family {name!r} is not available ({module_name}: {err})"
+        ) from None
+    return module, getattr(module, config_name), getattr(module, model_name)
+
+
+def _with_source(model, source):
+    try:
+        model.source = source
+    except (AttributeError, TypeError):  # frozen or slotted model objects keep no provenance
+        pass
+    return model
+
+
+def model_from_converted(converted: Converted, where=None):
+    """Build the family's model object from a converter's :class:`Converted` record."""
+    _, _, model_cls = _family(converted.config.family, where or converted.source.get("file"))
+    return _with_source(model_cls(converted.config, converted.params), converted.source)
+
+
+def load(path, *, which: str | None = None, **options):
+    """Open a checkpoint and return its model object (``model.config``, ``model.params``).
+
+    Args:
+      path: a converted directory, an NVlabs ``.pkl``, a rosinality ``.pt`` or a
+        FastGAN ``.pth`` (see ``docs/checkpoints.md``).
+      which: network inside a training file: NVlabs ``'G_ema'`` (default) or
+        ``'G'``; rosinality ``'g_ema'`` (default) or ``'g'``; FastGAN per its reader.
+      **options: reader options (rosinality ``lr_mlp``; FastGAN reader options).
+
+    Returns:
+      the model (``StyleGAN2``, ``FastGAN``) with ``mapping``/``generate``/``taps``/``fn``.
+
+    Raises:
+      FileNotFoundError: no such path.
+      CheckpointError (a ``ValueError``): the file is unsupported or damaged;
+        the message names the file and what was wrong.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if os.path.isdir(path):
+        return load_converted(path)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".pkl":
+        from jaxlatent.converters.nvlabs import read_nvlabs  # noqa: PLC0415
+
+        return model_from_converted(read_nvlabs(path, which, **options))
+    if suffix in (".pt", ".pth"):
+        return _load_torch_checkpoint(path, which, options)
+    raise CheckpointError(
+        f"{path}: unsupported checkpoint type {suffix or '(no extension)'!r}; supported: {SUPPORTED}"
+    )
+
+
+def _is_fastgan_state(state) -> bool:
+    return isinstance(state, dict) and any(
+        str(k).removeprefix("module.").startswith("init.init.") for k in state
+    )
+
+
+def sniff_torch_object(obj) -> str | None:
+    """``'rosinality'``, ``'fastgan'`` or None for a loaded ``torch.save`` object."""
+    from jaxlatent.converters.rosinality import is_rosinality_state_dict  # noqa: PLC0415
+
+    if is_rosinality_state_dict(obj):
+        return "rosinality"
+    if _is_fastgan_state(obj):
+        return "fastgan"
+    if isinstance(obj, dict):
+        if any(is_rosinality_state_dict(obj.get(k)) for k in ("g_ema", "g")):
+            return "rosinality"
+        if any(_is_fastgan_state(obj.get(k)) for k in ("g", "g_ema", "d")):
+            return "fastgan"
+    return None
+
+
+def _load_torch_checkpoint(path, which, options):
+    from jaxlatent.converters import load_torch_file  # noqa: PLC0415
+
+    obj = load_torch_file(path)
+    kind = sniff_torch_object(obj)
+    if kind == "rosinality":
+        from jaxlatent.converters.rosinality import convert_rosinality  # noqa: PLC0415
+
+        return model_from_converted(convert_rosinality(obj, path, which, **options))
+    if kind == "fastgan":
+        del obj  # the FastGAN reader opens the file itself
+        try:
+            from jaxlatent.converters.fastgan import load_fastgan  # noqa: PLC0415
+        except ImportError as err:
+            raise CheckpointError(f"{path}: FastGAN support is not available ({err})") from None
+        if which is not None:
+            options = dict(options, which=which)
+        return load_fastgan(path, **options)
+    keys = sorted(map(str, obj))[:12] if isinstance(obj, dict) else type(obj).__name__
+    raise CheckpointError(
+        f"{path}: a PyTorch checkpoint, but neither rosinality StyleGAN2 (a 'g_ema' state dict "
+        "with 'style.1.weight', 'input.input', ...) nor FastGAN (a 'g' state dict with "
+        f"'init.init.0.weight_orig', ...); found {keys}"
+    )
+
+
+def _to_numpy_tree(tree):
+    if isinstance(tree, dict):
+        return {k: _to_numpy_tree(v) for k, v in tree.items()}
+    return np.asarray(tree)
+
+
+def save(model, out_dir, *, source: dict | None = None, overwrite: bool = False) -> str:
+    """Write ``model`` as a converted directory: ``config.json`` + orbax ``params/``.
+
+    ``config.json`` holds the format name and version, ``family``, the config
+    (``config.to_json()``) and ``source`` (provenance; defaults to ``model.source``
+    when the model carries one). It is written last, so an interrupted save
+    leaves no ``config.json`` and is recognisably incomplete.
+
+    Returns the directory path.
+    """
+    import orbax.checkpoint as ocp  # noqa: PLC0415  (orbax is heavy; load it when saving)
+
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    config_path = os.path.join(out_dir, CONFIG_FILE)
+    params_path = os.path.join(out_dir, PARAMS_DIR)
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        if not overwrite:
+            raise FileExistsError(f"{out_dir}: directory exists and is not empty (pass overwrite)")
+        if os.path.exists(config_path):
+            os.remove(config_path)
+        shutil.rmtree(params_path, ignore_errors=True)
+    os.makedirs(out_dir, exist_ok=True)
+    ocp.PyTreeCheckpointer().save(params_path, _to_numpy_tree(model.params))
+    if source is None:
+        source = getattr(model, "source", None)
+    record = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "family": model.config.family,
+        "config": json.loads(model.config.to_json()),
+        "source": source or {},
+    }
+    tmp = config_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+    os.replace(tmp, config_path)
+    return out_dir
+
+
+def _read_record(path):
+    config_path = os.path.join(path, CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        raise CheckpointError(
+            f"{path}: directory has no {CONFIG_FILE}, so it is not a converted model "
+            "(or its conversion was interrupted: convert again)"
+        )
+    try:
+        with open(config_path) as f:
+            record = json.load(f)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{config_path}: unreadable JSON ({err})") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{config_path}: not a jaxlatent converted-model config")
+    if record.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{config_path}: format version {record.get('format_version')!r}; this jaxlatent "
+            f"reads version {FORMAT_VERSION}"
+        )
+    return record
+
+
+def _check_shapes(module, config, params, where):
+    expected = getattr(module, "expected_shapes", None)
+    if expected is None:
+        return
+    flat = {}
+
+    def walk(tree, prefix):
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[prefix + key] = tuple(np.shape(value))
+
+    walk(params, "")
+    want = {k: tuple(v) for k, v in expected(config).items()}
+    missing = sorted(set(want) - set(flat))
+    extra = sorted(set(flat) - set(want))
+    wrong = [f"{k}: {flat[k]} (expected {want[k]})" for k in sorted(want) if k in flat and flat[k] != want[k]]
+    if missing or extra or wrong:
+        raise CheckpointError(
+            f"{where}: params do not match the config: missing {missing[:5]}, "
+            f"unexpected {extra[:5]}, misshapen {wrong[:5]}"
+        )
+
+
+def load_converted(path):
+    """Load a directory written by :func:`save`; errors name the directory and the fault."""
+    import orbax.checkpoint as ocp  # noqa: PLC0415
+
+    path = os.path.abspath(os.fspath(path))
+    record = _read_record(path)
+    module, config_cls, model_cls = _family(record.get("family"), path)
+    try:
+        config = config_cls.from_json(json.dumps(record["config"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{os.path.join(path, CONFIG_FILE)}: bad config ({err})") from None
+    params_path = os.path.join(path, PARAMS_DIR)
+    if not os.path.isdir(params_path):
+        raise CheckpointError(f"{path}: missing {PARAMS_DIR}/ (partial conversion: convert again)")
+    try:
+        metadata = ocp.PyTreeCheckpointer().metadata(params_path).item_metadata.tree
+        dtypes = _dtype_tree(metadata)
+        restored = ocp.PyTreeCheckpointer().restore(params_path)
+        params = _restore_dtypes(restored, dtypes)
+    except CheckpointError:
+        raise
+    except Exception as err:  # orbax/tensorstore raise many kinds on damaged files
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(
+            f"{params_path}: orbax checkpoint unreadable or incomplete ({type(err).__name__}: {first})"
+        ) from None
+    _check_shapes(module, config, params, path)
+    return _with_source(model_cls(config, params), record.get("source") or {})
+
+
+def _dtype_tree(meta):
+    if isinstance(meta, dict):
+        return {k: _dtype_tree(v) for k, v in meta.items()}
+    return np.dtype(getattr(meta, "dtype", np.float32))
+
+
+def _restore_dtypes(tree, dtypes):
+    if isinstance(tree, dict):
+        if not isinstance(dtypes, dict) or set(tree) != set(dtypes):
+            raise CheckpointError("restored params do not match the checkpoint metadata")
+        return {k: _restore_dtypes(tree[k], dtypes[k]) for k in tree}
+    # orbax gives 0-d arrays back as Python scalars: restore the stored dtype
+    return np.asarray(tree, dtype=dtypes)
