@@ -12,6 +12,7 @@ the NVlabs state dict (``docs/architecture.md``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -20,9 +21,6 @@ from jaxlatent.converters import CheckpointError, Converted
 from jaxlatent.converters._safe_pickle import PersistentObject, module_state_dict, read_pickle
 
 NETWORK_KEYS = ("G_ema", "G")  # preference order when the caller names none
-
-# constructor options that only concern speed or mixed precision; float32 ignores them
-_IGNORED_OPTIONS = {"num_fp16_res", "fp16_channels_last", "use_fp16", "fused_modconv_default"}
 
 
 def _file_digest(path) -> str:
@@ -84,32 +82,52 @@ def _check_architecture(net: PersistentObject, which, path):
         )
 
 
-def generator_options(init_kwargs, path) -> dict:
-    """Flatten NVlabs ``Generator`` constructor arguments into one options dict.
+def _recorded(obj: PersistentObject, *path):
+    """State of a nested submodule (``path`` of ``_modules`` names), or None."""
+    for name in path:
+        obj = (obj.state.get("_modules") or {}).get(name) if obj is not None else None
+    return obj.state if isinstance(obj, PersistentObject) else None
 
-    Returns ``{'z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels',
-    'mapping': {...mapping_kwargs}, 'synthesis': {...synthesis_kwargs}}`` with
-    speed-only options dropped.
+
+def config_from_network(net: PersistentObject, path):
+    """``StyleGAN2Config`` from the generator's ``_init_kwargs``.
+
+    Defaults the kwargs omit differ between stylegan2-ada-pytorch and stylegan3;
+    the flavour is read from the stored source text (never run), and the values
+    the layers actually recorded (``conv_clamp``, ``w_avg_beta``) take precedence.
     """
+    from jaxlatent.models.stylegan2 import StyleGAN2Config  # noqa: PLC0415
+
+    init_kwargs = net.state.get("_init_kwargs")
     if not isinstance(init_kwargs, dict):
         raise CheckpointError(f"{path}: generator has no constructor arguments (_init_kwargs)")
-    kwargs = dict(init_kwargs)
-    top = {}
-    for key in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels"):
-        if key not in kwargs:
-            raise CheckpointError(f"{path}: generator _init_kwargs lacks {key!r}; found {sorted(kwargs)}")
-        top[key] = kwargs.pop(key)
-    mapping = dict(kwargs.pop("mapping_kwargs", None) or {})
-    synthesis = dict(kwargs.pop("synthesis_kwargs", None) or {})
-    # Generator(**kw) forwards anything else to the synthesis network
-    synthesis.update(kwargs)
-    for options in (mapping, synthesis):
-        for key in _IGNORED_OPTIONS & set(options):
-            del options[key]
-    if synthesis.get("kernel_size", 3) != 3:
-        raise CheckpointError(f"{path}: unsupported synthesis kernel_size={synthesis['kernel_size']}")
-    synthesis.pop("kernel_size", None)
-    return dict(top, mapping=mapping, synthesis=synthesis)
+    if net.state.get("_init_args"):
+        raise CheckpointError(f"{path}: generator was built with positional arguments")
+    source_text = net.module_src if isinstance(net.module_src, str) else ""
+    flavor = "stylegan3" if "fused_modconv_default" in source_text else "ada"
+    try:
+        config = StyleGAN2Config.from_nvlabs_kwargs(_plain(init_kwargs), flavor=flavor)
+        recorded = {}
+        layer = _recorded(net, "synthesis", "b4", "conv1")
+        if layer is not None and "conv_clamp" in layer:
+            recorded["conv_clamp"] = _plain(layer["conv_clamp"])
+        mapping = _recorded(net, "mapping")
+        if mapping is not None and "w_avg_beta" in mapping:
+            recorded["w_avg_beta"] = _plain(mapping["w_avg_beta"])
+        return dataclasses.replace(config, **recorded)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: unsupported generator options: {err}") from None
+
+
+def _plain(value):
+    """numpy scalars and EasyDict stand-ins -> plain Python values for the config."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return value.item()
+    return value
 
 
 def read_nvlabs(path, which: str | None = None) -> Converted:
@@ -121,26 +139,22 @@ def read_nvlabs(path, which: str | None = None) -> Converted:
 
     Returns:
       :class:`Converted` with a ``StyleGAN2Config`` and params keyed like the
-      NVlabs state dict (constant ``resample_filter`` buffers dropped).
+      NVlabs state dict (``resample_filter`` buffers checked against the config, dropped).
     """
     from jaxlatent.models import stylegan2  # noqa: PLC0415  (models stay optional here)
 
     data = read_pickle(path)
     net, which = _pick_network(data, which, path)
     _check_architecture(net, which, path)
-    if net.state.get("_init_args"):
-        raise CheckpointError(f"{path}: generator {which!r} was built with positional arguments")
-    options = generator_options(net.state.get("_init_kwargs"), path)
-    config = stylegan2_config(options, path)
+    config = config_from_network(net, path)
     try:
-        state = {
-            key: tensor.numpy()
-            for key, tensor in module_state_dict(net).items()
-            if not key.endswith("resample_filter")
-        }
+        state = {key: tensor.numpy() for key, tensor in module_state_dict(net).items()}
     except CheckpointError as err:
         raise CheckpointError(f"{path}: network {which!r}: {err}") from None
-    params = stylegan2.params_from_state_dict(config, state, source=f"{path} [{which}]")
+    try:
+        params = stylegan2.params_from_state_dict(config, state, source=f"{path} [{which}]")
+    except ValueError as err:
+        raise CheckpointError(str(err)) from None
     source = {
         "format": "nvlabs-pkl",
         "file": os.path.abspath(path),
@@ -149,36 +163,6 @@ def read_nvlabs(path, which: str | None = None) -> Converted:
         "class_name": net.class_name,
     }
     return Converted(config, params, source)
-
-
-def stylegan2_config(options: dict, path):
-    """Build a ``StyleGAN2Config`` from :func:`generator_options` output."""
-    from jaxlatent.models.stylegan2 import StyleGAN2Config  # noqa: PLC0415
-
-    return config_from_options(StyleGAN2Config, options, path)
-
-
-def config_from_options(config_cls, options: dict, path):
-    """Match flattened NVlabs options onto ``config_cls`` fields; unknown ones are errors."""
-    import dataclasses  # noqa: PLC0415
-
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    values = {k: v for k, v in options.items() if k not in ("mapping", "synthesis")}
-    for group in ("mapping", "synthesis"):
-        for key, value in options[group].items():
-            name = next((n for n in (f"{group}_{key}", key) if n in fields), None)
-            if name is None:
-                raise CheckpointError(
-                    f"{path}: unsupported {group} option {key}={value!r} in the generator's "
-                    "constructor arguments"
-                )
-            if isinstance(value, list):
-                value = tuple(value)
-            values[name] = value
-    try:
-        return config_cls(**values)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: generator options {values} are not supported: {err}") from None
 
 
 def load_nvlabs(path, which: str | None = None):

@@ -9,10 +9,11 @@ the keys onto the NVlabs layout (``docs/checkpoints.md`` has the table) and
 transform weights where the two codes store them differently:
 
 * modulated conv weights carry a leading batch axis ``(1, O, I, k, k)``;
-* the up-sampling convolutions store their kernel flipped in both spatial axes
-  (rosinality's ``conv_transpose2d`` against NVlabs' flipped-weight
-  transposed convolution; checked against rosinality's own outputs in
-  ``tests/test_converters_rosinality.py``);
+* the up-sampling convolutions need no flip: rosinality's ``conv_transpose2d``
+  with its stored kernel equals NVlabs' up-sampling modulated convolution with
+  the same kernel (its ``convert_weight.py`` flips only when coming from the
+  TensorFlow layout). Checked against rosinality's own outputs in
+  ``tests/test_converters_rosinality.py``: flipping there gives 54% error;
 * noise strengths are ``(1,)`` instead of scalars, ``to_rgb`` biases
   ``(1, 3, 1, 1)`` instead of ``(3,)``, the constant input ``(1, C, 4, 4)``;
 * ``latent_avg`` (the mean W rosinality truncates towards) becomes ``w_avg``.
@@ -113,11 +114,11 @@ def channel_options(channels: dict) -> dict:
         base = int(round(16384 * multipliers.pop()))
         if all(channels[r] == min(base // r, 512) for r in channels):
             return dict(channel_base=base, channel_max=512)
-    return dict(channels=tuple(sorted(channels.items())))
+    return dict(channels=tuple(channels[r] for r in sorted(channels)))
 
 
 def to_nvlabs_state_dict(state, latent_avg, options, path) -> dict:
-    """Rename (and reshape, flip) rosinality generator weights onto NVlabs keys."""
+    """Rename (and reshape) rosinality generator weights onto NVlabs keys."""
     d, ch = options["style_dim"], options["channels"]
     out = {}
     for i in range(options["n_mlp"]):
@@ -126,9 +127,8 @@ def to_nvlabs_state_dict(state, latent_avg, options, path) -> dict:
     out["mapping.w_avg"] = latent_avg
     out["synthesis.b4.const"] = _get(state, "input.input", (1, ch[4], 4, 4), path)[0]
 
-    def layer(src, dst, c_in, c_out, noise, flip=False):
-        weight = _get(state, f"{src}.conv.weight", (1, c_out, c_in, 3, 3), path)[0]
-        out[f"{dst}.weight"] = weight[:, :, ::-1, ::-1].copy() if flip else weight
+    def layer(src, dst, c_in, c_out, noise):
+        out[f"{dst}.weight"] = _get(state, f"{src}.conv.weight", (1, c_out, c_in, 3, 3), path)[0]
         out[f"{dst}.affine.weight"] = _get(state, f"{src}.conv.modulation.weight", (c_in, d), path)
         out[f"{dst}.affine.bias"] = _get(state, f"{src}.conv.modulation.bias", (c_in,), path)
         out[f"{dst}.noise_strength"] = _get(state, f"{src}.noise.weight", (1,), path).reshape(())
@@ -147,7 +147,7 @@ def to_nvlabs_state_dict(state, latent_avg, options, path) -> dict:
     res, k = 8, 0
     while res <= options["size"]:
         c_in, c_out, b = ch[res // 2], ch[res], f"synthesis.b{res}"
-        layer(f"convs.{2 * k}", f"{b}.conv0", c_in, c_out, (f"noises.noise_{2 * k + 1}", res), flip=True)
+        layer(f"convs.{2 * k}", f"{b}.conv0", c_in, c_out, (f"noises.noise_{2 * k + 1}", res))
         layer(f"convs.{2 * k + 1}", f"{b}.conv1", c_out, c_out, (f"noises.noise_{2 * k + 2}", res))
         torgb(f"to_rgbs.{k}", f"{b}.torgb", c_out)
         res, k = res * 2, k + 1
@@ -169,7 +169,6 @@ def _check_blur_kernels(state, path):
 
 def convert_rosinality(obj, path, which=None, lr_mlp=0.01) -> Converted:
     """Convert an already loaded rosinality checkpoint object (see :func:`read_rosinality`)."""
-    from jaxlatent.converters.nvlabs import config_from_options  # noqa: PLC0415
     from jaxlatent.models import stylegan2  # noqa: PLC0415
 
     generator, which = _pick_generator(obj, which, path)
@@ -189,14 +188,16 @@ def convert_rosinality(obj, path, which=None, lr_mlp=0.01) -> Converted:
             )
     nv_state = to_nvlabs_state_dict(state, latent_avg, options, path)
     d = options["style_dim"]
-    config_options = dict(
-        z_dim=d, c_dim=0, w_dim=d, img_resolution=options["size"], img_channels=3,
-        mapping=dict(num_layers=options["n_mlp"], lr_multiplier=lr_mlp),
-        synthesis=dict(architecture="skip", conv_clamp=None, resample_filter=(1, 3, 3, 1),
-                       **channel_options(options["channels"])),
-    )
-    config = config_from_options(stylegan2.StyleGAN2Config, config_options, path)
-    params = stylegan2.params_from_state_dict(config, nv_state, source=f"{path} [{which}]")
+    try:
+        config = stylegan2.StyleGAN2Config(
+            z_dim=d, c_dim=0, w_dim=d, img_resolution=options["size"], img_channels=3,
+            mapping_layers=options["n_mlp"], mapping_lr_multiplier=lr_mlp,
+            architecture="skip", conv_clamp=None, resample_filter=(1, 3, 3, 1),
+            **channel_options(options["channels"]),
+        )
+        params = stylegan2.params_from_state_dict(config, nv_state, source=f"{path} [{which}]")
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}" if str(path) not in str(err) else str(err)) from None
     source = {"format": "rosinality-pt", "file": os.path.abspath(path), "network": which,
               "notes": notes}
     return Converted(config, params, source)
