@@ -45,7 +45,8 @@ def _common(p) -> None:
     p.add_argument("--seeds", default="0-63", help="latent seeds, e.g. 0-63 or 1,5,9-12 (default 0-63)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--chunk-size", type=int, default=16, help="latents per Jacobian batch (default 16)")
-    p.add_argument("--truncation-psi", type=float, default=1.0, help="truncation psi for the taps (default 1)")
+    p.add_argument("--truncation-psi", type=float, default=None,
+                   help="truncation psi for the taps (StyleGAN2; default: none)")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -86,8 +87,10 @@ def _setup(args):
     else:
         taps = [t for t in available if t.startswith("mapping.") or t == "w"]
     seeds = parse_seeds(args.seeds)
-    z = latents_from_seeds(seeds, int(model.config.z_dim))
-    fns = {t: model.fn(t, truncation_psi=args.truncation_psi) for t in taps}
+    z_dim = getattr(model, "z_dim", None) or model.config.z_dim
+    z = latents_from_seeds(seeds, int(z_dim))
+    options = {} if args.truncation_psi is None else {"truncation_psi": args.truncation_psi}
+    fns = {t: model.fn(t, **options) for t in taps}
     os.makedirs(args.out, exist_ok=True)
     return fns, seeds, z
 
