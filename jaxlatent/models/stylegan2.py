@@ -1,0 +1,205 @@
+"""StyleGAN2 generator (NVlabs stylegan2-ada-pytorch / stylegan3 StyleGAN2) in JAX.
+
+``StyleGAN2(config, params)`` reproduces the official generator to float32 rounding
+(Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", CVPR 2020; code
+NVlabs/stylegan2-ada-pytorch ``training/networks.py``). ``params`` is the NVlabs state dict
+nested at its dots (``docs/architecture.md``).
+
+Taps (``model.taps()``; shapes without the batch axis; see ``docs/taps.md``):
+
+=============================  =====================================================
+``mapping.embed``              label embedding (c_dim > 0 only), (embed_features,)
+``mapping.fc<i>``              output of mapping layer i after its activation, (features,)
+``w``                          truncated w = ``ws[:, 0]``, (w_dim,)
+``ws``                         W+: every layer's w after truncation, (num_ws, w_dim)
+``style.b<res>.<layer>``       S space: the affine output s of a modulated layer, (in_channels,)
+                               for layer in conv0 (res > 4), conv1, torgb (skip: every block;
+                               otherwise the last)
+``styles``                     every style vector concatenated in execution order, (sum,)
+``synthesis.b<res>.conv0``     output of a block's upsampling layer, (C, res, res)
+``synthesis.b<res>.conv1``     output of a block's second layer, (C, res, res)
+``synthesis.b<res>``           block features x (after the resnet skip sum), (C, res, res)
+``synthesis.b<res>.img``       running RGB image after the block (skip: every block)
+``image``                      the generated image, (img_channels, R, R), in about [-1, 1]
+=============================  =====================================================
+
+Every tap computes only what it needs: a mapping tap never runs the synthesis network.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxlatent.models import stylegan2_layers as L
+from jaxlatent.models.stylegan2_config import (SynthesisLayerSpec, StyleGAN2Config,
+                                               expected_shapes, flatten, nest,
+                                               params_from_state_dict, random_params)
+
+__all__ = ["StyleGAN2", "StyleGAN2Config", "expected_shapes", "params_from_state_dict",
+           "random_params", "nest", "flatten", "SynthesisLayerSpec", "tap_value"]
+
+
+def _tap_shapes(config: StyleGAN2Config) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    feats = config.mapping_features
+    if config.c_dim > 0:
+        shapes["mapping.embed"] = (config.embed_features,)
+    for i in range(config.mapping_layers):
+        shapes[f"mapping.fc{i}"] = (feats[i + 1],)
+    shapes["w"] = (config.w_dim,)
+    shapes["ws"] = (config.num_ws, config.w_dim)
+    layers = config.synthesis_layers
+    for s in layers:
+        shapes[f"style.{'b%d' % s.res}.{s.name}"] = (s.in_channels,)
+    shapes["styles"] = (sum(s.in_channels for s in layers),)
+    for res in config.block_resolutions:
+        c = config.block_channels(res)
+        if res > 4:
+            shapes[f"synthesis.b{res}.conv0"] = (c, res, res)
+        shapes[f"synthesis.b{res}.conv1"] = (c, res, res)
+        shapes[f"synthesis.b{res}"] = (c, res, res)
+        if config.architecture == "skip" or res == config.img_resolution:
+            shapes[f"synthesis.b{res}.img"] = (config.img_channels, res, res)
+    r = config.img_resolution
+    shapes["image"] = (config.img_channels, r, r)
+    return shapes
+
+
+def tap_value(config: StyleGAN2Config, params, tap: str, z, c=None, truncation_psi: float = 1.0,
+              truncation_cutoff: int | None = None, noise_mode: str = "const", key=None):
+    """Value of ``tap`` for latents z: (N, z_dim); returns (N, *tap_shape). Pure and traceable."""
+    z = jnp.asarray(z)
+    if z.ndim != 2 or z.shape[1] != config.z_dim:
+        raise ValueError(f"z must have shape (N, {config.z_dim}), got {z.shape}")
+    if tap.startswith("mapping."):
+        return L.run_until(L.mapping_layers, config, params, z, c, stop=tap)
+    w = L.mapping_layers(config, params, z, c)
+    ws = L.truncate(config, params, w, truncation_psi, truncation_cutoff)
+    if tap == "ws":
+        return ws
+    if tap == "w":
+        return ws[:, 0]
+    if tap == "styles":
+        return jnp.concatenate([L.style(config, params, ws, s.res, s.name)
+                                for s in config.synthesis_layers], axis=1)
+    if tap.startswith("style."):
+        _, block, name = tap.split(".")
+        return L.style(config, params, ws, int(block[1:]), name)
+    stop = None if tap == "image" else tap
+    return L.run_until(L.synthesis, config, params, ws, noise_mode, key, stop=stop)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "tap", "truncation_psi",
+                                             "truncation_cutoff", "noise_mode"))
+def _tap_jit(params, z, c, key, *, config, tap, truncation_psi, truncation_cutoff, noise_mode):
+    return tap_value(config, params, tap, z, c, truncation_psi, truncation_cutoff, noise_mode, key)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "noise_mode"))
+def _synthesis_jit(params, ws, key, *, config, noise_mode):
+    return L.synthesis(config, params, ws, noise_mode, key)
+
+
+class StyleGAN2:
+    """A StyleGAN2 generator: ``config`` (:class:`StyleGAN2Config`) and ``params`` (a pytree).
+
+    Images are NCHW float32 in about [-1, 1], not clipped, as the reference returns them.
+    """
+
+    family = "stylegan2"
+
+    def __init__(self, config: StyleGAN2Config, params):
+        self.config = config
+        self.params = params
+
+    # ----- construction -------------------------------------------------------------------
+    @classmethod
+    def init(cls, config: StyleGAN2Config, key: jax.Array) -> "StyleGAN2":
+        """Model with parameters drawn as the NVlabs constructors draw them."""
+        return cls(config, random_params(config, key))
+
+    @classmethod
+    def from_state_dict(cls, config: StyleGAN2Config, state_dict, source: str = "<state dict>"):
+        """Model from a flat NVlabs state dict (see :func:`params_from_state_dict`)."""
+        return cls(config, params_from_state_dict(config, state_dict, source))
+
+    # ----- sizes --------------------------------------------------------------------------
+    z_dim = property(lambda self: self.config.z_dim)
+    c_dim = property(lambda self: self.config.c_dim)
+    w_dim = property(lambda self: self.config.w_dim)
+    num_ws = property(lambda self: self.config.num_ws)
+    img_resolution = property(lambda self: self.config.img_resolution)
+    img_channels = property(lambda self: self.config.img_channels)
+
+    def __repr__(self):
+        c = self.config
+        return (f"StyleGAN2(z_dim={c.z_dim}, c_dim={c.c_dim}, w_dim={c.w_dim}, "
+                f"img_resolution={c.img_resolution}, architecture={c.architecture!r}, "
+                f"num_ws={c.num_ws})")
+
+    # ----- forward passes -----------------------------------------------------------------
+    def _check_noise(self, noise_mode, key):
+        if noise_mode not in L.NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {L.NOISE_MODES}, got {noise_mode!r}")
+        if noise_mode == "random" and key is None and self.config.use_noise:
+            raise ValueError("noise_mode='random' needs an explicit jax.random key: pass key=...")
+
+    def _run(self, tap, z, c, truncation_psi, truncation_cutoff, noise_mode, key):
+        self._check_noise(noise_mode, key)
+        return _tap_jit(self.params, z, c, key, config=self.config, tap=tap,
+                        truncation_psi=float(truncation_psi),
+                        truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
+
+    def mapping(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None):
+        """ws: (N, num_ws, w_dim) from z: (N, z_dim) (and labels c: (N, c_dim))."""
+        return self._run("ws", z, c, truncation_psi, truncation_cutoff, "const", None)
+
+    def synthesis(self, ws, noise_mode: str = "const", key=None):
+        """Image (N, C, H, W) from ws: (N, num_ws, w_dim)."""
+        self._check_noise(noise_mode, key)
+        return _synthesis_jit(self.params, ws, key, config=self.config, noise_mode=noise_mode)
+
+    def generate(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                 noise_mode: str = "const", key=None):
+        """Image (N, C, H, W) in about [-1, 1] from z: (N, z_dim); NVlabs ``G(z, c, ...)``."""
+        return self._run("image", z, c, truncation_psi, truncation_cutoff, noise_mode, key)
+
+    # ----- taps ---------------------------------------------------------------------------
+    def taps(self) -> list[str]:
+        """Names accepted by :meth:`fn`, in computation order."""
+        return list(_tap_shapes(self.config))
+
+    def tap_shape(self, tap: str) -> tuple[int, ...]:
+        """Shape of one sample of ``tap`` (without the batch axis)."""
+        shapes = _tap_shapes(self.config)
+        if tap not in shapes:
+            raise KeyError(f"unknown StyleGAN2 tap {tap!r}; known taps: {list(shapes)}")
+        return shapes[tap]
+
+    def fn(self, tap: str, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+           noise_mode: str = "const", key=None) -> Callable:
+        """Pure batched callable ``f(z: (N, z_dim)) -> (N, *tap_shape(tap))``.
+
+        ``c`` (labels, (N, c_dim) or (c_dim,) broadcast over the batch), truncation and noise
+        are fixed. jit/vmap/jacfwd/grad all apply; under ``vmap`` of a single-sample wrapper
+        'random' noise is the same draw for every sample.
+        """
+        self.tap_shape(tap)
+        self._check_noise(noise_mode, key)
+        params, config = self.params, self.config
+        psi = float(truncation_psi)
+
+        def f(z):
+            cc = c
+            if cc is not None:
+                cc = jnp.asarray(cc, jnp.float32)
+                if cc.ndim == 1:
+                    cc = jnp.broadcast_to(cc, (z.shape[0], cc.shape[0]))
+            return _tap_jit(params, z, cc, key, config=config, tap=tap, truncation_psi=psi,
+                            truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
+
+        return f
