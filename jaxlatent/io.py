@@ -236,10 +236,12 @@ def _check_shapes(module, config, params, where):
     missing = sorted(set(want) - set(flat))
     extra = sorted(set(flat) - set(want))
     wrong = [f"{k}: {flat[k]} (expected {want[k]})" for k in sorted(want) if k in flat and flat[k] != want[k]]
-    if missing or extra or wrong:
+    problems = [f"{k}: missing (expected {want[k]})" for k in missing]
+    problems += [f"{k}: unexpected" for k in extra] + wrong
+    if problems:
+        more = f"; and {len(problems) - 6} more" if len(problems) > 6 else ""
         raise CheckpointError(
-            f"{where}: params do not match the config: missing {missing[:5]}, "
-            f"unexpected {extra[:5]}, misshapen {wrong[:5]}"
+            f"{where}: params do not match the config: {'; '.join(problems[:6])}{more}"
         )
 
 
