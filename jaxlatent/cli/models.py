@@ -39,8 +39,9 @@ def register(subparsers) -> None:
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1)")
     p.add_argument("--trunc-cutoff", type=int, default=None,
                    help="truncate only the first N ws (default: all)")
-    p.add_argument("--noise-mode", default="const", choices=("const", "random", "none"),
-                   help="StyleGAN2 noise inputs (default const)")
+    p.add_argument("--noise-mode", default=None, choices=("const", "random", "none"),
+                   help="noise inputs: StyleGAN2 const (default), random or none; FastGAN "
+                        "random (default, keyed by the first seed) or none")
     p.add_argument("--class", dest="class_idx", type=int, default=None,
                    help="class label for a conditional model")
     p.add_argument("--out", required=True, help="output PNG path")
@@ -124,17 +125,18 @@ def run_generate(args) -> int:
         raise ValueError("--batch must be at least 1")
     model = jaxlatent.load(args.checkpoint, which=args.which)
     seeds = parse_seeds(args.seeds)
-    z = latents_from_seeds(seeds, int(model.config.z_dim))
+    z_dim = getattr(model, "z_dim", None) or model.config.z_dim
+    z = latents_from_seeds(seeds, int(z_dim))
     batch = min(args.batch, len(seeds))
-    labels = _labels(model, args.class_idx, batch, args.checkpoint)
-    options = dict(truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff,
-                   noise_mode=args.noise_mode)
-    if model.config.family != "stylegan2":
-        if args.trunc != 1.0 or args.trunc_cutoff is not None or args.noise_mode != "const":
-            raise ValueError(f"{args.checkpoint}: --trunc/--noise-mode apply to StyleGAN2 models only")
-        options = {}
+    if model.config.family == "stylegan2":
+        options = dict(c=_labels(model, args.class_idx, batch, args.checkpoint),
+                       truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff,
+                       noise_mode=args.noise_mode or "const")
     else:
-        options["c"] = labels
+        if args.trunc != 1.0 or args.trunc_cutoff is not None or args.class_idx is not None:
+            raise ValueError(f"{args.checkpoint}: --trunc/--trunc-cutoff/--class apply to "
+                             f"StyleGAN2 models only, not {model.config.family}")
+        options = dict(noise_mode=args.noise_mode or "random")
 
     images = []
     for start in tqdm(range(0, len(seeds), batch), desc="generate", unit="batch",
