@@ -1,0 +1,155 @@
+"""Grassmannian geometry of local bases: principal angles, distances, warpage.
+
+A k-dimensional subspace of R^n is represented by an orthonormal basis
+``A: (n, k)`` (any basis of the same span gives the same results). Between two
+subspaces the principal angles ``0 <= theta_1 <= ... <= theta_p <= pi/2``
+(``p = min(k_a, k_b)``) are the invariants every distance below is built from
+(Edelman, Arias and Smith 1998, "The geometry of algorithms with orthogonality
+constraints", table 4.3). Seed 003 (Local Basis, section on the Grassmannian
+metric) uses the geodesic and the projection (2-norm) distances on the first
+``d`` basis vectors; see ``docs/methods.md``.
+
+Principal angles are computed stably (Knyazev and Argentati 2002): cosines
+from the SVD of ``A^T B`` are accurate for large angles, sines from the SVD of
+``(I - A A^T) B`` for small ones; each angle takes whichever is accurate.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+METRICS = ("geodesic", "proj", "proj_f", "chordal", "chordal_2", "fubini_study", "binet_cauchy",
+           "max_angle")
+
+
+def principal_angles(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Principal angles between span(a) and span(b), ascending, in radians.
+
+    a: (..., n, k_a), b: (..., n, k_b), orthonormal columns, batch axes broadcast.
+    Returns (..., min(k_a, k_b)). Accurate for angles near 0 (sine formula) and
+    near pi/2 (cosine formula) alike.
+    """
+    a = jnp.asarray(a)
+    b = jnp.asarray(b)
+    if a.shape[-2] != b.shape[-2]:
+        raise ValueError(f"principal_angles: bases live in different spaces: a is {a.shape}, b is {b.shape} "
+                         "(axis -2 must match)")
+    p = min(a.shape[-1], b.shape[-1])
+    m = jnp.swapaxes(a, -1, -2) @ b
+    cos = jnp.linalg.svd(m, compute_uv=False)[..., :p]                # descending
+    resid = b - a @ m                                                 # (I - A A^T) B
+    sin = jnp.linalg.svd(resid, compute_uv=False)[..., ::-1][..., :p]  # ascending
+    cos = jnp.clip(cos, 0.0, 1.0)
+    sin = jnp.clip(sin, 0.0, 1.0)
+    return jnp.where(cos * cos < 0.5, jnp.arccos(cos), jnp.arcsin(sin))
+
+
+def distance_from_angles(theta: jax.Array, metric: str = "geodesic", equal_dims: bool = True) -> jax.Array:
+    """A Grassmannian distance from principal angles ``theta: (..., p)`` -> (...).
+
+    metric (Edelman, Arias and Smith 1998, table 4.3):
+      ``geodesic``      ||theta||_2, the arc length (seed 003's ``geodesic``);
+      ``proj``          ||sin theta||_inf = ||A A^T - B B^T||_2 (seed 003's ``proj``; 1 when dims differ);
+      ``proj_f``        ||sin theta||_2 = ||A A^T - B B^T||_F / sqrt(2) (projection Frobenius);
+      ``chordal``       ||2 sin(theta/2)||_2 = min over rotations ||A Q_a - B Q_b||_F (Procrustes);
+      ``chordal_2``     ||2 sin(theta/2)||_inf;
+      ``fubini_study``  arccos(prod cos theta);
+      ``binet_cauchy``  sqrt(1 - prod cos^2 theta);
+      ``max_angle``     theta_p.
+    """
+    if metric == "geodesic":
+        return jnp.linalg.norm(theta, axis=-1)
+    if metric == "proj":
+        d = jnp.max(jnp.sin(theta), axis=-1)
+        return d if equal_dims else jnp.ones_like(d)
+    if metric == "proj_f":
+        return jnp.linalg.norm(jnp.sin(theta), axis=-1)
+    if metric == "chordal":
+        return jnp.linalg.norm(2 * jnp.sin(theta / 2), axis=-1)
+    if metric == "chordal_2":
+        return jnp.max(2 * jnp.sin(theta / 2), axis=-1)
+    if metric == "fubini_study":
+        return jnp.arccos(jnp.clip(jnp.prod(jnp.cos(theta), axis=-1), 0.0, 1.0))
+    if metric == "binet_cauchy":
+        return jnp.sqrt(jnp.clip(1 - jnp.prod(jnp.cos(theta) ** 2, axis=-1), 0.0, 1.0))
+    if metric == "max_angle":
+        return jnp.max(theta, axis=-1)
+    raise ValueError(f"grassmann metric must be one of {METRICS}, found {metric!r}")
+
+
+def grassmann_distance(a: jax.Array, b: jax.Array, metric: str = "geodesic", d: int | None = None) -> jax.Array:
+    """Grassmannian distance between span(a[..., :d]) and span(b[..., :d]).
+
+    a: (..., n, k_a), b: (..., n, k_b) orthonormal bases (e.g. ``LocalBasis.basis``),
+    batch axes broadcast. d: use the first ``d`` columns of each (seed 003's
+    ``subspace_dim``; default all). metric: see :func:`distance_from_angles`.
+    Returns (...).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"grassmann_distance: metric must be one of {METRICS}, found {metric!r}")
+    a = jnp.asarray(a)
+    b = jnp.asarray(b)
+    if d is not None:
+        if not 1 <= d <= min(a.shape[-1], b.shape[-1]):
+            raise ValueError(f"grassmann_distance: d must lie in [1, {min(a.shape[-1], b.shape[-1])}] "
+                             f"for bases of shapes {a.shape} and {b.shape}, found {d}")
+        a, b = a[..., :d], b[..., :d]
+    theta = principal_angles(a, b)
+    return distance_from_angles(theta, metric, equal_dims=a.shape[-1] == b.shape[-1])
+
+
+@jax.jit
+def _angles_block(rows, bases):
+    return principal_angles(rows[:, None], bases[None, :])
+
+
+def pairwise_grassmann(bases: jax.Array, metric: str = "geodesic", d: int | None = None,
+                       chunk_size: int | None = None, memory_bytes: float = 2 ** 28) -> jax.Array:
+    """Distances between every pair of N subspaces: (N, n, k) -> (N, N), zero diagonal.
+
+    Rows are computed ``chunk_size`` at a time (default: as many as keep the
+    O(rows * N * n * k) intermediate of the sine formula under ``memory_bytes``),
+    one compilation for all chunks.
+    """
+    bases = jnp.asarray(bases)
+    if bases.ndim != 3:
+        raise ValueError(f"pairwise_grassmann: expected bases of shape (N, n, k), found {bases.shape}")
+    if d is not None:
+        bases = bases[..., :d]
+    n_items, n, k = bases.shape
+    if chunk_size is None:
+        chunk_size = max(1, int(memory_bytes // (n_items * n * k * bases.dtype.itemsize)))
+    chunk = min(chunk_size, n_items)
+    blocks = []
+    for start in range(0, n_items, chunk):
+        rows = bases[start:start + chunk]
+        pad = chunk - rows.shape[0]
+        if pad:
+            rows = jnp.concatenate([rows, jnp.broadcast_to(rows[-1:], (pad, n, k))])
+        blocks.append(_angles_block(rows, bases)[: chunk - pad])
+    theta = jnp.concatenate(blocks)
+    # the sine formula leaves ~1e-7 rad on the diagonal; identical subspaces are at distance 0
+    theta = jnp.where(jnp.eye(n_items, dtype=bool)[..., None], 0.0, theta)
+    return distance_from_angles(theta, metric)
+
+
+def random_orthonormal(key: jax.Array, n: int, d: int, batch: tuple[int, ...] | int = (),
+                       dtype=jnp.float32) -> jax.Array:
+    """Haar-random orthonormal bases: (*batch, n, d), uniform on the Stiefel manifold.
+
+    QR of a Gaussian matrix with the signs of R's diagonal folded into Q
+    (Mezzadri 2007), so that span and basis are both Haar distributed. Seed
+    003's baseline draws ``scipy.stats.ortho_group`` matrices, of which the
+    first ``d`` columns have this distribution.
+    """
+    if not 1 <= d <= n:
+        raise ValueError(f"random_orthonormal: need 1 <= d <= n, found n={n}, d={d}")
+    batch = (batch,) if isinstance(batch, int) else tuple(batch)
+    g = jax.random.normal(key, batch + (n, d), dtype)
+    q, r = jnp.linalg.qr(g)
+    sign = jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))
+    return q * jnp.where(sign == 0, 1.0, sign)[..., None, :]

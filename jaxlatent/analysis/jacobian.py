@@ -1,0 +1,142 @@
+"""Batched Jacobians of a tap, and the matrix-free products that stand in for them.
+
+Convention (``docs/methods.md``, "Conventions"): ``f`` is a batched callable
+``f(z: (N, in)) -> (N, *out_shape)`` whose samples are independent. The
+per-sample map is ``g(z1) = f(z1[None])[0]``, flattened in C order, so the
+Jacobian at each latent is ``J = dg/dz1`` of shape ``(prod(out_shape), in)``.
+
+Forward mode pushes the ``in`` unit tangents through ``g`` (cost ~ ``in`` x one
+evaluation), reverse mode pulls ``out`` cotangents back (cost ~ ``out`` x one
+evaluation plus storing the forward pass); ``mode="auto"`` takes forward mode
+when ``in <= out``. With a batch of latents both modes become batched matrix
+products (for a dense layer, ``(N * in, width) @ (width, width)``), which is
+what makes them fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jaxlatent.parallel import map_batched
+
+MODES = ("auto", "fwd", "rev")
+
+
+def per_sample(f: Callable) -> Callable:
+    """The per-sample, flattened map ``g(z1: (in,)) -> (prod(out_shape),)`` of a batched ``f``."""
+
+    def g(z1):
+        return jnp.reshape(f(z1[None])[0], (-1,))
+
+    return g
+
+
+def check_latents(z, where: str = "jacobian") -> jax.Array:
+    """Latents as a (N, in) array of floating dtype, or an error that says what was found."""
+    z = jnp.asarray(z)
+    if z.ndim != 2:
+        raise ValueError(f"{where}: expected latents of shape (N, in), found shape {tuple(z.shape)}")
+    if z.shape[0] == 0:
+        raise ValueError(f"{where}: the batch of latents is empty (shape {tuple(z.shape)})")
+    if not jnp.issubdtype(z.dtype, jnp.floating):
+        z = z.astype(jnp.result_type(float))
+    return z
+
+
+def output_size(f: Callable, z: jax.Array) -> int:
+    """``prod(out_shape)`` of the tap, found by tracing ``f`` on one latent (no computation)."""
+    out = jax.eval_shape(f, jax.ShapeDtypeStruct((1,) + z.shape[1:], z.dtype))
+    return math.prod(out.shape[1:])
+
+
+def resolve_mode(mode: str, n_in: int, n_out: int) -> str:
+    """``"fwd"`` or ``"rev"``: ``"auto"`` picks forward mode when inputs are no more than outputs."""
+    if mode not in MODES:
+        raise ValueError(f"jacobian: mode must be one of {MODES}, found {mode!r}")
+    if mode == "auto":
+        return "fwd" if n_in <= n_out else "rev"
+    return mode
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchJacobian:
+    """Hashable batched Jacobian ``(n, in) -> (n, out, in)``; equal (f, mode) compile once."""
+
+    f: Callable
+    mode: str
+
+    def __call__(self, z):
+        g = per_sample(self.f)
+        jac = jax.jacfwd(g) if self.mode == "fwd" else jax.jacrev(g)
+        return jax.vmap(jac)(z)
+
+
+def jacobian(f: Callable, z, mode: str = "auto", chunk_size: int | None = None,
+             mesh=None, use_pmap: bool = False, progress: Callable | None = None) -> jax.Array:
+    """Jacobian of the tap ``f`` at every latent: ``J[n] = d f(z)[n] / d z[n]``.
+
+    f: batched callable ``(N, in) -> (N, *out_shape)``, outputs flattened in C order.
+    z: (N, in) latents (float32 or float64; the dtype ``f`` computes in is kept).
+    mode: ``"fwd"`` (vmapped ``jacfwd``), ``"rev"`` (vmapped ``jacrev``) or ``"auto"``
+    (forward when ``in <= out``). chunk_size: latents per compiled call; memory is
+    O(chunk_size * out * in) whatever N. mesh / use_pmap / progress: see
+    :func:`jaxlatent.parallel.map_batched`.
+    Returns ``(N, prod(out_shape), in)``.
+    """
+    z = check_latents(z)
+    mode = resolve_mode(mode, z.shape[1], output_size(f, z))
+    return map_batched(_BatchJacobian(f, mode), z, chunk_size=chunk_size, mesh=mesh,
+                       use_pmap=use_pmap, progress=progress)
+
+
+def jvp_operator(f: Callable, z) -> Callable:
+    """Matrix-free ``v -> J v`` at every latent (forward mode).
+
+    z: (N, in). The returned function maps ``v: (N, in)`` or ``(N, in, p)``
+    to ``(N, out)`` or ``(N, out, p)``. The linearisation is computed once, so
+    repeated products cost one Jacobian-vector pass each.
+    """
+    z = check_latents(z, "jvp_operator")
+    g = per_sample(f)
+    _, lin = jax.linearize(jax.vmap(g), z)
+
+    def apply(v):
+        if v.ndim == 3:
+            return jax.vmap(lin, in_axes=2, out_axes=2)(v)
+        return lin(v)
+
+    return apply
+
+
+def vjp_operator(f: Callable, z) -> Callable:
+    """Matrix-free ``u -> J^T u`` at every latent (reverse mode).
+
+    z: (N, in). The returned function maps ``u: (N, out)`` or ``(N, out, p)``
+    to ``(N, in)`` or ``(N, in, p)``; the forward pass is stored once.
+    """
+    z = check_latents(z, "vjp_operator")
+    g = per_sample(f)
+    _, pull = jax.vjp(jax.vmap(g), z)
+
+    def apply(u):
+        if u.ndim == 3:
+            return jax.vmap(lambda c: pull(c)[0], in_axes=2, out_axes=2)(u)
+        return pull(u)[0]
+
+    return apply
+
+
+def gram_operator(f: Callable, z) -> Callable:
+    """Matrix-free ``v -> J^T J v`` at every latent (the pull-back metric of the tap).
+
+    z: (N, in); ``v: (N, in)`` or ``(N, in, p)``, same shape returned. Its
+    eigenvalues are the squared singular values of ``J``.
+    """
+    jv = jvp_operator(f, z)
+    vj = vjp_operator(f, z)
+    return lambda v: vj(jv(v))
