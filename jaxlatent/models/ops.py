@@ -84,13 +84,52 @@ def filter_size(f) -> tuple[int, int]:
     return int(f.shape[-1]), int(f.shape[0])
 
 
-def _depthwise(x, k):
-    """Correlate every channel of ``x: (N, C, H, W)`` with the 2-D kernel ``k: (kh, kw)``."""
-    c = x.shape[1]
-    k = jnp.asarray(k, x.dtype)
-    w = jnp.broadcast_to(k[None, None], (c, 1) + k.shape)
-    return lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_DIMS,
-                                    feature_group_count=c)
+def _correlate_axis(x, taps, axis):
+    """VALID correlation of ``x`` along one axis with constant 1-D ``taps``."""
+    n_out = x.shape[axis] - len(taps) + 1
+    out = None
+    for i, t in enumerate(taps):
+        if t == 0:
+            continue
+        term = lax.slice_in_dim(x, i, i + n_out, axis=axis) * jnp.asarray(t, x.dtype)
+        out = term if out is None else out + term
+    if out is None:
+        shape = list(x.shape)
+        shape[axis] = n_out
+        out = jnp.zeros(shape, x.dtype)
+    return out
+
+
+def _rank_one(f: np.ndarray):
+    """``(u, v)`` with ``outer(u, v) == f`` when the 2-D filter is separable, else ``None``."""
+    i, j = np.unravel_index(np.argmax(np.abs(f)), f.shape)
+    if f[i, j] == 0:
+        return None
+    u, v = f[:, j], f[i, :] / f[i, j]
+    if np.allclose(np.outer(u, v), f, rtol=1e-6, atol=1e-9 * np.abs(f).max()):
+        return u, v
+    return None
+
+
+def _correlate2d(x, f: np.ndarray):
+    """VALID correlation of every channel of ``x: (N, C, H, W)`` with a constant filter.
+
+    Written as sums of shifted slices (separable filters in two 1-D passes): XLA fuses them
+    into one loop, far faster on CPU than a depthwise convolution.
+    """
+    if f.ndim == 1:
+        return _correlate_axis(_correlate_axis(x, f, 3), f, 2)
+    uv = _rank_one(f)
+    if uv is not None:
+        return _correlate_axis(_correlate_axis(x, uv[1], 3), uv[0], 2)
+    kh, kw = f.shape
+    ho, wo = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+    out = jnp.zeros(x.shape[:2] + (ho, wo), x.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            if f[a, b] != 0:
+                out = out + x[:, :, a:a + ho, b:b + wo] * jnp.asarray(f[a, b], x.dtype)
+    return out
 
 
 def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter: bool = False, gain: float = 1.0):
@@ -116,11 +155,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter: bool = False, gain: fl
     f = f * np.float32(gain ** (f.ndim / 2))
     if not flip_filter:
         f = np.flip(f, axis=tuple(range(f.ndim)))
-    if f.ndim == 2:
-        x = _depthwise(x, f)
-    else:
-        x = _depthwise(x, f[None, :])
-        x = _depthwise(x, f[:, None])
+    x = _correlate2d(x, f)
     return x[:, :, ::downy, ::downx]
 
 

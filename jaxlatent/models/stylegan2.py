@@ -28,6 +28,7 @@ Every tap computes only what it needs: a mapping tap never runs the synthesis ne
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Callable
 
@@ -187,19 +188,34 @@ class StyleGAN2:
         ``c`` (labels, (N, c_dim) or (c_dim,) broadcast over the batch), truncation and noise
         are fixed. jit/vmap/jacfwd/grad all apply; under ``vmap`` of a single-sample wrapper
         'random' noise is the same draw for every sample.
+
+        ``f`` is a ``jax.tree_util.Partial`` whose leaves are the parameters: pass it *as an
+        argument* to a jitted function (``jax.jit(lambda f, z: ...)(f, z)``) and the weights
+        reach the compiled program as inputs; closing over it instead embeds every weight as a
+        constant, which makes compilation several times slower for large generators.
         """
         self.tap_shape(tap)
         self._check_noise(noise_mode, key)
-        params, config = self.params, self.config
-        psi = float(truncation_psi)
+        if c is not None:
+            c = jnp.asarray(c, jnp.float32)
+        call = _TapCall(self.config, tap, float(truncation_psi), truncation_cutoff, noise_mode)
+        return jax.tree_util.Partial(call, self.params, c, key)
 
-        def f(z):
-            cc = c
-            if cc is not None:
-                cc = jnp.asarray(cc, jnp.float32)
-                if cc.ndim == 1:
-                    cc = jnp.broadcast_to(cc, (z.shape[0], cc.shape[0]))
-            return _tap_jit(params, z, cc, key, config=config, tap=tap, truncation_psi=psi,
-                            truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
 
-        return f
+@dataclasses.dataclass(frozen=True)
+class _TapCall:
+    """Static part of a tap function; hashable so that equal taps share compiled code."""
+
+    config: StyleGAN2Config
+    tap: str
+    truncation_psi: float
+    truncation_cutoff: int | None
+    noise_mode: str
+
+    def __call__(self, params, c, key, z):
+        z = jnp.asarray(z)
+        if c is not None and c.ndim == 1:
+            c = jnp.broadcast_to(c, (z.shape[0], c.shape[0]))
+        return _tap_jit(params, z, c, key, config=self.config, tap=self.tap,
+                        truncation_psi=self.truncation_psi,
+                        truncation_cutoff=self.truncation_cutoff, noise_mode=self.noise_mode)

@@ -33,6 +33,15 @@ def _record(name, value, stop):
         raise _Stop(value)
 
 
+def compute_dtype(x):
+    """float64 when x is float64 (x64 mode, for float64 reference Jacobians), else float32.
+
+    The reference casts z to float32; float32 inputs reproduce it exactly, and float64 inputs
+    evaluate the same function in float64 throughout.
+    """
+    return jnp.float64 if jnp.asarray(x).dtype == jnp.float64 else jnp.float32
+
+
 def _lerp(start, end, t: float):
     """``start + t (end - start)`` evaluated as ``torch.lerp`` does (same float32 rounding)."""
     if abs(t) < 0.5:
@@ -47,12 +56,13 @@ def mapping_layers(config: StyleGAN2Config, params, z, c=None, stop: str | None 
     output of layer ``stop`` (``'mapping.embed'``, ``'mapping.fc<i>'``) when given.
     """
     p = params["mapping"]
-    x = ops.normalize_2nd_moment(jnp.asarray(z, jnp.float32))
+    dtype = compute_dtype(z)
+    x = ops.normalize_2nd_moment(jnp.asarray(z, dtype))
     if config.c_dim > 0:
         if c is None:
             raise ValueError(f"this generator is conditional (c_dim={config.c_dim}): pass c of "
                              f"shape (N, {config.c_dim})")
-        c = jnp.asarray(c, jnp.float32)
+        c = jnp.asarray(c, dtype)
         if c.shape != (x.shape[0], config.c_dim):
             raise ValueError(f"c must have shape ({x.shape[0]}, {config.c_dim}), got {c.shape}")
         y = ops.fully_connected(c, p["embed"]["weight"], p["embed"]["bias"])
@@ -97,13 +107,13 @@ def style(config: StyleGAN2Config, params, ws, res: int, name: str):
     return ops.fully_connected(ws[:, spec.w_index], aff["weight"], aff["bias"])
 
 
-def _noise(config, layer_params, res, n, noise_mode, key, index):
+def _noise(config, layer_params, res, n, noise_mode, key, index, dtype):
     if not config.use_noise or noise_mode == "none":
         return None
     strength = layer_params["noise_strength"]
     if noise_mode == "const":
         return layer_params["noise_const"] * strength
-    sample = jax.random.normal(jax.random.fold_in(key, index), (n, 1, res, res), jnp.float32)
+    sample = jax.random.normal(jax.random.fold_in(key, index), (n, 1, res, res), dtype)
     return sample * strength
 
 
@@ -125,7 +135,7 @@ def _torgb(config, lp, x, s):
 
 def synthesis(config: StyleGAN2Config, params, ws, noise_mode: str = "const", key=None,
               stop: str | None = None):
-    """Synthesis network g: W+ -> image, NVlabs ``SynthesisNetwork.forward`` in float32.
+    """Synthesis network g: W+ -> image, NVlabs ``SynthesisNetwork.forward`` (float32).
 
     ws: (N, num_ws, w_dim). ``noise_mode``: 'const' (stored noise), 'random' (fresh N(0, 1)
     noise from ``key``; one draw per layer, independent over the batch), 'none'. Returns the
@@ -137,7 +147,7 @@ def synthesis(config: StyleGAN2Config, params, ws, noise_mode: str = "const", ke
         raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
     if noise_mode == "random" and config.use_noise and key is None:
         raise ValueError("noise_mode='random' needs an explicit jax.random key: pass key=...")
-    ws = jnp.asarray(ws, jnp.float32)
+    ws = jnp.asarray(ws, compute_dtype(ws))
     if ws.ndim != 3 or ws.shape[1:] != (config.num_ws, config.w_dim):
         raise ValueError(f"ws must have shape (N, {config.num_ws}, {config.w_dim}), got {ws.shape}")
     n = ws.shape[0]
@@ -151,9 +161,9 @@ def synthesis(config: StyleGAN2Config, params, ws, noise_mode: str = "const", ke
         styles = {s.name: style(config, params, ws, res, s.name)
                   for s in config.synthesis_layers if s.res == res}
         if res == 4:
-            x = jnp.broadcast_to(bp["const"][None], (n,) + bp["const"].shape)
+            x = jnp.broadcast_to(bp["const"][None].astype(ws.dtype), (n,) + bp["const"].shape)
             x = _synthesis_layer(config, bp["conv1"], x, styles["conv1"], res, 1,
-                                 _noise(config, bp["conv1"], res, n, noise_mode, key, layer_index))
+                                 _noise(config, bp["conv1"], res, n, noise_mode, key, layer_index, ws.dtype))
             layer_index += 1
             _record(f"{pre}.conv1", x, stop)
         else:
@@ -162,13 +172,13 @@ def synthesis(config: StyleGAN2Config, params, ws, noise_mode: str = "const", ke
             if resnet:
                 y = ops.conv2d_resample(x, bp["skip"]["weight"] * (1 / np.sqrt(x.shape[1])), f=f,
                                         up=2, flip_weight=False)
-                y = y * np.float32(gain)
+                y = y * jnp.asarray(gain, y.dtype)
             h = _synthesis_layer(config, bp["conv0"], x, styles["conv0"], res, 2,
-                                 _noise(config, bp["conv0"], res, n, noise_mode, key, layer_index))
+                                 _noise(config, bp["conv0"], res, n, noise_mode, key, layer_index, ws.dtype))
             _record(f"{pre}.conv0", h, stop)
             h = _synthesis_layer(config, bp["conv1"], h, styles["conv1"], res, 1,
                                  _noise(config, bp["conv1"], res, n, noise_mode, key,
-                                        layer_index + 1), gain=gain)
+                                        layer_index + 1, ws.dtype), gain=gain)
             layer_index += 2
             _record(f"{pre}.conv1", h, stop)
             x = y + h if resnet else h
