@@ -20,9 +20,18 @@ CONFIG = StyleGAN2Config(z_dim=8, w_dim=8, img_resolution=8, mapping_layers=2, c
                          channel_max=8, c_dim=2)
 
 
+def random_model(config, seed=0):
+    """Random StyleGAN2 from numpy draws (cheaper than jax.random per leaf on a busy CPU)."""
+    from jaxlatent.models.stylegan2 import expected_shapes
+
+    rng = np.random.RandomState(seed)
+    flat = {k: np.asarray(rng.randn(*s), np.float32) for k, s in expected_shapes(config).items()}
+    return StyleGAN2.from_state_dict(config, flat)
+
+
 @pytest.fixture(scope="module")
 def model():
-    return StyleGAN2.init(CONFIG, jax.random.key(0))
+    return random_model(CONFIG, 0)
 
 
 @pytest.fixture()
@@ -145,3 +154,31 @@ def test_import_and_converted_load_without_torch(saved, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()
     assert lines[0] == "8" and "needs PyTorch" in lines[1]
+
+
+def test_fastgan_files_go_to_the_fastgan_reader(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    import jaxlatent.converters.fastgan as fastgan_reader
+
+    calls = []
+    monkeypatch.setattr(fastgan_reader, "load_fastgan",
+                        lambda path, **options: calls.append((path, options)) or "model")
+    path = tmp_path / "all_1000.pth"
+    torch.save({"g": {"init.init.0.weight_orig": torch.zeros(1)}, "g_ema": [torch.zeros(1)]}, path)
+    assert jaxlatent.load(path, which="raw", im_size=256) == "model"
+    assert calls == [(str(path), {"which": "raw", "im_size": 256})]
+
+
+def test_fastgan_round_trip(tmp_path):
+    from jaxlatent.models import fastgan
+    from jaxlatent.models.stylegan2_config import nest
+
+    config = fastgan.FastGANConfig(im_size=256, nz=8, ngf=2)
+    rng = np.random.RandomState(0)
+    params = nest({k: np.asarray(rng.randn(*s), np.float32) for k, s in fastgan.param_shapes(config).items()})
+    model = fastgan.FastGAN(config, params, source_info={"format": "test"})
+    loaded = jaxlatent.load(io.save(model, tmp_path / "fg"))
+    assert loaded.config == model.config and loaded.source == {"format": "test"}
+    flat = dict(jax.tree_util.tree_leaves_with_path(loaded.params))
+    for key, leaf in jax.tree_util.tree_leaves_with_path(model.params):
+        np.testing.assert_array_equal(np.asarray(flat[key]), np.asarray(leaf))
