@@ -17,7 +17,7 @@ import hashlib
 import os
 import re
 
-from jaxlatent.converters import CheckpointError, Converted
+from jaxlatent.converters import CheckpointError, Converted, import_torch
 from jaxlatent.converters._safe_pickle import PersistentObject, module_state_dict, read_pickle
 
 NETWORK_KEYS = ("G_ema", "G")  # preference order when the caller names none
@@ -143,6 +143,7 @@ def read_nvlabs(path, which: str | None = None) -> Converted:
     """
     from jaxlatent.models import stylegan2  # noqa: PLC0415  (models stay optional here)
 
+    import_torch(path, "an NVlabs pickle")  # tensors are decoded with torch.load(weights_only=True)
     data = read_pickle(path)
     net, which = _pick_network(data, which, path)
     _check_architecture(net, which, path)

@@ -142,18 +142,23 @@ def test_sniffing():
 def test_import_and_converted_load_without_torch(saved, tmp_path):
     pt = tmp_path / "x.pt"
     pt.write_bytes(b"PK")
+    pkl = tmp_path / "x.pkl"
+    pkl.write_bytes(b"\x80\x04.")
     script = (
         "import sys; sys.modules['torch'] = None\n"
         "import jaxlatent, jaxlatent.converters.nvlabs, jaxlatent.converters.rosinality\n"
         f"m = jaxlatent.load({str(saved)!r}); print(m.config.img_resolution)\n"
         "from jaxlatent.converters import CheckpointError\n"
-        f"try:\n    jaxlatent.load({str(pt)!r})\nexcept CheckpointError as e:\n    print(e)\n"
+        f"for p in ({str(pt)!r}, {str(pkl)!r}):\n"
+        "    try:\n        jaxlatent.load(p)\n    except CheckpointError as e:\n        print(e)\n"
         "assert sys.modules['torch'] is None\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()
-    assert lines[0] == "8" and "needs PyTorch" in lines[1]
+    assert lines[0] == "8"
+    assert lines[1].startswith(str(pt)) and "needs PyTorch" in lines[1]
+    assert lines[2].startswith(str(pkl)) and "needs PyTorch" in lines[2]
 
 
 def test_fastgan_files_go_to_the_fastgan_reader(tmp_path, monkeypatch):
