@@ -162,14 +162,14 @@ def _ema_state(raw: dict, ema: list, path) -> dict:
 
 def _select(data, path, weights):
     """``(state dict, layout, weights taken, note)`` for the requested weights."""
-    if weights not in (None,) + WEIGHTS:
+    if weights not in (None, "g") + WEIGHTS:
         raise ValueError(f"weights must be 'ema', 'raw' or None; got {weights!r}")
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a dict (a FastGAN checkpoint or state dict); "
                               f"found {type(data).__name__}")
     if "g" in data and "g_ema" in data:
         raw = _arrays(data["g"], path, "'g'")
-        if weights == "raw":
+        if weights in ("raw", "g"):
             return raw, "all", "raw", "'g' of an all_*.pth file (raw weights, as trained)"
         if not isinstance(data["g_ema"], (list, tuple)):
             raise CheckpointError(f"{path}: 'g_ema' should be a list of tensors; found {type(data['g_ema']).__name__}")
@@ -183,7 +183,7 @@ def _select(data, path, weights):
         return (_arrays(data["g"], path, "'g'"), "per-iteration", "ema",
                 "'g' of a per-iteration file (the trainer stores EMA weights there)")
     if any(_strip(str(k)).startswith("init.init.0.") for k in data):
-        taken = weights or "unknown"
+        taken = weights if weights in WEIGHTS else "unknown"
         return (_arrays(data, path, "the file"), "state_dict", taken,
                 "a bare generator state dict (whether EMA or raw cannot be told from the file)")
     raise CheckpointError(
@@ -216,12 +216,23 @@ def read_fastgan(path, weights: str | None = None, im_size=None, nz=None, ngf=No
     return Converted(config, params, source)
 
 
-def load_fastgan(path, weights: str | None = None, im_size=None, nz=None, ngf=None, nc=None):
+_WHICH = {"ema": "ema", "g_ema": "ema", "raw": "raw", "g": "g"}
+
+
+def load_fastgan(path, weights: str | None = None, im_size=None, nz=None, ngf=None, nc=None,
+                 which: str | None = None):
     """Read a FastGAN ``.pth`` file and return a ``FastGAN`` model (see :func:`read_fastgan`).
 
+    ``which`` is the name ``jaxlatent.load`` passes: ``'ema'``/``'g_ema'``, ``'raw'``, or ``'g'``
+    (the ``g`` entry as stored: EMA in a per-iteration file, raw in ``all_*.pth``).
     ``model.source_info`` records the file, its layout and which weights were taken.
     """
     from jaxlatent.models.fastgan import FastGAN  # noqa: PLC0415
 
+    if which is not None:
+        if which not in _WHICH or (weights is not None and weights != _WHICH[which]):
+            raise ValueError(f"{path}: which={which!r} (weights={weights!r}): FastGAN files offer "
+                             f"which='ema'/'g_ema', 'raw' or 'g'")
+        weights = _WHICH[which]
     converted = read_fastgan(path, weights, im_size=im_size, nz=nz, ngf=ngf, nc=nc)
     return FastGAN(converted.config, converted.params, source_info=converted.source)

@@ -112,6 +112,37 @@ class FastGANConfig:
 
 
 
+expected_shapes = param_shapes  # the name jaxlatent.io looks for when it checks a converted directory
+
+
+def random_params(config: FastGANConfig, key) -> dict:
+    """Random params in the official initialisation's spirit, spectral norm already applied.
+
+    Convolutions N(0, 0.02) divided by their largest singular value (computed exactly, as a
+    converged power iteration would give), batch norm weight N(1, 0.02), bias 0, running
+    statistics (0, 1), noise strengths 0.1 (the official code starts at 0; non-zero so noise acts).
+    ``key`` (a ``jax.random`` key) seeds a numpy generator: host-side drawing keeps this cheap.
+    """
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    flat = {}
+    for name, shape in param_shapes(config).items():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in ("running_mean", "bias"):
+            value = np.zeros(shape)
+        elif leaf == "running_var":
+            value = np.ones(shape)
+        elif len(shape) == 4:
+            w = rng.standard_normal(shape) * 0.02
+            mat = np.moveaxis(w, 1, 0) if name == "init.init.0.weight" else w
+            value = w / np.linalg.norm(mat.reshape(mat.shape[0], -1), 2)
+        elif shape == (1,):
+            value = np.full(shape, 0.1)
+        else:
+            value = 1.0 + 0.02 * rng.standard_normal(shape)
+        flat[name] = np.asarray(value, np.float32)
+    return nest(flat)
+
+
 _forward_jit = jax.jit(forward, static_argnums=(0,), static_argnames=("batchnorm", "taps"))
 
 
@@ -131,6 +162,7 @@ class FastGAN:
       batchnorm_default: ``"running"``.
     """
 
+    family = "fastgan"
     batchnorm_default = DEFAULT_BATCHNORM
 
     def __init__(self, config: FastGANConfig, params: dict, source_info: dict | None = None):
@@ -138,6 +170,16 @@ class FastGAN:
         self.config = config
         self.params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
         self.source_info = source_info
+
+    # ``jaxlatent.io`` records provenance as ``model.source``
+    source = property(lambda self: self.source_info,
+                      lambda self, value: setattr(self, "source_info", value))
+    z_dim = property(lambda self: self.config.nz)
+
+    @classmethod
+    def init(cls, config: FastGANConfig, key) -> "FastGAN":
+        """Model with random parameters (for tests and benchmarks; see :func:`random_params`)."""
+        return cls(config, random_params(config, key), source_info={"format": "random"})
 
     def __repr__(self):
         c = self.config
@@ -246,6 +288,7 @@ class FastGAN:
         def f(z):
             self._check(z, batchnorm, f"FastGAN.fn({tap!r})")
             noises = self._noises(z.shape[0], z.dtype, noise, noise_mode, key, f"FastGAN.fn({tap!r})")
-            return forward(config, params, z, noises, batchnorm, (tap,))[tap]
+            # jitted inside: cheap eager calls, and still composable with jit/vmap/jacfwd/grad
+            return _forward_jit(config, params, z, noises, batchnorm=batchnorm, taps=(tap,))[tap]
 
         return f
