@@ -8,6 +8,9 @@ the median time per call, images/s and the ratio ours / reference (above 1: we a
     .venv/bin/python benchmarks/generate.py stylegan2 --nvlabs /path/to/stylegan2-ada-pytorch \
         --preset 256 --batch-sizes 1 4 16
 
+    .venv/bin/python benchmarks/generate.py fastgan --fastgan /path/to/FastGAN-pytorch \
+        --im-size 1024 --batch-sizes 1 4 16
+
 Another model family is added as a function ``bench_<family>(args) -> Result`` registered in
 ``FAMILIES`` with its own argument group.
 """
@@ -123,7 +126,85 @@ def bench_stylegan2(args) -> Result:
     return Result(f"StyleGAN2 generate, {config.img_resolution}x{config.img_resolution}", rows, notes)
 
 
-FAMILIES = {"stylegan2": bench_stylegan2}
+def _import_fastgan(path: str):
+    if not os.path.isfile(os.path.join(path, "models.py")):
+        sys.exit(f"--fastgan {path}: not a FastGAN-pytorch checkout (no models.py)")
+    sys.path.insert(0, os.path.abspath(path))
+    import models  # noqa: PLC0415  (the author's FastGAN models.py)
+    return models
+
+
+def bench_fastgan(args) -> Result:
+    """FastGAN: ``model.fn('image')`` under jit against the official ``Generator.forward``.
+
+    Both in evaluation mode (running batch-norm statistics) and both drawing their own noise
+    (``noise_mode='random'`` with a fixed key against ``torch.randn``); the relative error is
+    measured separately with every noise input set to zero on both sides.
+    """
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    from jaxlatent.converters.fastgan import params_from_state_dict  # noqa: PLC0415
+    from jaxlatent.models.fastgan import FastGAN  # noqa: PLC0415
+
+    if not args.fastgan:
+        sys.exit("fastgan needs --fastgan PATH (a local FastGAN-pytorch checkout)")
+    models = _import_fastgan(args.fastgan)
+    torch.manual_seed(0)
+    G = models.Generator(ngf=args.ngf, nz=args.nz, nc=3, im_size=args.im_size)
+    G.apply(models.weights_init)
+    with torch.no_grad():
+        for mod in G.modules():
+            if isinstance(mod, models.NoiseInjection):
+                mod.weight.fill_(0.1)
+        G.train()
+        G(torch.randn(2, args.nz))  # one power iteration and running statistics, as after training
+    G.eval().requires_grad_(False)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    G.to(dev)
+    config, params = params_from_state_dict({k: v.cpu().numpy() for k, v in G.state_dict().items()})
+    model = FastGAN(config, params)
+    generate = jax.jit(model.fn("image", noise_mode="random", key=jax.random.key(0)))
+    no_noise = model.fn("image", noise_mode="none")
+    original = models.NoiseInjection.forward
+
+    def zero_noise(self, feat, noise=None):
+        return original(self, feat, torch.zeros_like(feat[:, :1]))
+
+    notes = [f"im_size {args.im_size}, nz {args.nz}, ngf {args.ngf}; batch norm: running statistics",
+             f"jax {jax.__version__} on {jax.devices()[0].platform}, torch {torch.__version__} on "
+             f"{dev} with {torch.get_num_threads()} threads"]
+    rows = []
+    rng = np.random.default_rng(0)
+    for n in args.batch_sizes:
+        z = rng.standard_normal((n, config.nz)).astype(np.float32)
+        zj, zt = jnp.asarray(z), torch.from_numpy(z).to(dev)
+
+        def ours():
+            return jax.block_until_ready(generate(zj))
+
+        def ref():
+            with torch.no_grad():
+                out = G(zt)[0]
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            return out
+
+        t0 = time.perf_counter()
+        ours()
+        compile_s = time.perf_counter() - t0
+        models.NoiseInjection.forward = zero_noise
+        b = ref().cpu().numpy()
+        models.NoiseInjection.forward = original
+        a = np.asarray(no_noise(zj))
+        err = float(np.linalg.norm(a - b) / np.linalg.norm(b))
+        notes.append(f"batch {n}: first call (compile) {compile_s:.1f} s; relative error (no noise) {err:.1e}")
+        rows.append(Row(n, _time(ours, args.repeats, args.warmup), _time(ref, args.repeats, args.warmup)))
+    return Result(f"FastGAN generate, {args.im_size}x{args.im_size}", rows, notes)
+
+
+FAMILIES = {"stylegan2": bench_stylegan2, "fastgan": bench_fastgan}
 
 
 def format_table(result: Result) -> str:
@@ -147,6 +228,11 @@ def main(argv=None):
     sg2.add_argument("--nvlabs", help="path of a stylegan2-ada-pytorch checkout (required)")
     sg2.add_argument("--preset", choices=sorted(STYLEGAN2_PRESETS), default="256")
     sg2.add_argument("--psi", type=float, default=1.0, help="truncation psi")
+    fg = parser.add_argument_group("fastgan")
+    fg.add_argument("--fastgan", help="path of a FastGAN-pytorch checkout (required)")
+    fg.add_argument("--im-size", type=int, choices=(256, 512, 1024), default=1024)
+    fg.add_argument("--nz", type=int, default=256)
+    fg.add_argument("--ngf", type=int, default=64)
     args = parser.parse_args(argv)
     print(format_table(FAMILIES[args.family](args)))
 
