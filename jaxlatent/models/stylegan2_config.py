@@ -315,16 +315,21 @@ def random_params(config: StyleGAN2Config, key: jax.Array) -> dict:
     convolution weights, ``const`` and ``noise_const`` ``N(0, 1)``, ``noise_strength`` and
     ``w_avg`` zero.
     """
-    flat = {}
-    keys = jax.random.split(key, len(expected_shapes(config)))
-    for k, (name, shape) in zip(keys, expected_shapes(config).items()):
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf in ("bias", "noise_strength", "w_avg"):
-            fill = 1.0 if name.endswith("affine.bias") else 0.0
-            flat[name] = jnp.full(shape, fill, jnp.float32)
-        else:
-            value = jax.random.normal(k, shape, jnp.float32)
-            if name.startswith("mapping.fc"):
-                value = value / config.mapping_lr_multiplier
-            flat[name] = value
+    shapes = expected_shapes(config)
+    drawn = {k: s for k, s in shapes.items()
+             if k.rsplit(".", 1)[-1] not in ("bias", "noise_strength", "w_avg")}
+    # One draw for all weights: a separate jax.random.normal per shape compiles per shape.
+    sizes = [int(np.prod(s)) for s in drawn.values()]
+    values = np.asarray(jax.random.normal(key, (sum(sizes),), jnp.float32))
+    flat, start = {}, 0
+    for (name, shape), size in zip(drawn.items(), sizes):
+        value = values[start:start + size].reshape(shape)
+        start += size
+        if name.startswith("mapping.fc"):
+            value = value / np.float32(config.mapping_lr_multiplier)
+        flat[name] = value
+    for name, shape in shapes.items():
+        if name not in drawn:
+            flat[name] = np.full(shape, 1.0 if name.endswith("affine.bias") else 0.0, np.float32)
+    flat = {k: jnp.asarray(flat[k]) for k in shapes}
     return nest(flat)

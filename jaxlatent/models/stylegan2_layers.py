@@ -107,14 +107,27 @@ def style(config: StyleGAN2Config, params, ws, res: int, name: str):
     return ops.fully_connected(ws[:, spec.w_index], aff["weight"], aff["bias"])
 
 
-def _noise(config, layer_params, res, n, noise_mode, key, index, dtype):
+def _noise_inputs(config, params, n, noise_mode, key, dtype):
+    """Per-layer noise images, ``{(res, name): array broadcastable to (n, C, res, res)}``.
+
+    'random' draws every layer's N(0, 1) noise in one call (one random-bits kernel to compile,
+    not one per layer), then scales it by the layer's noise strength.
+    """
     if not config.use_noise or noise_mode == "none":
-        return None
-    strength = layer_params["noise_strength"]
+        return {}
+    layers = [(s.res, s.name) for s in config.synthesis_layers if s.name != "torgb"]
+    lp = {(r, nm): params["synthesis"][f"b{r}"][nm] for r, nm in layers}
     if noise_mode == "const":
-        return layer_params["noise_const"] * strength
-    sample = jax.random.normal(jax.random.fold_in(key, index), (n, 1, res, res), dtype)
-    return sample * strength
+        return {k: p["noise_const"].astype(dtype) * p["noise_strength"].astype(dtype)
+                for k, p in lp.items()}
+    sizes = [r * r for r, _ in layers]
+    draw = jax.random.normal(key, (n, sum(sizes)), dtype)
+    out, start = {}, 0
+    for (r, nm), size in zip(layers, sizes):
+        sample = draw[:, start:start + size].reshape(n, 1, r, r)
+        out[(r, nm)] = sample * lp[(r, nm)]["noise_strength"].astype(dtype)
+        start += size
+    return out
 
 
 def _synthesis_layer(config, lp, x, s, res, up, noise, gain=1.0):
@@ -138,7 +151,7 @@ def synthesis(config: StyleGAN2Config, params, ws, noise_mode: str = "const", ke
     """Synthesis network g: W+ -> image, NVlabs ``SynthesisNetwork.forward`` (float32).
 
     ws: (N, num_ws, w_dim). ``noise_mode``: 'const' (stored noise), 'random' (fresh N(0, 1)
-    noise from ``key``; one draw per layer, independent over the batch), 'none'. Returns the
+    noise from ``key``, independent over layers and samples), 'none'. Returns the
     image (N, img_channels, R, R), or the value named ``stop``: 'synthesis.b<res>' (block
     features), 'synthesis.b<res>.conv0'/'conv1' (layer outputs), 'synthesis.b<res>.img'
     (running image of a block that has one).
@@ -154,7 +167,7 @@ def synthesis(config: StyleGAN2Config, params, ws, noise_mode: str = "const", ke
     sp = params["synthesis"]
     f = ops.setup_filter(config.resample_filter)
     x = img = None
-    layer_index = 0
+    noise = _noise_inputs(config, params, n, noise_mode, key, ws.dtype)
     for res in config.block_resolutions:
         bp = sp[f"b{res}"]
         pre = f"synthesis.b{res}"
@@ -163,8 +176,7 @@ def synthesis(config: StyleGAN2Config, params, ws, noise_mode: str = "const", ke
         if res == 4:
             x = jnp.broadcast_to(bp["const"][None].astype(ws.dtype), (n,) + bp["const"].shape)
             x = _synthesis_layer(config, bp["conv1"], x, styles["conv1"], res, 1,
-                                 _noise(config, bp["conv1"], res, n, noise_mode, key, layer_index, ws.dtype))
-            layer_index += 1
+                                 noise.get((res, "conv1")))
             _record(f"{pre}.conv1", x, stop)
         else:
             resnet = config.architecture == "resnet"
@@ -174,12 +186,10 @@ def synthesis(config: StyleGAN2Config, params, ws, noise_mode: str = "const", ke
                                         up=2, flip_weight=False)
                 y = y * jnp.asarray(gain, y.dtype)
             h = _synthesis_layer(config, bp["conv0"], x, styles["conv0"], res, 2,
-                                 _noise(config, bp["conv0"], res, n, noise_mode, key, layer_index, ws.dtype))
+                                 noise.get((res, "conv0")))
             _record(f"{pre}.conv0", h, stop)
             h = _synthesis_layer(config, bp["conv1"], h, styles["conv1"], res, 1,
-                                 _noise(config, bp["conv1"], res, n, noise_mode, key,
-                                        layer_index + 1, ws.dtype), gain=gain)
-            layer_index += 2
+                                 noise.get((res, "conv1")), gain=gain)
             _record(f"{pre}.conv1", h, stop)
             x = y + h if resnet else h
         _record(pre, x, stop)

@@ -1,0 +1,269 @@
+"""StyleGAN2 generator: parity with the official NVlabs code (golden data), config, taps, errors.
+
+Golden data: tests/golden/stylegan2/*.npz, made by tests/golden/tools/make_stylegan2_golden.py
+from NVlabs stylegan2-ada-pytorch (see the README there).
+"""
+
+import dataclasses
+import glob
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlatent.models.stylegan2 import (StyleGAN2, StyleGAN2Config, expected_shapes,
+                                        params_from_state_dict, random_params, tap_value)
+
+GOLDEN = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "golden", "stylegan2", "*.npz")))
+TINY = StyleGAN2Config(z_dim=6, c_dim=3, w_dim=8, img_resolution=16, img_channels=3,
+                       mapping_layers=2, channel_base=64, channel_max=8)
+
+
+def rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)
+
+
+def load_golden(path):
+    d = np.load(path)
+    config = StyleGAN2Config.from_nvlabs_kwargs(json.loads(str(d["init_kwargs"])))
+    state = {k[len("param/"):]: d[k] for k in d.files if k.startswith("param/")}
+    return d, config, state
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return StyleGAN2.init(TINY, jax.random.PRNGKey(0))
+
+
+# ----- parity with the official code -------------------------------------------------------
+@pytest.mark.parametrize("path", GOLDEN, ids=[os.path.basename(p)[:-4] for p in GOLDEN])
+def test_golden_parity(path):
+    d, config, state = load_golden(path)
+    model = StyleGAN2.from_state_dict(config, state, source=path)
+    z = d["z"]
+    c = d["c"] if "c" in d.files else None
+    out = {k[len("out/"):]: d[k] for k in d.files if k.startswith("out/")}
+    taps = model.taps()
+
+    # everything in one jitted program per config: one compilation, shared subexpressions
+    requests = {}
+    for key in out:
+        if key.startswith("mapping."):
+            requests[key] = (key, 1.0, None, "const")
+        elif key.startswith("ws/"):
+            psi = float(key.split("psi")[1].split("_")[0])
+            requests[key] = ("ws", psi, 2 if "_cut" in key else None, "const")
+        elif key.startswith("image/"):
+            _, mode, psi = key.split("/")
+            requests[key] = ("image", float(psi[3:]), None, mode)
+        elif key.startswith("block/"):
+            _, block, what = key.split("/")
+            requests[key] = (f"synthesis.{block}" + (".img" if what == "img" else ""), 1.0, None,
+                             "const")
+        elif key.startswith("style/"):
+            requests[key] = ("style." + key[len("style/"):], 1.0, None, "const")
+    assert all(r[0] in taps for r in requests.values())
+
+    @jax.jit
+    def run(params, z, c):
+        return {k: tap_value(config, params, tap, z, c, psi, cut, mode)
+                for k, (tap, psi, cut, mode) in requests.items()}
+
+    got = run(model.params, z, c)
+    for key, want in out.items():
+        tol = 1e-5 if key.startswith(("mapping.", "ws/", "style/")) else 1e-4
+        assert got[key].shape == want.shape, key
+        assert rel(got[key], want) < tol, (key, rel(got[key], want))
+    # the model's own entry points agree with the taps
+    np.testing.assert_allclose(model.mapping(z, c, 0.7), out["ws/psi0.7"], rtol=0, atol=1e-5 *
+                               np.abs(out["ws/psi0.7"]).max())
+    assert rel(model.synthesis(out["ws/psi1.0"], noise_mode="none"), out["image/none/psi1.0"]) < 1e-4
+
+
+def test_golden_covers_the_issue_configs():
+    names = {os.path.basename(p)[:-4] for p in GOLDEN}
+    archs, conditional, big_mapping = set(), False, False
+    for path in GOLDEN:
+        _, config, _ = load_golden(path)
+        archs.add(config.architecture)
+        conditional |= config.c_dim > 0
+        big_mapping |= config.mapping_layers == 8 and config.w_dim == 512
+    assert archs == {"orig", "skip", "resnet"} and conditional and big_mapping, names
+
+
+# ----- config ------------------------------------------------------------------------------
+def test_config_json_round_trip():
+    for config in (StyleGAN2Config(), TINY,
+                   dataclasses.replace(TINY, channels=(8, 7, 6), conv_clamp=256.0, w_avg_beta=None,
+                                       resample_filter=(1, 2, 1), architecture="resnet")):
+        text = config.to_json()
+        back = StyleGAN2Config.from_json(text)
+        assert back == config and hash(back) == hash(config)
+        assert json.loads(text)["family"] == "stylegan2"
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(architecture="unet"), "unsupported architecture"),
+    (dict(img_resolution=48), "power of 2"),
+    (dict(img_resolution=2048), "power of 2"),
+    (dict(img_resolution=2), "power of 2"),
+    (dict(mapping_activation="gelu9"), "mapping_activation"),
+    (dict(channels=(8, 8)), "one count per resolution"),
+    (dict(z_dim=0), "z_dim"),
+    (dict(c_dim=-1), "c_dim"),
+    (dict(family="fastgan"), "family"),
+])
+def test_bad_config(change, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(TINY, **change)
+
+
+def test_config_from_nvlabs_kwargs():
+    kw = dict(z_dim=4, c_dim=0, w_dim=4, img_resolution=8, img_channels=3,
+              mapping_kwargs=dict(num_layers=2), channel_base=64, num_fp16_res=4)
+    sg3 = StyleGAN2Config.from_nvlabs_kwargs(kw, flavor="stylegan3")  # stylegan3 layout
+    assert (sg3.conv_clamp, sg3.w_avg_beta, sg3.channel_base) == (256, 0.998, 64)
+    assert StyleGAN2Config.from_nvlabs_kwargs(kw).conv_clamp is None
+    with pytest.raises(ValueError, match="unsupported mapping_kwargs option 'foo'"):
+        StyleGAN2Config.from_nvlabs_kwargs(dict(kw, mapping_kwargs=dict(foo=1)))
+    with pytest.raises(ValueError, match="unknown option"):
+        StyleGAN2Config.from_dict(dict(TINY.to_dict(), bogus=1))
+
+
+# ----- parameters --------------------------------------------------------------------------
+def test_random_params_follow_nvlabs_init(tiny):
+    p = tiny.params
+    assert set(expected_shapes(TINY)) == set(_flat_keys(p))
+    assert np.all(np.asarray(p["synthesis"]["b8"]["conv0"]["affine"]["bias"]) == 1)
+    assert np.all(np.asarray(p["synthesis"]["b8"]["conv0"]["noise_strength"]) == 0)
+    assert np.all(np.asarray(p["mapping"]["w_avg"]) == 0)
+    big_mapping = StyleGAN2Config(img_resolution=4, channel_max=8)
+    fc = np.asarray(random_params(big_mapping, jax.random.PRNGKey(1))["mapping"]["fc0"]["weight"])
+    assert abs(fc.std() * 0.01 - 1) < 0.01  # N(0, 1) / lr_multiplier
+
+
+def _flat_keys(tree, prefix=""):
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            yield from _flat_keys(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}"
+
+
+def test_params_from_state_dict_errors():
+    shapes = expected_shapes(TINY)
+    state = {k: np.zeros(s, np.float32) for k, s in shapes.items()}
+    state["synthesis.b8.resample_filter"] = np.outer([1, 3, 3, 1], [1, 3, 3, 1]) / 64
+    params = params_from_state_dict(TINY, state, "ok.pkl")
+    assert params["synthesis"]["b8"]["conv0"]["weight"].shape == (8, 8, 3, 3)
+    assert "resample_filter" not in params["synthesis"]["b8"]
+
+    missing = dict(state)
+    del missing["mapping.fc1.bias"]
+    with pytest.raises(ValueError, match=r"(?s)g\.pkl.*mapping\.fc1\.bias: missing \(expected shape \(8,\)\)"):
+        params_from_state_dict(TINY, missing, "g.pkl")
+    wrong = dict(state, **{"synthesis.b4.const": np.zeros((8, 5, 5))})
+    with pytest.raises(ValueError, match=r"synthesis\.b4\.const: expected shape \(8, 4, 4\), found \(8, 5, 5\)"):
+        params_from_state_dict(TINY, wrong, "g.pkl")
+    extra = dict(state, **{"synthesis.b4.extra": np.zeros(3)})
+    with pytest.raises(ValueError, match="synthesis.b4.extra: unexpected key"):
+        params_from_state_dict(TINY, extra, "g.pkl")
+    filt = dict(state, **{"synthesis.b8.conv0.resample_filter": np.ones((2, 2)) / 4})
+    with pytest.raises(ValueError, match="differs from the config's resample_filter"):
+        params_from_state_dict(TINY, filt, "g.pkl")
+
+
+# ----- taps --------------------------------------------------------------------------------
+def test_taps_and_shapes(tiny):
+    taps = tiny.taps()
+    assert taps[:4] == ["mapping.embed", "mapping.fc0", "mapping.fc1", "w"]
+    for name in ("ws", "style.b4.conv1", "style.b8.conv0", "style.b16.torgb", "styles",
+                 "synthesis.b4", "synthesis.b8.conv0", "synthesis.b16.img", "image"):
+        assert name in taps
+    assert tiny.tap_shape("ws") == (tiny.num_ws, 8) == (6, 8)
+    assert tiny.tap_shape("image") == (3, 16, 16)
+    z = jax.ShapeDtypeStruct((2, 6), jnp.float32)
+    c = jnp.zeros((2, 3))
+    for tap in taps:  # shapes by tracing only, no compilation
+        out = jax.eval_shape(tiny.fn(tap, c=c, noise_mode="none"), z)
+        assert out.shape == (2,) + tiny.tap_shape(tap), tap
+        assert out.dtype == jnp.float32
+    with pytest.raises(KeyError, match="unknown StyleGAN2 tap"):
+        tiny.fn("synthesis.b32")
+    resnet = StyleGAN2.init(dataclasses.replace(TINY, architecture="resnet"), jax.random.PRNGKey(0))
+    assert "synthesis.b8.img" not in resnet.taps() and "style.b8.torgb" not in resnet.taps()
+
+
+def test_mapping_taps_skip_synthesis(tiny):
+    for tap in ("mapping.fc1", "w", "style.b16.conv0"):
+        jaxpr = str(jax.make_jaxpr(tiny.fn(tap, c=jnp.zeros(3)))(jnp.zeros((2, 6))))
+        assert "conv_general_dilated" not in jaxpr, tap
+
+
+def test_tap_jit_vmap_jacfwd(tiny):
+    z = jax.random.normal(jax.random.PRNGKey(1), (3, 6))
+    f = tiny.fn("synthesis.b8", c=jnp.ones(3), truncation_psi=0.7)
+
+    # f is a pytree: passed through jit, the weights stay inputs of the compiled program
+    @jax.jit
+    def run(f, z):
+        single = lambda z1: f(z1[None])[0]  # noqa: E731
+        return f(z), jax.vmap(single)(z), jax.vmap(jax.jacfwd(single))(z)
+
+    y, y_single, jac = run(f, z)
+    np.testing.assert_allclose(y_single, y, rtol=1e-5, atol=1e-6)
+    assert jac.shape == (3,) + tiny.tap_shape("synthesis.b8") + (6,)
+    # float64 evaluation: forward-mode Jacobian against central differences
+    with jax.enable_x64(True):
+        @jax.jit
+        def run64(f, z1):
+            g = lambda v: f(v[None])[0].reshape(-1)  # noqa: E731
+            e, eps = jnp.eye(6, dtype=jnp.float64)[2], 1e-5
+            return jax.jacfwd(g)(z1), (g(z1 + eps * e) - g(z1 - eps * e)) / (2 * eps)
+
+        j64, fd = run64(f, jnp.asarray(np.asarray(z[0]), jnp.float64))
+        assert j64.dtype == jnp.float64
+        np.testing.assert_allclose(j64[:, 2], fd, rtol=1e-5, atol=1e-7)
+    assert rel(jac[0], np.asarray(j64).reshape(jac[0].shape)) < 1e-4
+
+
+def test_noise_modes(tiny):
+    cfg = tiny.config
+    params = jax.tree_util.tree_map(lambda x: x, tiny.params)
+    for layer in ("conv0", "conv1"):
+        params["synthesis"]["b16"][layer]["noise_strength"] = jnp.asarray(0.5)
+    model = StyleGAN2(cfg, params)
+    z = jax.random.normal(jax.random.PRNGKey(2), (2, 6))
+    c = jnp.eye(3)[:2]
+    with pytest.raises(ValueError, match="explicit jax.random key"):
+        model.generate(z, c, noise_mode="random")
+    with pytest.raises(ValueError, match="explicit jax.random key"):
+        model.fn("image", noise_mode="random")
+    with pytest.raises(ValueError, match="noise_mode"):
+        model.generate(z, c, noise_mode="fixed")
+
+    @jax.jit
+    def images(params, k0, k1):  # one compilation for all modes
+        run = lambda mode, key=None: tap_value(cfg, params, "image", z, c, noise_mode=mode, key=key)  # noqa: E731
+        return run("random", k0), run("random", k0), run("random", k1), run("const"), run("none")
+
+    a, b, d, const, none = images(params, jax.random.PRNGKey(0), jax.random.PRNGKey(1))
+    np.testing.assert_array_equal(a, b)
+    assert rel(a, d) > 1e-3 and rel(const, none) > 1e-3 and rel(a, const) > 1e-3
+
+
+def test_input_errors(tiny):
+    with pytest.raises(ValueError, match="conditional"):
+        tiny.mapping(jnp.zeros((2, 6)))
+    with pytest.raises(ValueError, match=r"z must have shape \(N, 6\)"):
+        tiny.mapping(jnp.zeros((2, 5)), jnp.zeros((2, 3)))
+    with pytest.raises(ValueError, match="ws must have shape"):
+        tiny.synthesis(jnp.zeros((2, 5, 8)))
+    no_avg = dataclasses.replace(TINY, w_avg_beta=None)
+    model = StyleGAN2.init(no_avg, jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="w_avg"):
+        model.mapping(jnp.zeros((1, 6)), jnp.zeros((1, 3)), truncation_psi=0.5)
