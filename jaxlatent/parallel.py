@@ -75,32 +75,59 @@ def shard_batch(x, mesh: Mesh):
     return out, n
 
 
+def _is_dynamic(leaf) -> bool:
+    return isinstance(leaf, (jax.Array, np.ndarray, np.generic))
+
+
+def split_callable(fn):
+    """Split a callable pytree into a hashable static part and its array leaves.
+
+    A ``jax.tree_util.Partial`` holding weights (what ``model.fn(tap)`` returns),
+    or a registered dataclass wrapping one, passes its arrays to the compiled
+    program as inputs: equal structures share one compilation, and the weights
+    are not baked in as constants. A plain function is all static (hashed by
+    identity).
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(fn)
+    dyn = tuple(x for x in leaves if _is_dynamic(x))
+    static = tuple(None if _is_dynamic(x) else x for x in leaves)
+    return (treedef, static), dyn
+
+
+def _join(static, dyn):
+    treedef, fixed = static
+    it = iter(dyn)
+    return jax.tree_util.tree_unflatten(treedef, [next(it) if s is None else s for s in fixed])
+
+
 @functools.partial(jax.jit, static_argnums=(0,))
-def _call_jit(fn, x):
-    return fn(x)
+def _call_jit(static, dyn, x):
+    return _join(static, dyn)(x)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _call_sharded(fn, mesh, x):
-    spec = P(BATCH_AXIS)
-    return jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)(x)
+def _call_sharded(static, mesh, dyn, x):
+    fn = lambda d, xs: _join(static, d)(xs)
+    return jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(BATCH_AXIS)), out_specs=P(BATCH_AXIS),
+                         check_vma=False)(dyn, x)
 
 
 @functools.lru_cache(maxsize=64)
-def _pmapped(fn, devices):
-    return jax.pmap(fn, devices=list(devices))
+def _pmapped(static, devices):
+    return jax.pmap(lambda d, xs: _join(static, d)(xs), in_axes=(None, 0), devices=list(devices))
 
 
 def _run_chunk(fn, x, mesh, use_pmap):
+    static, dyn = split_callable(fn)
     if use_pmap:
         devices = tuple(mesh.devices.flat) if mesh is not None else tuple(jax.local_devices())
         ndev = len(devices)
         shaped = jax.tree_util.tree_map(lambda a: a.reshape((ndev, a.shape[0] // ndev) + a.shape[1:]), x)
-        out = _pmapped(fn, devices)(shaped)
+        out = _pmapped(static, devices)(dyn, shaped)
         return jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
     if mesh is not None:
-        return _call_sharded(fn, mesh, x)
-    return _call_jit(fn, x)
+        return _call_sharded(static, mesh, dyn, x)
+    return _call_jit(static, dyn, x)
 
 
 def map_batched(fn: Callable[[Any], Any], z, chunk_size: int | None = None, mesh: Mesh | None = None,
@@ -108,9 +135,10 @@ def map_batched(fn: Callable[[Any], Any], z, chunk_size: int | None = None, mesh
     """Apply a batched function to ``z`` chunk by chunk, each chunk spread over devices.
 
     fn: ``x (n, ...) -> pytree of arrays with leading axis n``, samples independent.
-    It must be hashable with a stable identity (a module-level function, a jitted
-    function, or a frozen dataclass holding the callable) so that it compiles once
-    and is reused across calls. z: ``(N, ...)`` array or pytree of arrays with a
+    Its array leaves (if it is a pytree such as ``jax.tree_util.Partial``) are
+    passed to the compiled program as inputs, the rest is hashed: the same
+    function (or an equal structure) compiles once and is reused across chunks
+    and calls (see :func:`split_callable`). z: ``(N, ...)`` array or pytree of arrays with a
     shared leading axis. chunk_size: rows per call (default: all N at once);
     the last chunk is padded so that every call has the same shape (one
     compilation). mesh: a :func:`batch_mesh`; each chunk (rounded up to a

@@ -16,6 +16,7 @@ what makes them fast.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Callable
 
@@ -63,6 +64,7 @@ def resolve_mode(mode: str, n_in: int, n_out: int) -> str:
     return mode
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["f"], meta_fields=["mode"])
 @dataclasses.dataclass(frozen=True)
 class _BatchJacobian:
     """Hashable batched Jacobian ``(n, in) -> (n, out, in)``; equal (f, mode) compile once."""

@@ -21,6 +21,7 @@ the spectrum decays slowly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -80,6 +81,7 @@ def _subspace_iteration(g, z1, key_data, k, block, iters, tol):
     return s[:k], u[:, :k], v[:, :k], res, it
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["f"], meta_fields=["k", "block", "iters", "tol"])
 @dataclasses.dataclass(frozen=True)
 class _BatchTopK:
     f: Callable
