@@ -17,7 +17,7 @@ from the SVD of ``A^T B`` are accurate for large angles, sines from the SVD of
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -153,3 +153,78 @@ def random_orthonormal(key: jax.Array, n: int, d: int, batch: tuple[int, ...] | 
     q, r = jnp.linalg.qr(g)
     sign = jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))
     return q * jnp.where(sign == 0, 1.0, sign)[..., None, :]
+
+
+class Warpage(NamedTuple):
+    """Seed 003's warpage experiment: distances (n_pairs, D), one column per subspace dimension ``dims``.
+
+    random_pairs: local bases at two independent latents.
+    neighbours: local bases at ``z`` and at ``z + eps u`` (u a random unit vector).
+    to_global: local basis at ``z`` against one global basis (GANSpace PCA by default).
+    haar: two Haar-random bases (the baseline of no structure at all).
+    """
+
+    dims: jax.Array
+    random_pairs: jax.Array
+    neighbours: jax.Array
+    to_global: jax.Array
+    haar: jax.Array
+
+
+def pca_basis(values: jax.Array, k: int) -> jax.Array:
+    """GANSpace's global basis: top-k principal axes of tap values (N, *out) -> (out, k), orthonormal."""
+    x = jnp.reshape(values, (values.shape[0], -1))
+    x = x - jnp.mean(x, axis=0)
+    _, _, vt = jnp.linalg.svd(x, full_matrices=False)
+    if vt.shape[0] < k:
+        raise ValueError(f"pca_basis: {x.shape[0]} samples give at most {vt.shape[0]} principal axes, "
+                         f"{k} requested")
+    return vt[:k].T
+
+
+def _curves(a, b, dims, metric):
+    return jnp.stack([grassmann_distance(a, b, metric=metric, d=int(d)) for d in dims], axis=-1)
+
+
+def warpage(f: Callable, z, key: jax.Array, dims=range(1, 51), eps: float = 0.1, metric: str = "geodesic",
+            global_basis: jax.Array | None = None, population=None, chunk_size: int | None = None,
+            solver: str = "svd") -> Warpage:
+    """How warped is the tap's latent space? Seed 003's Grassmannian experiment as one function.
+
+    f: batched tap ``(N, in) -> (N, *out_shape)``; z: (N, in), N >= 2 (split into
+    N // 2 random pairs; the first N // 2 latents also serve the neighbour and
+    global comparisons). key: PRNG key (neighbour directions, Haar bases).
+    dims: subspace dimensions d (the reference sweeps 1..50): each distance
+    uses the first d Local Basis vectors. eps: neighbour distance (reference
+    0.1). global_basis: (out, >= max(dims)) orthonormal; default the GANSpace
+    PCA of ``f(population)`` (default population: ``z``). metric: see
+    :func:`grassmann_distance` (the reference reports ``geodesic`` and ``proj``).
+    Returns :class:`Warpage`; each field's mean over axis 0 is one curve of the
+    paper's figure.
+    """
+    from jaxlatent.analysis.local_basis import local_basis
+
+    z = jnp.asarray(z)
+    dims = jnp.asarray(list(dims), jnp.int32)
+    if z.ndim != 2 or z.shape[0] < 2:
+        raise ValueError(f"warpage: expected latents of shape (N >= 2, in), found {z.shape}")
+    k = int(jnp.max(dims))
+    m = z.shape[0] // 2
+    k_near, k_haar = jax.random.split(key)
+    bases = local_basis(f, z[:2 * m], k=k, chunk_size=chunk_size, solver=solver).basis
+    u = jax.random.normal(k_near, (m, z.shape[1]), z.dtype)
+    z_near = z[:m] + eps * u / jnp.linalg.norm(u, axis=-1, keepdims=True)
+    near = local_basis(f, z_near, k=k, chunk_size=chunk_size, solver=solver).basis
+    if global_basis is None:
+        pop = z if population is None else jnp.asarray(population)
+        global_basis = pca_basis(f(pop), k)
+    global_basis = jnp.asarray(global_basis, bases.dtype)
+    if global_basis.shape[0] != bases.shape[1] or global_basis.shape[1] < k:
+        raise ValueError(f"warpage: global_basis must be ({bases.shape[1]}, >= {k}), found {global_basis.shape}")
+    n_out = bases.shape[1]
+    ha = random_orthonormal(k_haar, n_out, k, (2, m), bases.dtype)
+    return Warpage(dims=dims,
+                   random_pairs=_curves(bases[:m], bases[m:2 * m], dims, metric),
+                   neighbours=_curves(bases[:m], near, dims, metric),
+                   to_global=_curves(bases[:m], global_basis[None, :, :k], dims, metric),
+                   haar=_curves(ha[0], ha[1], dims, metric))

@@ -1,0 +1,152 @@
+"""Traversals of the latent space along Local Basis directions (seed 003).
+
+``linear_traversal`` moves in a straight line, ``z + t v``. The paper's
+*iterative curve traversal* (Choi et al., "Do Not Escape From the Manifold",
+section 3.2; reference ``get_iter_trvs_latent`` in ``notebooks/localbasis_utils.py``)
+follows the direction field instead: from ``z`` it takes ``num_steps // 2``
+small steps each way along the chosen right singular vector, recomputing the
+Local Basis after every step, so that the curve stays on the image of the
+latent neighbourhood where a straight line would leave it.
+
+Step rule (as the reference): step length ``2 sigma / num_steps``, divided by
+the current singular value when ``scale_by_singular_value`` (so that the tap
+moves by about ``2 sigma / num_steps`` per step). After each recomputation the
+new direction's sign is aligned with the previous one (flipped when their
+inner product is negative). With ``follow_basis`` the followed index may
+change: it becomes the index of the new tap-space basis vector most parallel
+(in absolute cosine) to the previous one, as the reference's
+``compare_basis`` option does. Both directions (+ and -) run as one batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxlatent.analysis.jacobian import _BatchJacobian, check_latents, output_size, resolve_mode
+from jaxlatent.analysis.local_basis import svd_triplets
+from jaxlatent.parallel import map_batched
+
+
+def linear_traversal(z, direction, t) -> jax.Array:
+    """Straight lines ``z + t v``: z (N, in), direction (N, in) or (in,), t (T,) -> (N, T, in)."""
+    z = jnp.asarray(z)
+    v = jnp.broadcast_to(jnp.asarray(direction, z.dtype), z.shape)
+    t = jnp.asarray(t, z.dtype)
+    return z[:, None, :] + t[None, :, None] * v[:, None, :]
+
+
+class Traversal(NamedTuple):
+    """Result of :func:`iterative_traversal` (a pytree, batched on axis 0).
+
+    latents: (N, num_frames, in) frames along the curve, from the negative end through
+        ``z`` (the middle frame) to the positive end.
+    values: (N, num_frames, *out_shape) the tap at those frames (what the reference returns).
+    path: (N, 2 * (num_steps // 2) + 1, in) every step of the curve, same order.
+    index: (N, 2 * (num_steps // 2) + 1) the basis index followed at each step.
+    """
+
+    latents: jax.Array
+    values: jax.Array
+    path: jax.Array
+    index: jax.Array
+
+
+def frame_steps(num_frames: int, num_steps: int) -> list[int]:
+    """Step counts (from ``z``, each way) at which frames are taken, as the reference picks them."""
+    each = num_frames // 2
+    return [int(i / each * (num_steps // 2)) for i in range(1, each + 1)]
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["f"],
+                   meta_fields=["mode", "index", "sigma", "num_steps", "scale", "follow", "keep"])
+@dataclasses.dataclass(frozen=True)
+class _Iterate:
+    f: Callable
+    mode: str
+    index: int
+    sigma: float
+    num_steps: int
+    scale: bool
+    follow: bool
+    keep: int
+
+    def _basis(self, z):
+        return svd_triplets(_BatchJacobian(self.f, self.mode)(z), self.keep)
+
+    def __call__(self, z):
+        n = z.shape[0]
+        zz = jnp.concatenate([z, z])
+        sign = jnp.concatenate([jnp.ones((n,), z.dtype), -jnp.ones((n,), z.dtype)])
+        lb = self._basis(zz)
+        idx0 = jnp.full((2 * n,), self.index, jnp.int32)
+        take = lambda a, i: jnp.take_along_axis(a, i[:, None, None], axis=-1)[..., 0]
+        state = (zz, take(lb.directions, idx0), take(lb.basis, idx0),
+                 lb.singular_values[:, self.index], idx0)
+        delta = 2.0 * self.sigma / self.num_steps
+
+        def step(carry, _):
+            zc, v, u, s, idx = carry
+            size = delta / s if self.scale else delta
+            zn = zc + (sign * size)[:, None] * v
+            new = self._basis(zn)
+            if self.follow:
+                cos = jnp.abs(jnp.einsum("bo,bok->bk", u, new.basis))
+                idx = jnp.argmax(cos, axis=-1).astype(jnp.int32)
+            vn, un = take(new.directions, idx), take(new.basis, idx)
+            flip = jnp.where(jnp.sum(v * vn, axis=-1) < 0, -1.0, 1.0).astype(z.dtype)[:, None]
+            sn = jnp.take_along_axis(new.singular_values, idx[:, None], axis=-1)[:, 0]
+            return (zn, vn * flip, un * flip, sn, idx), (zn, idx)
+
+        _, (zs, idxs) = jax.lax.scan(step, state, None, length=self.num_steps // 2)
+        zs = jnp.swapaxes(zs, 0, 1)          # (2n, steps, in)
+        idxs = jnp.swapaxes(idxs, 0, 1)
+        pos, neg = zs[:n], zs[n:]
+        path = jnp.concatenate([neg[:, ::-1], z[:, None], pos], axis=1)
+        index = jnp.concatenate([idxs[n:, ::-1], idx0[:n, None], idxs[:n]], axis=1)
+        return path, index
+
+
+def iterative_traversal(f: Callable, z, index: int, sigma: float, num_steps: int = 100,
+                        num_frames: int = 5, scale_by_singular_value: bool = False,
+                        follow_basis: bool = False, mode: str = "auto", chunk_size: int | None = None,
+                        mesh=None, use_pmap: bool = False, progress: Callable | None = None) -> Traversal:
+    """The Local Basis paper's iterative curve traversal along the ``index``-th direction.
+
+    f: batched tap ``(N, in) -> (N, *out_shape)`` whose Local Basis is followed.
+    z: (N, in) start latents. index: 0-based singular direction (0 = largest).
+    sigma: half-length of the traversal (the curve goes about ``sigma`` each way in
+    the latent space, or in the tap with ``scale_by_singular_value``). num_steps: total
+    steps (``num_steps // 2`` each way), one Jacobian and SVD each. num_frames: odd
+    number of frames returned (reference default 5 frames, 100 steps).
+    follow_basis: re-pick the index by the most parallel tap-space basis vector
+    (reference ``compare_basis``). chunk_size / mesh / use_pmap / progress: see
+    :func:`jaxlatent.parallel.map_batched`. Returns :class:`Traversal`.
+    """
+    z = check_latents(z, "iterative_traversal")
+    if num_frames < 1 or num_frames % 2 == 0:
+        raise ValueError(f"iterative_traversal: num_frames must be odd and positive, found {num_frames}")
+    if num_steps < 2 or num_steps // 2 < num_frames // 2:
+        raise ValueError(f"iterative_traversal: num_steps ({num_steps}) must give at least one step per "
+                         f"frame each way ({num_frames // 2})")
+    n_out = output_size(f, z)
+    m = min(n_out, z.shape[1])
+    if not 0 <= index < m:
+        raise ValueError(f"iterative_traversal: index must lie in [0, {m}) for a {n_out}x{z.shape[1]} "
+                         f"Jacobian, found {index}")
+    keep = m if follow_basis else index + 1
+    fn = _Iterate(f, resolve_mode(mode, z.shape[1], n_out), int(index), float(sigma), int(num_steps),
+                  bool(scale_by_singular_value), bool(follow_basis), int(keep))
+    path, idx = map_batched(fn, z, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
+    half = num_steps // 2
+    cols = [half - s for s in frame_steps(num_frames, num_steps)[::-1]] + [half] + \
+           [half + s for s in frame_steps(num_frames, num_steps)]
+    latents = path[:, jnp.asarray(cols)]
+    flat = latents.reshape((-1, z.shape[1]))
+    values = map_batched(f, flat, chunk_size=None if chunk_size is None else chunk_size * num_frames)
+    values = values.reshape(latents.shape[:2] + values.shape[1:])
+    return Traversal(latents=latents, values=values, path=path, index=idx)
