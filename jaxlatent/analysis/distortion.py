@@ -25,6 +25,7 @@ A map whose tangent space is the same everywhere (a linear map) has
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Mapping, NamedTuple
 
@@ -71,27 +72,40 @@ def neighbours(key: jax.Array, z: jax.Array, eps: float = 0.1) -> jax.Array:
     return z + eps * u / jnp.linalg.norm(u, axis=-1, keepdims=True)
 
 
-def pairwise_distances(bases: jax.Array, metric: str = "geodesic") -> jax.Array:
-    """Grassmannian distances between every pair of N bases (N, n, k) -> (N, N).
+def pairwise_distances(bases: jax.Array, metric: str = "geodesic", batch_size: int = 16) -> jax.Array:
+    """Grassmannian distances between every pair of N bases (N, n, k) -> (N, N), zero diagonal.
 
-    Row by row (``lax.map``) so that memory stays O(N * n * k), not O(N^2 * k^2).
+    Only the ``N(N-1)/2`` pairs ``i < j`` are computed, ``batch_size`` at a time, from the
+    cosines of the principal angles (SVD of the k x k matrix ``B_i^T B_j``). That is the
+    cheap half of the stable formula of ``grassmann.principal_angles`` (which also takes an
+    SVD of the n x k residual per pair: 10x the time at n = 512, k = 200). Its error is
+    ~sqrt(machine eps) per angle near 0 (4e-4 rad in float32), negligible for the distant
+    pairs Distortion averages; the near pairs use the stable formula.
     """
-    from jaxlatent.analysis.grassmann import grassmann_distance
+    n_items = bases.shape[0]
+    ii, jj = np.triu_indices(n_items, 1)
+    d = _pair_distances(bases, jnp.asarray(np.stack([ii, jj], -1)), metric, int(batch_size))
+    dist = jnp.zeros((n_items, n_items), d.dtype).at[ii, jj].set(d)
+    return dist + dist.T
 
-    def row(a):
-        return grassmann_distance(jnp.broadcast_to(a, bases.shape), bases, metric=metric)
 
-    dist = jax.lax.map(row, bases)
-    # exact zeros on the diagonal: arccos near 1 would leave ~sqrt(eps) there
-    return dist * (1 - jnp.eye(bases.shape[0], dtype=dist.dtype))
+@functools.partial(jax.jit, static_argnames=("metric", "batch_size"))
+def _pair_distances(bases, pairs, metric, batch_size):
+    from jaxlatent.analysis.grassmann import distance_from_angles
+
+    def pair(ij):
+        cos = jnp.linalg.svd(bases[ij[0]].T @ bases[ij[1]], compute_uv=False)
+        return distance_from_angles(jnp.arccos(jnp.clip(cos, 0.0, 1.0)), metric)
+
+    return jax.lax.map(pair, pairs, batch_size=batch_size)
 
 
 def _random_baseline(key, n_pairs: int, dim: int, k: int, dtype, metric: str):
-    from jaxlatent.analysis.grassmann import grassmann_distance
+    from jaxlatent.analysis.grassmann import grassmann_distance, random_orthonormal
 
     ka, kb = jax.random.split(key)
-    a = jnp.linalg.qr(jax.random.normal(ka, (n_pairs, dim, k), dtype))[0]
-    b = jnp.linalg.qr(jax.random.normal(kb, (n_pairs, dim, k), dtype))[0]
+    a = random_orthonormal(ka, dim, k, n_pairs, dtype)
+    b = random_orthonormal(kb, dim, k, n_pairs, dtype)
     return jnp.mean(grassmann_distance(a, b, metric=metric))
 
 

@@ -157,23 +157,23 @@ def jacobian_spectrum(f, z: jax.Array, keep: int | None = 0, chunk_size: int | N
     Work runs ``chunk_size`` latents at a time so that memory is bounded by the chunk,
     not by N (an image tap's Jacobian is ``out = C*H*W`` rows per latent).
     """
-    from jaxlatent.analysis.jacobian import jacobian
+    from jaxlatent.analysis.jacobian import check_latents, jacobian
 
-    z = jnp.asarray(z)
-    if z.ndim != 2:
-        raise ValueError(f"expected latents of shape (N, z_dim), found shape {z.shape}")
+    z = check_latents(z, "jacobian_spectrum")
     n = z.shape[0]
     step = n if chunk_size is None else max(1, int(chunk_size))
     values, bases, shape = [], [], None
+    # our own loop over chunks (not jacobian's): only the spectrum and `keep` vectors of a
+    # chunk outlive it, so memory is O(chunk * out * in + N * out * keep)
     for start in range(0, n, step):
         jac = jacobian(f, z[start : start + step], mode=mode)
         shape = tuple(jac.shape[1:])
         if keep == 0:
             values.append(_singular_values(jac))
         else:
-            u, s = _svd(jac)
-            values.append(s)
-            bases.append(u if keep is None else u[..., :keep])
+            lb = _svd(jac)
+            values.append(lb.singular_values)
+            bases.append(lb.basis if keep is None else lb.basis[..., :keep])
     s_all = jnp.concatenate(values)
     return s_all, (jnp.concatenate(bases) if bases else None), shape
 
@@ -185,8 +185,10 @@ def _singular_values(jac):
 
 @jax.jit
 def _svd(jac):
-    u, s, _ = jnp.linalg.svd(jac, full_matrices=False)
-    return u, s
+    from jaxlatent.analysis.local_basis import svd_triplets
+
+    # the Local Basis's own SVD and sign convention, so bases match local_basis()
+    return svd_triplets(jac)
 
 
 def dimension_from_spectrum(singular_values: jax.Array, shape: tuple,
