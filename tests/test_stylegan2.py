@@ -81,7 +81,8 @@ def test_golden_parity(path):
     # the model's own entry points agree with the taps
     np.testing.assert_allclose(model.mapping(z, c, 0.7), out["ws/psi0.7"], rtol=0, atol=1e-5 *
                                np.abs(out["ws/psi0.7"]).max())
-    assert rel(model.synthesis(out["ws/psi1.0"], noise_mode="none"), out["image/none/psi1.0"]) < 1e-4
+    image = model.synthesis(out["ws/psi1.0"], noise_mode="none")
+    assert rel(image, out["image/none/psi1.0"]) < 1e-4
 
 
 def test_golden_covers_the_issue_configs():
@@ -164,10 +165,12 @@ def test_params_from_state_dict_errors():
 
     missing = dict(state)
     del missing["mapping.fc1.bias"]
-    with pytest.raises(ValueError, match=r"(?s)g\.pkl.*mapping\.fc1\.bias: missing \(expected shape \(8,\)\)"):
+    msg = r"(?s)g\.pkl.*mapping\.fc1\.bias: missing \(expected shape \(8,\)\)"
+    with pytest.raises(ValueError, match=msg):
         params_from_state_dict(TINY, missing, "g.pkl")
     wrong = dict(state, **{"synthesis.b4.const": np.zeros((8, 5, 5))})
-    with pytest.raises(ValueError, match=r"synthesis\.b4\.const: expected shape \(8, 4, 4\), found \(8, 5, 5\)"):
+    msg = r"synthesis\.b4\.const: expected shape \(8, 4, 4\), found \(8, 5, 5\)"
+    with pytest.raises(ValueError, match=msg):
         params_from_state_dict(TINY, wrong, "g.pkl")
     extra = dict(state, **{"synthesis.b4.extra": np.zeros(3)})
     with pytest.raises(ValueError, match="synthesis.b4.extra: unexpected key"):
@@ -248,7 +251,8 @@ def test_noise_modes(tiny):
 
     @jax.jit
     def images(params, k0, k1):  # one compilation for all modes
-        run = lambda mode, key=None: tap_value(cfg, params, "image", z, c, noise_mode=mode, key=key)  # noqa: E731
+        def run(mode, key=None):
+            return tap_value(cfg, params, "image", z, c, noise_mode=mode, key=key)
         return run("random", k0), run("random", k0), run("random", k1), run("const"), run("none")
 
     a, b, d, const, none = images(params, jax.random.PRNGKey(0), jax.random.PRNGKey(1))

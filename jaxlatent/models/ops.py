@@ -13,7 +13,6 @@ traceable (``jit``, ``vmap``, ``jacfwd``, ``grad``).
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp

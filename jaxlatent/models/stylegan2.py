@@ -181,8 +181,8 @@ class StyleGAN2:
             raise KeyError(f"unknown StyleGAN2 tap {tap!r}; known taps: {list(shapes)}")
         return shapes[tap]
 
-    def fn(self, tap: str, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-           noise_mode: str = "const", key=None) -> Callable:
+    def fn(self, tap: str, c=None, truncation_psi: float = 1.0,
+           truncation_cutoff: int | None = None, noise_mode: str = "const", key=None) -> Callable:
         """Pure batched callable ``f(z: (N, z_dim)) -> (N, *tap_shape(tap))``.
 
         ``c`` (labels, (N, c_dim) or (c_dim,) broadcast over the batch), truncation and noise

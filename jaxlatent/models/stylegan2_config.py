@@ -82,7 +82,8 @@ class StyleGAN2Config:
             bad(f"c_dim must be a non-negative integer, got {self.c_dim!r}")
         for name in ("mapping_activation", "synthesis_activation"):
             if getattr(self, name) not in ops.ACTIVATIONS:
-                bad(f"unknown {name} {getattr(self, name)!r}; expected one of {sorted(ops.ACTIVATIONS)}")
+                bad(f"unknown {name} {getattr(self, name)!r}; "
+                    f"expected one of {sorted(ops.ACTIVATIONS)}")
         if self.conv_clamp is not None and self.conv_clamp < 0:
             bad(f"conv_clamp must be None or >= 0, got {self.conv_clamp!r}")
         if self.channels is not None and len(self.channels) != len(self.block_resolutions):
@@ -115,7 +116,8 @@ class StyleGAN2Config:
     def mapping_features(self) -> list[int]:
         """Widths ``[in, fc0 out, fc1 out, ..., w_dim]`` of the mapping layers."""
         hidden = self.w_dim if self.mapping_layer_features is None else self.mapping_layer_features
-        return [self.z_dim + self.embed_features] + [hidden] * (self.mapping_layers - 1) + [self.w_dim]
+        first = self.z_dim + self.embed_features
+        return [first] + [hidden] * (self.mapping_layers - 1) + [self.w_dim]
 
     @property
     def synthesis_layers(self) -> list["SynthesisLayerSpec"]:
@@ -144,7 +146,8 @@ class StyleGAN2Config:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         rf = d["resample_filter"]
-        d["resample_filter"] = [list(r) for r in rf] if rf and isinstance(rf[0], tuple) else list(rf)
+        nested = rf and isinstance(rf[0], tuple)
+        d["resample_filter"] = [list(r) for r in rf] if nested else list(rf)
         if d["channels"] is not None:
             d["channels"] = list(d["channels"])
         return d
@@ -157,7 +160,8 @@ class StyleGAN2Config:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"StyleGAN2Config: unknown option(s) {unknown}; known: {sorted(names)}")
+            raise ValueError(f"StyleGAN2Config: unknown option(s) {unknown}; "
+                             f"known: {sorted(names)}")
         return cls(**d)
 
     @classmethod
@@ -165,7 +169,8 @@ class StyleGAN2Config:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def from_nvlabs_kwargs(cls, init_kwargs: Mapping[str, Any], flavor: str = "ada") -> "StyleGAN2Config":
+    def from_nvlabs_kwargs(cls, init_kwargs: Mapping[str, Any],
+                           flavor: str = "ada") -> "StyleGAN2Config":
         """Config from the NVlabs ``Generator`` constructor arguments (a pickle's ``init_kwargs``).
 
         Accepts both layouts: stylegan2-ada-pytorch (``synthesis_kwargs={...}``) and stylegan3's
@@ -200,7 +205,8 @@ class StyleGAN2Config:
                 if k in names:
                     out[names[k]] = v
                 elif k not in ignored:
-                    raise ValueError(f"StyleGAN2 init_kwargs: unsupported {where} option {k!r}={v!r}")
+                    raise ValueError(f"StyleGAN2 init_kwargs: unsupported {where} "
+                                     f"option {k!r}={v!r}")
         if isinstance(out.get("resample_filter"), list):
             out["resample_filter"] = tuple(out["resample_filter"])
         return cls(**out)
@@ -290,7 +296,8 @@ def params_from_state_dict(config: StyleGAN2Config, state_dict: Mapping[str, Any
                 continue
             if arr.shape != filt.shape or not np.allclose(arr, filt, rtol=1e-6, atol=1e-7):
                 problems.append(f"{key}: buffer {arr.tolist()} differs from the config's "
-                                f"resample_filter {list(config.resample_filter)} -> {filt.tolist()}")
+                                f"resample_filter {list(config.resample_filter)} "
+                                f"-> {filt.tolist()}")
             continue
         if key not in want:
             problems.append(f"{key}: unexpected key (shape {tuple(arr.shape)}) for this config")
@@ -304,7 +311,8 @@ def params_from_state_dict(config: StyleGAN2Config, state_dict: Mapping[str, Any
     if problems:
         shown = "\n  ".join(problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise ValueError(f"{source}: state dict does not match the StyleGAN2 config:\n  {shown}{more}")
+        raise ValueError(f"{source}: state dict does not match the StyleGAN2 config:"
+                         f"\n  {shown}{more}")
     return jax.tree_util.tree_map(jnp.asarray, nest(flat))
 
 
