@@ -153,7 +153,7 @@ class StyleGAN2:
         self._check_noise(noise_mode, key)
         return _tap_jit(self.params, z, c, key, config=self.config, tap=tap,
                         truncation_psi=float(truncation_psi),
-                        truncation_cutoff=truncation_cutoff, noise_mode=noise_mode)
+                        truncation_cutoff=_cutoff(truncation_cutoff), noise_mode=noise_mode)
 
     def mapping(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None):
         """ws: (N, num_ws, w_dim) from z: (N, z_dim) (and labels c: (N, c_dim))."""
@@ -198,8 +198,14 @@ class StyleGAN2:
         self._check_noise(noise_mode, key)
         if c is not None:
             c = jnp.asarray(c, jnp.float32)
-        call = _TapCall(self.config, tap, float(truncation_psi), truncation_cutoff, noise_mode)
+        call = _TapCall(self.config, tap, float(truncation_psi), _cutoff(truncation_cutoff),
+                        noise_mode)
         return jax.tree_util.Partial(call, self.params, c, key)
+
+
+def _cutoff(truncation_cutoff):
+    # a static jit argument: numpy integers become plain ints so that equal values share code
+    return None if truncation_cutoff is None else int(truncation_cutoff)
 
 
 @dataclasses.dataclass(frozen=True)
