@@ -64,16 +64,22 @@ def _subspace_iteration(g, z1, key_data, k, block, iters, tol):
         p, s, rt = jnp.linalg.svd(jtmat(q), full_matrices=False)
         return q @ rt.T, s, p
 
+    def running(state):
+        return (state[4] > tol) & (state[5] < iters)
+
     def body(state):
         v, u, s, y, _, it = state
         u_new, s_new, v_new = rayleigh_ritz(y)
         y_new = jmat(v_new)
         scale = jnp.maximum(s_new[0], jnp.finfo(dtype).tiny)
         res = jnp.linalg.norm(y_new[:, :k] - u_new[:, :k] * s_new[:k], axis=0) / scale
-        return v_new, u_new, s_new, y_new, jnp.max(res), it + 1
+        new = (v_new, u_new, s_new, y_new, jnp.max(res), it + 1)
+        # under vmap the loop runs until every latent is done: freeze the finished ones so that
+        # a latent's result does not depend on which others share its chunk
+        go = running(state)
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(go, a, b), new, state)
 
-    def cond(state):
-        return (state[4] > tol) & (state[5] < iters)
+    cond = running
 
     init = (v0, jnp.zeros((n_out, block), dtype), jnp.zeros((block,), dtype), y0,
             jnp.asarray(jnp.inf, dtype), jnp.asarray(0, jnp.int32))

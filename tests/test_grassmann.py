@@ -1,0 +1,96 @@
+"""Grassmannian metrics: subspaces with chosen principal angles, numpy reference formulas, warpage."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlatent.analysis.grassmann import (METRICS, grassmann_distance, pairwise_grassmann, principal_angles,
+                                          random_orthonormal, warpage)
+
+
+def _pair(angles, n=12, seed=0):
+    """Orthonormal A, B (n, k) whose principal angles are ``angles``."""
+    k = len(angles)
+    q, _ = np.linalg.qr(np.random.RandomState(seed).standard_normal((n, 2 * k)))
+    a = q[:, :k]
+    b = q[:, :k] * np.cos(angles) + q[:, k:] * np.sin(angles)
+    r, _ = np.linalg.qr(np.random.RandomState(seed + 1).standard_normal((k, k)))
+    return a, b @ r  # rotate B within its span: same subspace
+
+
+def test_chosen_angles_including_tiny_ones():
+    angles = np.array([1e-6, 1e-3, 0.4, 1.2, np.pi / 2])
+    a, b = _pair(angles)
+    theta = principal_angles(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
+    np.testing.assert_allclose(theta, angles, atol=2e-6, rtol=1e-4)
+
+
+def test_metrics_match_reference_formulas():
+    angles = np.array([0.1, 0.5, 0.9])
+    a, b = _pair(angles)
+    a32, b32 = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
+    pa, pb = a @ a.T, b @ b.T
+    expect = {
+        "geodesic": np.linalg.norm(angles),
+        "proj": np.linalg.norm(pa - pb, 2),                    # seed 003's 'proj'
+        "proj_f": np.linalg.norm(pa - pb) / np.sqrt(2),
+        "chordal": np.linalg.norm(2 * np.sin(angles / 2)),
+        "chordal_2": 2 * np.sin(0.9 / 2),
+        "fubini_study": np.arccos(np.prod(np.cos(angles))),
+        "binet_cauchy": np.sqrt(1 - np.prod(np.cos(angles) ** 2)),
+        "max_angle": 0.9,
+    }
+    assert set(expect) == set(METRICS)
+    for metric, value in expect.items():
+        np.testing.assert_allclose(grassmann_distance(a32, b32, metric), value, rtol=1e-5, err_msg=metric)
+    # Procrustes: min over orthogonal alignments of ||A Q - B||_F equals the chordal distance
+    u, _, vt = np.linalg.svd(a.T @ b)
+    np.testing.assert_allclose(np.linalg.norm(a @ u @ vt - b), expect["chordal"], rtol=1e-6)
+
+
+def test_first_d_columns_and_batching():
+    a = random_orthonormal(jax.random.key(0), 12, 5, (3,))
+    b = random_orthonormal(jax.random.key(1), 12, 5, (3,))
+    d2 = grassmann_distance(a, b, d=2)
+    np.testing.assert_allclose(d2, grassmann_distance(a[..., :2], b[..., :2]), rtol=1e-6)
+    assert d2.shape == (3,)
+    assert grassmann_distance(a, b[0]).shape == (3,)          # broadcast
+    with pytest.raises(ValueError, match="d must lie in"):
+        grassmann_distance(a, b, d=6)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        grassmann_distance(a, b, metric="cosine")
+
+
+def test_random_orthonormal_is_orthonormal_and_haar():
+    q = random_orthonormal(jax.random.key(2), 6, 3, 2000)
+    np.testing.assert_allclose(jnp.swapaxes(q, -1, -2) @ q, np.broadcast_to(np.eye(3), (2000, 3, 3)), atol=1e-5)
+    # Haar: each column uniform on the sphere, so E[q_ij^2] = 1/n and the mean vanishes
+    np.testing.assert_allclose(jnp.mean(q ** 2, axis=0), 1 / 6, atol=0.02)
+    np.testing.assert_allclose(jnp.mean(q, axis=0), 0.0, atol=0.05)
+
+
+def test_pairwise_matches_loops_in_chunks():
+    bases = random_orthonormal(jax.random.key(3), 10, 3, 7)
+    pw = pairwise_grassmann(bases, "geodesic", chunk_size=3)
+    assert pw.shape == (7, 7)
+    np.testing.assert_allclose(np.diag(pw), 0.0)
+    for i in range(7):
+        for j in range(7):
+            if i != j:
+                np.testing.assert_allclose(pw[i, j], grassmann_distance(bases[i], bases[j]), rtol=1e-5)
+    np.testing.assert_allclose(pairwise_grassmann(bases, "proj", d=2),
+                               pairwise_grassmann(bases[..., :2], "proj"), rtol=1e-6)
+
+
+def test_warpage_on_linear_and_curved_maps():
+    a = jax.random.normal(jax.random.key(4), (12, 6))
+    z = jax.random.normal(jax.random.key(5), (16, 6))
+    lin = warpage(lambda x: x @ a.T, z, jax.random.key(6), dims=[1, 2, 6])
+    # a linear map has one tangent space everywhere; all 6 of it is the span of its image's PCA axes
+    assert float(jnp.max(lin.random_pairs)) < 1e-3 and float(jnp.max(lin.neighbours)) < 1e-3
+    assert float(jnp.max(lin.to_global[:, -1])) < 1e-2
+    assert lin.random_pairs.shape == (8, 3) and lin.haar.shape == (8, 3)
+    w = jax.random.normal(jax.random.key(7), (48, 6))  # wide enough that Haar subspaces are far apart
+    cur = warpage(lambda x: jnp.tanh(x @ w.T), z, jax.random.key(6), dims=[1, 2, 3])
+    assert jnp.mean(cur.neighbours) < jnp.mean(cur.random_pairs) < jnp.mean(cur.haar)

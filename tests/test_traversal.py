@@ -1,0 +1,57 @@
+"""Linear and iterative curve traversal: straight lines for linear maps, circles on a sphere."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlatent.analysis.traversal import frame_steps, iterative_traversal, linear_traversal
+
+
+def test_linear_traversal():
+    z = jnp.zeros((2, 3))
+    path = linear_traversal(z, jnp.asarray([1.0, 0, 0]), jnp.asarray([-1.0, 0.0, 2.0]))
+    assert path.shape == (2, 3, 3)
+    np.testing.assert_allclose(path[1, :, 0], [-1, 0, 2])
+
+
+def test_reference_frame_schedule():
+    assert frame_steps(5, 100) == [25, 50]
+    assert frame_steps(7, 100) == [16, 33, 50]
+
+
+def test_linear_map_gives_straight_line():
+    a = jnp.diag(jnp.asarray([3.0, 2.0, 1.0]))
+    z = jnp.asarray([[1.0, 1.0, 1.0], [0.0, 2.0, -1.0]])
+    tr = iterative_traversal(lambda x: x @ a.T, z, index=1, sigma=1.0, num_steps=10, num_frames=5)
+    assert tr.latents.shape == (2, 5, 3) and tr.path.shape == (2, 11, 3) and tr.values.shape == (2, 5, 3)
+    np.testing.assert_allclose(tr.latents[:, 2], z)
+    # direction e_2 (sign fixed positive), frames at 2 and 5 of 5 steps of 0.2 each way
+    np.testing.assert_allclose(tr.latents[0, :, 1], [0.0, 0.6, 1.0, 1.4, 2.0], atol=1e-6)
+    np.testing.assert_allclose(tr.latents[0, :, [0, 2]], 1.0, atol=1e-6)
+    np.testing.assert_allclose(tr.values, tr.latents @ a.T, atol=1e-6)
+    scaled = iterative_traversal(lambda x: x @ a.T, z, index=1, sigma=1.0, num_steps=10,
+                                 scale_by_singular_value=True)
+    np.testing.assert_allclose(scaled.values[0, :, 1] - 2.0, [-1.0, -0.4, 0.0, 0.4, 1.0], atol=1e-5)
+
+
+def test_curve_follows_sphere_where_line_leaves_it():
+    # f: latitude/longitude chart of the unit sphere; the top direction is along latitude
+    def f(z):
+        return jnp.stack([jnp.cos(z[:, 0]) * jnp.cos(z[:, 1]), jnp.cos(z[:, 0]) * jnp.sin(z[:, 1]),
+                          jnp.sin(z[:, 0])], axis=-1)
+
+    z = jnp.asarray([[0.0, 0.5]])
+    tr = iterative_traversal(f, z, index=0, sigma=0.6, num_steps=20, num_frames=3, follow_basis=True)
+    np.testing.assert_allclose(jnp.linalg.norm(tr.values, axis=-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(tr.latents[0, :, 1], 0.5, atol=1e-5)       # longitude fixed
+    np.testing.assert_allclose(jnp.abs(tr.latents[0, [0, 2], 0]), 0.6, atol=1e-5)
+    assert np.all(np.asarray(tr.index) == 0)
+
+
+def test_bad_arguments():
+    f = lambda x: x
+    with pytest.raises(ValueError, match="odd"):
+        iterative_traversal(f, jnp.zeros((1, 2)), 0, 1.0, num_frames=4)
+    with pytest.raises(ValueError, match="index must lie"):
+        iterative_traversal(f, jnp.zeros((1, 2)), 2, 1.0)
