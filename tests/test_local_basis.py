@@ -191,3 +191,36 @@ def test_golden_grassmann_distances(golden):
             np.testing.assert_allclose(got, data[f"dist_{metric}_pairs"][:, j], rtol=1e-3, atol=1e-3)
             got_near = grassmann_distance(res.basis[0], near.basis[0], metric=metric, d=int(d))
             np.testing.assert_allclose(got_near, data[f"dist_{metric}_near"][j], rtol=1e-3, atol=2e-3)
+
+
+def test_cli_local_basis_and_grassmann(tmp_path):
+    import argparse
+
+    import jaxlatent
+    from jaxlatent.cli import geometry
+    from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+
+    def main(argv):  # the geometry commands alone, as jaxlatent.cli.main dispatches them
+        parser = argparse.ArgumentParser()
+        geometry.register(parser.add_subparsers(dest="command"))
+        args = parser.parse_args(argv)
+        try:
+            return args.func(args)
+        except ValueError:
+            return 2
+
+    config = StyleGAN2Config(z_dim=8, w_dim=12, mapping_layers=2, img_resolution=4, channel_base=16,
+                             channel_max=4)
+    ckpt = jaxlatent.save(StyleGAN2.init(config, jax.random.key(0)), tmp_path / "model")
+    out = tmp_path / "lb"
+    assert main(["local-basis", str(ckpt), "--tap", "w", "--seeds", "0-5", "--k", "4", "--out", str(out),
+                 "--chunk-size", "4"]) == 0
+    data = np.load(out / "local_basis.npz")
+    assert data["singular_values"].shape == (6, 4) and data["basis"].shape == (6, 12, 4)
+    assert (out / "spectrum.png").exists()
+    out = tmp_path / "gr"
+    assert main(["grassmann", str(ckpt), "--seeds", "0-7", "--k", "3", "--out", str(out)]) == 0
+    data = np.load(out / "grassmann.npz")
+    assert data["distances"].shape == (8, 8) and data["warpage/haar"].shape == (4, 3)
+    assert (out / "distances.png").exists() and (out / "warpage.png").exists()
+    assert main(["grassmann", str(ckpt), "--tap", "nope", "--out", str(out)]) == 2
