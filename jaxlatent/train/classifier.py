@@ -6,7 +6,10 @@ for Fréchet distances (:mod:`jaxlatent.train.quality`), as Inception's pool fea
 FID (Heusel et al., NeurIPS 2017). Inputs are NCHW images in [-1, 1] like the generator's.
 
 Trained with Adam on the training split, with random shifts of up to ``max_shift`` pixels so
-that it judges generated digits, which are not always centred, by their shape.
+that it judges generated digits, which are not always centred, by their shape. Outlier
+exposure (Hendrycks et al., ICLR 2019): each batch also holds smooth random fields (upsampled
+Gaussian noise, what an untrained generator draws) whose target is the uniform distribution,
+so that "confidence > 0.9" means "looks like a digit", not merely "is far from the others".
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class ClassifierConfig:
     batch: int = 64
     lr: float = 1e-3
     max_shift: int = 1
+    outlier_weight: float = 0.5
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -98,6 +102,22 @@ def random_shift(key, x, max_shift: int):
     return jax.vmap(crop)(pad, offs)
 
 
+def smooth_noise(key, n: int, resolution: int):
+    """Outlier images (n, 1, R, R): Gaussian noise on a 2x2..8x8 grid, upsampled, random scale/offset.
+
+    The grid size, scale (0.5..3) and offset (-1..1) vary per image; values are not clipped,
+    like an untrained generator's.
+    """
+    kg, ks, ko, kc = jax.random.split(key, 4)
+    grids = [jax.image.resize(jax.random.normal(k, (n, 1, g, g)), (n, 1, resolution, resolution),
+                              "linear") for k, g in zip(jax.random.split(kg, 3), (2, 4, 8))]
+    choice = jax.random.randint(kc, (n,), 0, 3)
+    x = jnp.choose(choice[:, None, None, None], grids, mode="clip")
+    scale = jax.random.uniform(ks, (n, 1, 1, 1), minval=0.5, maxval=3.0)
+    offset = jax.random.uniform(ko, (n, 1, 1, 1), minval=-1.0, maxval=1.0)
+    return x * scale + offset
+
+
 def train_classifier(config: ClassifierConfig, images, labels, progress: bool = True):
     """Train on images (N, 1, R, R) in [-1, 1] and labels (N,); returns a :class:`Classifier`.
 
@@ -116,12 +136,19 @@ def train_classifier(config: ClassifierConfig, images, labels, progress: bool = 
 
     @jax.jit
     def step(params, opt_state, key, idx):
-        kshift, _ = jax.random.split(key)
+        kshift, knoise = jax.random.split(key)
         x = random_shift(kshift, x_all[idx], config.max_shift)
+        n_out = x.shape[0] // 2 if config.outlier_weight > 0 else 0
+        x = jnp.concatenate([x, smooth_noise(knoise, n_out, x.shape[-1])])
 
         def loss_fn(p):
             logits, _ = model.apply({"params": p}, x)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y_all[idx]).mean()
+            digits, outliers = logits[:idx.shape[0]], logits[idx.shape[0]:]
+            loss = optax.softmax_cross_entropy_with_integer_labels(digits, y_all[idx]).mean()
+            if n_out:
+                # cross-entropy to the uniform distribution over the ten classes
+                loss += config.outlier_weight * -jnp.mean(jax.nn.log_softmax(outliers))
+            return loss
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = opt.update(grads, opt_state, params)

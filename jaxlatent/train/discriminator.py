@@ -84,16 +84,19 @@ def expected_shapes(config: DiscriminatorConfig) -> dict[str, tuple[int, ...]]:
 def init_params(config: DiscriminatorConfig, key: jax.Array) -> dict:
     """Weights N(0, 1) (equalised learning rate), biases zero; nested at the dots."""
     shapes = expected_shapes(config)
-    weights = [k for k in shapes if k.endswith("weight")]
-    keys = jax.random.split(key, len(weights))
+    sizes = {k: int(np.prod(s)) for k, s in shapes.items() if k.endswith("weight")}
+    # one draw for all weights: a draw per shape would compile once per shape
+    values = jax.random.normal(key, (sum(sizes.values()),), jnp.float32)
     params: dict = {}
+    start = 0
     for name, shape in shapes.items():
         node = params
         *parents, leaf = name.split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        if name.endswith("weight"):
-            node[leaf] = jax.random.normal(keys[weights.index(name)], shape, jnp.float32)
+        if name in sizes:
+            node[leaf] = values[start:start + sizes[name]].reshape(shape)
+            start += sizes[name]
         else:
             node[leaf] = jnp.zeros(shape, jnp.float32)
     return params

@@ -86,7 +86,9 @@ def generated_digit_stats(clf, images, threshold: float = 0.9) -> dict:
 def evaluate(model, untrained, clf, train, held_out, n: int = 1000, seed: int = 0) -> dict:
     """All quality figures of ``docs/training.md``; ``train``/``held_out`` are ``Digits``.
 
-    Real reference features are those of the training split (what the GAN was fitted to).
+    Real reference features are those of the training split (what the GAN was fitted to);
+    ``real_held_out`` gives the confident share and histogram of real held-out digits, the
+    figures a perfect generator would reach.
     """
     real_feats = batched(clf.features, train.images)
     held_feats = batched(clf.features, held_out.images)
@@ -98,6 +100,7 @@ def evaluate(model, untrained, clf, train, held_out, n: int = 1000, seed: int = 
         "num_generated": n,
         "sample_seed": seed,
         "confidence_threshold": 0.9,
+        "real_held_out": generated_digit_stats(clf, held_out.images),
         "generated": generated_digit_stats(clf, gen),
         "untrained_generated": generated_digit_stats(clf, raw),
         "fd_generated_vs_train": frechet_distance_features(batched(clf.features, gen), real_feats),
