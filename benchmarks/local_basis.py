@@ -17,13 +17,20 @@ measured fp32 matmul rate of this machine (JAX, 2048^2 matmul). Best of ``--repe
 
 from __future__ import annotations
 
-import argparse
-import math
-import time
+import os
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+# jaxlib's CPU LAPACK calls (SVD, eigh) go through scipy's OpenBLAS, whose own worker threads
+# fight XLA's thread pool: on a 2-core machine a 512x512 SVD took 4 s instead of 80 ms. One
+# OpenBLAS thread per call is what XLA expects (it parallelises over the batch itself).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 DIM, LAYERS, LR_MUL = 512, 8, 0.01
 
@@ -131,7 +138,9 @@ def main():
     rate = 2 * 2048 ** 3 / best(lambda: jax.block_until_ready(mm(x)), args.repeats * 2)
     jac_flops = LAYERS * 2 * DIM ** 3 * args.n / t_jac
 
-    print(f"\nLocal Basis at W, 8x512 mapping network, {jax.devices()[0].device_kind}, "
+    print(f"\nOPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, torch threads "
+          f"{torch.get_num_threads()}")
+    print(f"Local Basis at W, 8x512 mapping network, {jax.devices()[0].device_kind}, "
           f"batch {args.n} (chunk {args.chunk}), best of {args.repeats}")
     print(f"{'method':<18s} {'latents/s':>10s} {'ms/latent':>10s} {'vs (a)':>7s} {'vs (b)':>7s}")
     for name, rate_ in rows.items():
