@@ -50,6 +50,9 @@ _EXPORTS = {
     "local_dimension": "jaxlatent.analysis.local_dimension",
     "layer_dimensions": "jaxlatent.analysis.local_dimension",
     "distortion": "jaxlatent.analysis.distortion",
+    # the report (`jaxlatent demo`, `jaxlatent report`)
+    "build_report": "jaxlatent.report",
+    "ReportOptions": "jaxlatent.report",
     # spreading work
     "batch_mesh": "jaxlatent.parallel",
     "shard_batch": "jaxlatent.parallel",

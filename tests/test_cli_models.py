@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import os
 
-import jax
 import numpy as np
 import pytest
 
 import jaxlatent
 import jaxlatent.cli
 from jaxlatent.cli.models import latents_from_seeds, parse_seeds
-from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+from jaxlatent.models.stylegan2 import StyleGAN2Config
+from helpers import random_stylegan2
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "rosinality", "small32.npz")
 
 
-def random_model(config, seed=0):
-    """Random StyleGAN2 from numpy draws (cheaper than jax.random per leaf on a busy CPU)."""
-    from jaxlatent.models.stylegan2 import expected_shapes
-
-    rng = np.random.RandomState(seed)
-    flat = {k: np.asarray(rng.randn(*s), np.float32) for k, s in expected_shapes(config).items()}
-    return StyleGAN2.from_state_dict(config, flat)
 
 
 @pytest.fixture()
@@ -78,7 +71,7 @@ def test_convert_then_generate(cli, rosinality_pt, tmp_path, capsys):
 def test_generate_conditional_needs_class(cli, tmp_path, capsys):
     config = StyleGAN2Config(z_dim=4, w_dim=4, c_dim=3, img_resolution=4, mapping_layers=1,
                              channel_base=32, channel_max=4)
-    out_dir = jaxlatent.save(random_model(config, 0), tmp_path / "cond")
+    out_dir = jaxlatent.save(random_stylegan2(config, 0), tmp_path / "cond")
     grid = tmp_path / "grid.png"
     assert cli(["generate", out_dir, "--seeds", "0-1", "--out", str(grid)]) == 2
     assert "pass --class 0..2" in capsys.readouterr().err
@@ -101,7 +94,7 @@ def test_bad_inputs_exit_2(cli, tmp_path, capsys):
 def test_convert_refuses_non_empty_output(cli, tmp_path, capsys):
     config = StyleGAN2Config(z_dim=4, w_dim=4, img_resolution=4, mapping_layers=1,
                              channel_base=32, channel_max=4)
-    src = jaxlatent.save(random_model(config, 0), tmp_path / "a")
+    src = jaxlatent.save(random_stylegan2(config, 0), tmp_path / "a")
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "keep.txt").write_text("x")
     assert cli(["convert", src, str(tmp_path / "b")]) == 2

@@ -27,6 +27,7 @@ import jax  # noqa: E402
 from jaxlatent.converters import CheckpointError  # noqa: E402
 from jaxlatent.converters.nvlabs import read_nvlabs  # noqa: E402
 from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config  # noqa: E402
+from helpers import random_stylegan2
 
 SMALL = dict(z_dim=8, w_dim=8, img_resolution=8, img_channels=3)
 SMALL_KW = dict(SMALL, c_dim=0, mapping_kwargs={"num_layers": 2},
@@ -38,13 +39,6 @@ CLASS_OF = {"mapping": "MappingNetwork", "synthesis": "SynthesisNetwork", "conv0
             "conv1": "SynthesisLayer", "torgb": "ToRGBLayer", "skip": "Conv2dLayer"}
 
 
-def random_model(config, seed=0):
-    """Random StyleGAN2 from numpy draws (cheaper than jax.random per leaf on a busy CPU)."""
-    from jaxlatent.models.stylegan2 import expected_shapes
-
-    rng = np.random.RandomState(seed)
-    flat = {k: np.asarray(rng.randn(*s), np.float32) for k, s in expected_shapes(config).items()}
-    return StyleGAN2.from_state_dict(config, flat)
 
 
 # ----- a writer of NVlabs-structured pickles ----------------------------------------------
@@ -172,8 +166,8 @@ def write_nvlabs_pickle(path, nets, init_kwargs=None, src=HARMLESS_SRC, attrs=No
 @pytest.fixture(scope="module")
 def small_models():
     config = StyleGAN2Config.from_nvlabs_kwargs(SMALL_KW)
-    g = random_model(config, 0)
-    g_ema = random_model(config, 1)
+    g = random_stylegan2(config, 0)
+    g_ema = random_stylegan2(config, 1)
     return config, g, g_ema
 
 
@@ -211,7 +205,7 @@ def test_only_the_chosen_network_is_decoded(small_pkl, monkeypatch):
 def test_conditional_and_stylegan3_layout(tmp_path):
     kw = dict(SMALL, c_dim=3, mapping_kwargs={"num_layers": 1}, channel_base=64, channel_max=8)
     config = StyleGAN2Config.from_nvlabs_kwargs(kw, flavor="stylegan3")
-    model = random_model(config, 2)
+    model = random_stylegan2(config, 2)
     path = write_nvlabs_pickle(
         tmp_path / "sg3.pkl", {"G_ema": ("Generator", flat_state(model))}, kw,
         src="def f(fused_modconv_default=True): pass\n",

@@ -14,24 +14,18 @@ import pytest
 import jaxlatent
 from jaxlatent import io
 from jaxlatent.converters import CheckpointError
-from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+from jaxlatent.models.stylegan2 import StyleGAN2Config
+from helpers import random_stylegan2
 
 CONFIG = StyleGAN2Config(z_dim=8, w_dim=8, img_resolution=8, mapping_layers=2, channel_base=64,
                          channel_max=8, c_dim=2)
 
 
-def random_model(config, seed=0):
-    """Random StyleGAN2 from numpy draws (cheaper than jax.random per leaf on a busy CPU)."""
-    from jaxlatent.models.stylegan2 import expected_shapes
-
-    rng = np.random.RandomState(seed)
-    flat = {k: np.asarray(rng.randn(*s), np.float32) for k, s in expected_shapes(config).items()}
-    return StyleGAN2.from_state_dict(config, flat)
 
 
 @pytest.fixture(scope="module")
 def model():
-    return random_model(CONFIG, 0)
+    return random_stylegan2(CONFIG, 0)
 
 
 @pytest.fixture()

@@ -184,7 +184,7 @@ def test_cli_local_dim(monkeypatch, tmp_path):
 
 
 def test_parse_seeds():
-    from jaxlatent.cli.dimension import parse_seeds
+    from jaxlatent.seeds import parse_seeds
 
     assert parse_seeds("0-2, 5") == [0, 1, 2, 5]
     with pytest.raises(ValueError, match="--seeds"):

@@ -1,6 +1,5 @@
 """Linear and iterative curve traversal: straight lines for linear maps, circles on a sphere."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

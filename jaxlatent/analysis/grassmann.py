@@ -16,7 +16,6 @@ from the SVD of ``A^T B`` are accurate for large angles, sines from the SVD of
 
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple
 
 import jax

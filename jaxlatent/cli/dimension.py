@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from jaxlatent.seeds import latents_from_seeds, parse_seeds
+
 __all__ = ["register", "parse_seeds", "latents_from_seeds"]
 
 
@@ -47,31 +49,6 @@ def _common(p) -> None:
     p.add_argument("--chunk-size", type=int, default=16, help="latents per Jacobian batch (default 16)")
     p.add_argument("--truncation-psi", type=float, default=None,
                    help="truncation psi for the taps (StyleGAN2; default: none)")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-3,7"`` -> ``[0, 1, 2, 3, 7]`` (ranges inclusive, as NVlabs ``gen_images.py``)."""
-    seeds: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                seeds.extend(range(int(lo), int(hi) + 1))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise ValueError(f"--seeds: expected integers or ranges like 0-63, found {part!r}") from None
-    if not seeds:
-        raise ValueError(f"--seeds: no seed in {text!r}")
-    return seeds
-
-
-def latents_from_seeds(seeds, z_dim: int) -> np.ndarray:
-    """One standard-normal latent per seed, ``(len(seeds), z_dim)`` float32 (NVlabs convention)."""
-    return np.stack([np.random.RandomState(s).randn(z_dim) for s in seeds]).astype(np.float32)
 
 
 def _setup(args):

@@ -54,7 +54,7 @@ def _common(p) -> None:
 
 def _setup(args):
     import jaxlatent
-    from jaxlatent.cli.dimension import latents_from_seeds, parse_seeds
+    from jaxlatent.seeds import latents_from_seeds, parse_seeds
 
     model = jaxlatent.load(args.checkpoint)
     taps = list(model.taps())

@@ -8,10 +8,11 @@ and writes an image grid.
 
 from __future__ import annotations
 
-import re
 import sys
 
 import numpy as np
+
+from jaxlatent.seeds import latents_from_seeds, parse_seeds
 
 __all__ = ["register", "parse_seeds", "latents_from_seeds", "run_convert", "run_generate"]
 
@@ -49,41 +50,6 @@ def register(subparsers) -> None:
     p.add_argument("--nrow", type=int, default=None, help="images per grid row (default: about square)")
     p.add_argument("--which", default=None, help="network inside a training file (see convert)")
     p.set_defaults(func=run_generate)
-
-
-_RANGE = re.compile(r"^(-?\d+)-(-?\d+)$")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """NVlabs-style seed list: ``"0-3,7,10-12"`` -> ``[0, 1, 2, 3, 7, 10, 11, 12]``.
-
-    Ranges are inclusive; order and repeats are kept as written.
-    """
-    seeds: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        match = _RANGE.match(part)
-        try:
-            if match:
-                lo, hi = int(match.group(1)), int(match.group(2))
-                if hi < lo:
-                    raise ValueError
-                seeds.extend(range(lo, hi + 1))
-            else:
-                seeds.append(int(part))
-        except ValueError:
-            raise ValueError(
-                f"--seeds: expected integers or ranges like 0-15 separated by commas, found {part!r}"
-            ) from None
-    for seed in seeds:
-        if not 0 <= seed < 2**32:
-            raise ValueError(f"--seeds: seed {seed} outside [0, 2**32)")
-    return seeds
-
-
-def latents_from_seeds(seeds, z_dim: int) -> np.ndarray:
-    """``z: (len(seeds), z_dim)`` float32, row i = ``RandomState(seeds[i]).randn(z_dim)`` (NVlabs)."""
-    return np.stack([np.random.RandomState(s).randn(z_dim) for s in seeds]).astype(np.float32)
 
 
 def run_convert(args) -> int:

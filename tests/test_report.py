@@ -1,0 +1,164 @@
+"""The report (`jaxlatent demo`, `jaxlatent report`): files, numbers, and rendering in Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import jax
+import numpy as np
+import pytest
+
+import jaxlatent
+import jaxlatent.cli
+from jaxlatent.report import QUICK, ReportOptions, build_report, default_taps, latents
+from jaxlatent.train.data import assets_dir
+
+# a few taps keep the test to a few compilations; the demo's own default is every mapping layer,
+# w and the small feature maps
+TAPS = "mapping.fc1,w,synthesis.b8"
+TRAVERSE = "w,synthesis.b8"
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    rc = jaxlatent.cli.main(["demo", "--quick", "--no-progress", "--out", str(out),
+                             "--taps", TAPS, "--traversal-taps", TRAVERSE])
+    assert rc == 0
+    return out
+
+
+def _images(html: str) -> list[str]:
+    return re.findall(r'<img src="([^"]+)"', html)
+
+
+def test_report_files_and_numbers(demo_dir):
+    html = (demo_dir / "report.html").read_text()
+    imgs = _images(html)
+    # samples, spectra, dimensions, distortion, (heatmap + warpage) and 2 grids per traversal tap
+    assert len(imgs) == 1 + 2 + 1 + 2 * 2 + 2 * 2
+    for name in imgs:
+        data = (demo_dir / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
+    res = json.loads((demo_dir / "results.json").read_text())
+    assert list(res["local_dimension"]) == TAPS.split(",")
+    for tap, d in res["local_dimension"].items():
+        assert 1 <= d["min_dimension"] <= d["mean_dimension"] <= d["max_dimension"] <= 64
+        s = d["mean_singular_values"]
+        assert len(s) == 64 and all(a >= b for a, b in zip(s, s[1:]))
+    for tap, d in res["distortion"].items():
+        assert d["distortion"] == pytest.approx(d["far"] / d["near"], rel=1e-5)
+        assert 0 < d["near"] < d["far"] <= d["haar_baseline"] * 1.5
+    for tap in TRAVERSE.split(","):
+        g = res["grassmann"][tap]
+        curves = g["warpage_mean"]
+        # neighbours 0.1 apart are closer than random pairs, which are closer than Haar-random subspaces
+        assert curves["neighbours"][-1] < curves["random_pairs"][-1] < curves["haar"][-1]
+        tr = res["traversal"][tap]
+        assert np.array(tr["classes_iterative"]).shape == (len(QUICK.traversal_seeds),
+                                                           QUICK.traversal_directions, QUICK.frames)
+        assert all(c > 0 for c in tr["pixel_change_iterative"])
+    quality = json.loads(open(os.path.join(assets_dir(), "quality.json")).read())
+    assert res["quality"]["classifier_accuracy_held_out"] == quality["classifier_accuracy_held_out"]
+    arrays = np.load(demo_dir / "arrays.npz")
+    dist = arrays["grassmann/w"]
+    assert dist.shape == (QUICK.n_grassmann,) * 2
+    np.testing.assert_allclose(dist, dist.T, atol=1e-5)
+    np.testing.assert_array_equal(np.diag(dist), 0)
+
+
+def test_report_numbers_equal_the_library(demo_dir):
+    """results.json is what the public functions give on the same seeds."""
+    model = jaxlatent.load(assets_dir())
+    res = json.loads((demo_dir / "results.json").read_text())
+    z = latents(range(QUICK.population_seed, QUICK.population_seed + QUICK.n_latents), 64)
+    est = jaxlatent.local_dimension(model.fn("w"), z)
+    assert res["local_dimension"]["w"]["mean_dimension"] == pytest.approx(float(np.mean(est.dimension)))
+    np.testing.assert_allclose(np.load(demo_dir / "arrays.npz")["singular_values/w"],
+                               est.singular_values, rtol=1e-4, atol=1e-6)
+    bases = jaxlatent.local_basis(model.fn("w"), z[:QUICK.n_grassmann], k=QUICK.k).basis
+    np.testing.assert_allclose(np.load(demo_dir / "arrays.npz")["grassmann/w"],
+                               jaxlatent.pairwise_grassmann(bases), atol=2e-4)
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def test_report_renders_in_chromium(demo_dir, tmp_path):
+    """Every image and plot of report.html loads in a real browser (headless Chromium)."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("Chromium is not installed (`make test` installs Debian's chromium package when "
+                    "it runs as root or with password-less sudo)")
+    html = (demo_dir / "report.html").read_text()
+    n_img = len(_images(html))
+    probe = ("<script>window.addEventListener('load', () => {"
+             "const im = Array.from(document.images);"
+             "const ok = im.filter(i => i.complete && i.naturalWidth > 0);"
+             "const bad = im.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'));"
+             "document.title = 'LOADED ' + ok.length + '/' + im.length + ' BROKEN ' + bad.join(',');"
+             "});</script>")
+    check = demo_dir / "chromium_check.html"
+    check.write_text(html.replace("</body>", probe + "</body>"))
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+           f"--user-data-dir={tmp_path / 'profile'}", "--allow-file-access-from-files",
+           "--virtual-time-budget=20000", "--dump-dom", check.as_uri()]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    check.unlink()
+    match = re.search(r"<title>LOADED (\d+)/(\d+) BROKEN ([^<]*)</title>", out.stdout)
+    assert match, f"Chromium did not report (exit {out.returncode}): {out.stderr[-1500:]}"
+    ok, total, broken = int(match.group(1)), int(match.group(2)), match.group(3)
+    assert total == n_img and ok == total, f"broken images: {broken}"
+
+
+def test_default_taps_on_the_shipped_model():
+    model = jaxlatent.load(assets_dir())
+    taps = default_taps(model)
+    assert taps[:4] == ["mapping.fc0", "mapping.fc1", "mapping.fc2", "w"]
+    assert all(int(np.prod(model.tap_shape(t))) <= ReportOptions().max_tap_size for t in taps[4:])
+    assert "image" in taps
+
+
+def test_report_on_any_checkpoint(tmp_path, capsys):
+    """`jaxlatent report` on a converted random StyleGAN2: W-space traversal, no classifier."""
+    from helpers import random_stylegan2
+
+    from jaxlatent.models.stylegan2 import StyleGAN2Config
+
+    config = StyleGAN2Config(z_dim=8, w_dim=8, mapping_layers=2, img_resolution=8, img_channels=3,
+                             channel_base=64, channel_max=8)
+    ckpt = jaxlatent.save(random_stylegan2(config, 3), tmp_path / "ckpt")
+    out = tmp_path / "report"
+    rc = jaxlatent.cli.main(["report", str(ckpt), "--out", str(out), "--quick", "--no-progress",
+                             "--taps", "w,image", "--traversal-taps", "w", "--latents", "8"])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["model"]["config"]["z_dim"] == 8 and res["options"]["n_latents"] == 8
+    assert "classes_iterative" not in res["traversal"]["w"] and "quality" not in res
+    assert "local dim" in capsys.readouterr().out
+    for name in _images((out / "report.html").read_text()):
+        assert (out / name).stat().st_size > 0
+
+
+def test_report_errors_speak(tmp_path, capsys):
+    rc = jaxlatent.cli.main(["demo", "--quick", "--no-progress", "--out", str(tmp_path), "--taps", "nope"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "unknown taps ['nope']" in err and "mapping.fc0" in err
+    with pytest.raises(ValueError, match="frames must be odd"):
+        build_report(jaxlatent.load(assets_dir()), tmp_path, ReportOptions(frames=4), progress=False)
+
+
+def test_latents_follow_the_nvlabs_convention():
+    z = latents([3, 7], 5)
+    np.testing.assert_array_equal(z[1], np.random.RandomState(7).randn(5).astype(np.float32))
+    assert z.dtype == np.float32 and jax.numpy.asarray(z).shape == (2, 5)
