@@ -389,13 +389,11 @@ def _traversal(page, model, f, tap, options, z_dim, classifier, iterative_traver
     n_dir = min(options.traversal_directions, z_dim, int(np.prod(model.tap_shape(tap))))
     frames = options.frames
     tag = _tag(tap)
-    # iterative curve traversal, one compiled scan per direction index
-    iter_z = []
-    for i in range(n_dir):
-        tr = iterative_traversal(f, z, index=i, sigma=options.sigma, num_steps=options.steps,
-                                 num_frames=frames, chunk_size=options.chunk_size)
-        iter_z.append(np.asarray(tr.latents))
-    iter_z = np.stack(iter_z, axis=1)                       # (latents, dirs, frames, z_dim)
+    # iterative curve traversal: every (latent, direction) pair in one compiled batch
+    tr = iterative_traversal(f, jnp.repeat(z, n_dir, axis=0), np.tile(np.arange(n_dir), len(seeds)),
+                             sigma=options.sigma, num_steps=options.steps, num_frames=frames,
+                             chunk_size=options.chunk_size)
+    iter_z = np.asarray(tr.latents).reshape(len(seeds), n_dir, frames, z_dim)
     # linear traversal: in W along the Local Basis (scaled by s_i), else in z along v_i
     lb = local_basis(f, z, k=n_dir)
     t = np.linspace(-options.sigma, options.sigma, frames, dtype=np.float32)

@@ -48,9 +48,27 @@ def test_curve_follows_sphere_where_line_leaves_it():
     assert np.all(np.asarray(tr.index) == 0)
 
 
+def test_per_latent_indices_equal_separate_calls():
+    """One batch of (latent, direction) pairs gives what one call per direction gives."""
+    w = jnp.asarray(np.random.RandomState(0).randn(5, 3), jnp.float32)
+
+    def f(z):
+        return jnp.tanh(z @ w.T) + 0.1 * z[:, :1] ** 2
+
+    z = jnp.asarray(np.random.RandomState(1).randn(2, 3), jnp.float32)
+    zz = jnp.repeat(z, 3, axis=0)                        # latent 0 x directions 0,1,2, latent 1 x ...
+    both = iterative_traversal(f, zz, np.tile(np.arange(3), 2), sigma=0.5, num_steps=12, num_frames=5)
+    for i in range(3):
+        one = iterative_traversal(f, z, i, sigma=0.5, num_steps=12, num_frames=5)
+        np.testing.assert_allclose(both.latents[i::3], one.latents, atol=1e-5)
+        np.testing.assert_array_equal(both.index[i::3], one.index)
+
+
 def test_bad_arguments():
     f = lambda x: x
     with pytest.raises(ValueError, match="odd"):
         iterative_traversal(f, jnp.zeros((1, 2)), 0, 1.0, num_frames=4)
     with pytest.raises(ValueError, match="index must lie"):
         iterative_traversal(f, jnp.zeros((1, 2)), 2, 1.0)
+    with pytest.raises(ValueError, match="index must be an int"):
+        iterative_traversal(f, jnp.zeros((2, 2)), np.zeros(3, int), 1.0)

@@ -25,6 +25,23 @@ METRICS = ("geodesic", "proj", "proj_f", "chordal", "chordal_2", "fubini_study",
            "max_angle")
 
 
+def singular_values(x: jax.Array) -> jax.Array:
+    """Singular values of ``x: (..., m, n)``, descending, (..., min(m, n)).
+
+    A tall or wide matrix is first reduced to its ``min(m, n)``-square triangular factor by a
+    QR decomposition (same singular values, to float rounding). Calling
+    ``jnp.linalg.svd(x, compute_uv=False)`` directly makes XLA's CPU SVD allocate an
+    ``max(m, n)^2`` workspace per matrix: 1 GB for four 8192 x 30 bases.
+    """
+    x = jnp.asarray(x)
+    m, n = x.shape[-2:]
+    if m > n:
+        x = jnp.linalg.qr(x, mode="r")
+    elif n > m:
+        x = jnp.linalg.qr(jnp.swapaxes(x, -1, -2), mode="r")
+    return jnp.linalg.svd(x, compute_uv=False)
+
+
 def principal_angles(a: jax.Array, b: jax.Array) -> jax.Array:
     """Principal angles between span(a) and span(b), ascending, in radians.
 
@@ -41,7 +58,7 @@ def principal_angles(a: jax.Array, b: jax.Array) -> jax.Array:
     m = jnp.swapaxes(a, -1, -2) @ b
     cos = jnp.linalg.svd(m, compute_uv=False)[..., :p]                # descending
     resid = b - a @ m                                                 # (I - A A^T) B
-    sin = jnp.linalg.svd(resid, compute_uv=False)[..., ::-1][..., :p]  # ascending
+    sin = singular_values(resid)[..., ::-1][..., :p]                  # ascending
     cos = jnp.clip(cos, 0.0, 1.0)
     sin = jnp.clip(sin, 0.0, 1.0)
     return jnp.where(cos * cos < 0.5, jnp.arccos(cos), jnp.arcsin(sin))

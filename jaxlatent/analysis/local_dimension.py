@@ -180,7 +180,9 @@ def jacobian_spectrum(f, z: jax.Array, keep: int | None = 0, chunk_size: int | N
 
 @jax.jit
 def _singular_values(jac):
-    return jnp.linalg.svd(jac, compute_uv=False)
+    from jaxlatent.analysis.grassmann import singular_values
+
+    return singular_values(jac)
 
 
 @jax.jit

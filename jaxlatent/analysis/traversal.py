@@ -26,6 +26,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlatent.analysis.jacobian import _BatchJacobian, check_latents, output_size, resolve_mode
 from jaxlatent.analysis.local_basis import svd_triplets
@@ -63,12 +64,11 @@ def frame_steps(num_frames: int, num_steps: int) -> list[int]:
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["f"],
-                   meta_fields=["mode", "index", "sigma", "num_steps", "scale", "follow", "keep"])
+                   meta_fields=["mode", "sigma", "num_steps", "scale", "follow", "keep"])
 @dataclasses.dataclass(frozen=True)
 class _Iterate:
     f: Callable
     mode: str
-    index: int
     sigma: float
     num_steps: int
     scale: bool
@@ -78,15 +78,16 @@ class _Iterate:
     def _basis(self, z):
         return svd_triplets(_BatchJacobian(self.f, self.mode)(z), self.keep)
 
-    def __call__(self, z):
+    def __call__(self, inputs):
+        z, index = inputs                     # (n, in), (n,) int32: the direction of each latent
         n = z.shape[0]
         zz = jnp.concatenate([z, z])
         sign = jnp.concatenate([jnp.ones((n,), z.dtype), -jnp.ones((n,), z.dtype)])
         lb = self._basis(zz)
-        idx0 = jnp.full((2 * n,), self.index, jnp.int32)
+        idx0 = jnp.concatenate([index, index]).astype(jnp.int32)
         take = lambda a, i: jnp.take_along_axis(a, i[:, None, None], axis=-1)[..., 0]
         state = (zz, take(lb.directions, idx0), take(lb.basis, idx0),
-                 lb.singular_values[:, self.index], idx0)
+                 jnp.take_along_axis(lb.singular_values, idx0[:, None], axis=-1)[:, 0], idx0)
         delta = 2.0 * self.sigma / self.num_steps
 
         def step(carry, _):
@@ -111,14 +112,16 @@ class _Iterate:
         return path, index
 
 
-def iterative_traversal(f: Callable, z, index: int, sigma: float, num_steps: int = 100,
+def iterative_traversal(f: Callable, z, index, sigma: float, num_steps: int = 100,
                         num_frames: int = 5, scale_by_singular_value: bool = False,
                         follow_basis: bool = False, mode: str = "auto", chunk_size: int | None = None,
                         mesh=None, use_pmap: bool = False, progress: Callable | None = None) -> Traversal:
     """The Local Basis paper's iterative curve traversal along the ``index``-th direction.
 
     f: batched tap ``(N, in) -> (N, *out_shape)`` whose Local Basis is followed.
-    z: (N, in) start latents. index: 0-based singular direction (0 = largest).
+    z: (N, in) start latents. index: 0-based singular direction (0 = largest), an int for
+    every latent or an (N,) int array, one per latent (so several directions of one latent
+    run in one compiled batch: repeat the latent, vary the index).
     sigma: half-length of the traversal (the curve goes about ``sigma`` each way in
     the latent space, or in the tap with ``scale_by_singular_value``). num_steps: total
     steps (``num_steps // 2`` each way), one Jacobian and SVD each. num_frames: odd
@@ -135,13 +138,20 @@ def iterative_traversal(f: Callable, z, index: int, sigma: float, num_steps: int
                          f"frame each way ({num_frames // 2})")
     n_out = output_size(f, z)
     m = min(n_out, z.shape[1])
-    if not 0 <= index < m:
+    index = np.asarray(index)
+    if index.ndim == 0:
+        index = np.full((z.shape[0],), index)
+    if index.shape != (z.shape[0],) or not np.issubdtype(index.dtype, np.integer):
+        raise ValueError(f"iterative_traversal: index must be an int or an int array of shape "
+                         f"({z.shape[0]},), found {index.dtype} {index.shape}")
+    if index.min() < 0 or index.max() >= m:
         raise ValueError(f"iterative_traversal: index must lie in [0, {m}) for a {n_out}x{z.shape[1]} "
-                         f"Jacobian, found {index}")
-    keep = m if follow_basis else index + 1
-    fn = _Iterate(f, resolve_mode(mode, z.shape[1], n_out), int(index), float(sigma), int(num_steps),
+                         f"Jacobian, found {index.min() if index.min() < 0 else index.max()}")
+    keep = m if follow_basis else int(index.max()) + 1
+    fn = _Iterate(f, resolve_mode(mode, z.shape[1], n_out), float(sigma), int(num_steps),
                   bool(scale_by_singular_value), bool(follow_basis), int(keep))
-    path, idx = map_batched(fn, z, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
+    path, idx = map_batched(fn, (z, jnp.asarray(index, jnp.int32)), chunk_size=chunk_size, mesh=mesh,
+                            use_pmap=use_pmap, progress=progress)
     half = num_steps // 2
     cols = [half - s for s in frame_steps(num_frames, num_steps)[::-1]] + [half] + \
            [half + s for s in frame_steps(num_frames, num_steps)]
