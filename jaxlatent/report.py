@@ -140,14 +140,15 @@ def default_taps(model, max_tap_size: int = 8192) -> list[str]:
 
 def _default_traversal_taps(model, taps: list[str]) -> list[str]:
     mapping = [t for t in taps if t.startswith("mapping.")]
-    maps = [t for t in taps if len(model.tap_shape(t)) == 3]
+    maps = [t for t in taps if len(model.tap_shape(t)) == 3 and t != "image"]
     chosen = []
     if mapping:
         chosen.append(mapping[len(mapping) // 2])
     if "w" in taps:
         chosen.append("w")
     if maps:
-        chosen.append(maps[len(maps) // 2])
+        chosen.append(maps[(len(maps) - 1) // 2])   # a middle one, the smaller if two
+
     return chosen or taps[:1]
 
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# jaxlib's CPU SVD/eigh call scipy's OpenBLAS, whose worker threads fight XLA's own pool: one
+# OpenBLAS thread per call halves the time of the report's SVDs on 2 cores (512^2: 4 s -> 80 ms
+# in benchmarks/local_basis.py). Set before jax loads; an explicit setting is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 _COMMAND_MODULES = (
     "jaxlatent.cli.models",     # convert, generate
