@@ -19,8 +19,8 @@ from jaxlatent.train.data import assets_dir
 
 # a few taps keep the test to a few compilations; the demo's own default is every mapping layer,
 # w and the small feature maps
-TAPS = "mapping.fc1,w,synthesis.b8"
-TRAVERSE = "w,synthesis.b8"
+TAPS = "mapping.fc1,w,synthesis.b4"
+TRAVERSE = "w,synthesis.b4"
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_report_on_any_checkpoint(tmp_path, capsys):
     ckpt = jaxlatent.save(random_stylegan2(config, 3), tmp_path / "ckpt")
     out = tmp_path / "report"
     rc = jaxlatent.cli.main(["report", str(ckpt), "--out", str(out), "--quick", "--no-progress",
-                             "--taps", "w,image", "--traversal-taps", "w", "--latents", "8"])
+                             "--taps", "w", "--traversal-taps", "w", "--latents", "8"])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     assert res["model"]["config"]["z_dim"] == 8 and res["options"]["n_latents"] == 8
