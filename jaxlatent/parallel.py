@@ -118,6 +118,10 @@ def _pmapped(static, devices):
 
 
 def _run_chunk(fn, x, mesh, use_pmap):
+    if isinstance(fn, tuple):          # stages: one compiled program each, in order
+        for stage in fn:
+            x = _run_chunk(stage, x, mesh, use_pmap)
+        return x
     static, dyn = split_callable(fn)
     if use_pmap:
         devices = tuple(mesh.devices.flat) if mesh is not None else tuple(jax.local_devices())
@@ -134,7 +138,10 @@ def map_batched(fn: Callable[[Any], Any], z, chunk_size: int | None = None, mesh
                 use_pmap: bool = False, progress: Callable | None = None):
     """Apply a batched function to ``z`` chunk by chunk, each chunk spread over devices.
 
-    fn: ``x (n, ...) -> pytree of arrays with leading axis n``, samples independent.
+    fn: ``x (n, ...) -> pytree of arrays with leading axis n``, samples independent; or a
+    tuple of such functions, applied in order to each chunk as separate compiled programs
+    (XLA on CPU ran a Jacobian followed by a LAPACK SVD 40% slower fused into one program
+    than as two).
     Its array leaves (if it is a pytree such as ``jax.tree_util.Partial``) are
     passed to the compiled program as inputs, the rest is hashed: the same
     function (or an equal structure) compiles once and is reused across chunks
