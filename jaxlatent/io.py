@@ -157,6 +157,14 @@ def _to_numpy_tree(tree):
     return np.asarray(tree)
 
 
+def drop_commit_marker(params_path) -> None:
+    """Remove orbax's ``commit_success.txt``: it records the absolute path the checkpoint was
+    written to (a machine path in a shared or shipped checkpoint) and restoring does not read it."""
+    marker = os.path.join(params_path, "commit_success.txt")
+    if os.path.isfile(marker):
+        os.remove(marker)
+
+
 def save(model, out_dir, *, source: dict | None = None, overwrite: bool = False) -> str:
     """Write ``model`` as a converted directory: ``config.json`` + orbax ``params/``.
 
@@ -180,6 +188,7 @@ def save(model, out_dir, *, source: dict | None = None, overwrite: bool = False)
         shutil.rmtree(params_path, ignore_errors=True)
     os.makedirs(out_dir, exist_ok=True)
     ocp.PyTreeCheckpointer().save(params_path, _to_numpy_tree(model.params))
+    drop_commit_marker(params_path)
     if source is None:
         source = getattr(model, "source", None)
     record = {

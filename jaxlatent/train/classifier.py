@@ -178,6 +178,9 @@ def save_classifier(clf: Classifier, out_dir: str) -> str:
     os.makedirs(out_dir, exist_ok=True)
     ocp.PyTreeCheckpointer().save(os.path.join(out_dir, "params"),
                                   jax.tree_util.tree_map(np.asarray, clf.params))
+    from jaxlatent.io import drop_commit_marker  # noqa: PLC0415
+
+    drop_commit_marker(os.path.join(out_dir, "params"))
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump({"format": FORMAT_NAME, "config": clf.config.to_dict()}, f, indent=2,
                   sort_keys=True)
