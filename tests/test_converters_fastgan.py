@@ -144,3 +144,33 @@ def test_jaxlatent_load_and_save_round_trip(golden, tmp_path):
     back = io.load(out)
     assert back.config == model.config and back.config.family == "fastgan"
     _same(back.params, model.params)
+
+
+def test_cli_convert_and_generate_fastgan(golden, tmp_path, monkeypatch, capsys):
+    """`jaxlatent convert` / `generate` on a FastGAN .pth: the grid is the library's images."""
+    import jaxlatent
+    import jaxlatent.cli
+    from jaxlatent.seeds import latents_from_seeds
+
+    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.models",))
+    g, state = golden
+    pth = tmp_path / "all_50000.pth"
+    torch.save({"g": _tensors(state)}, pth)
+    conv = tmp_path / "conv"
+    assert jaxlatent.cli.main(["convert", str(pth), str(conv)]) == 0
+    model = jaxlatent.load(conv)
+    from PIL import Image
+
+    from jaxlatent import viz
+
+    for bn in ("running", "batch"):
+        out = tmp_path / f"grid_{bn}.png"
+        argv = ["generate", str(conv), "--seeds", "0-1", "--noise-mode", "none", "--batchnorm", bn,
+                "--out", str(out), "--nrow", "2", "--batch", "2"]
+        assert jaxlatent.cli.main(argv) == 0
+        z = latents_from_seeds([0, 1], model.z_dim)
+        want = viz.image_grid(np.asarray(model.generate(z, noise_mode="none", batchnorm=bn)), nrow=2)
+        got = np.asarray(Image.open(out))
+        assert np.abs(got.astype(int) - want.reshape(got.shape).astype(int)).max() <= 1
+    assert jaxlatent.cli.main(["generate", str(conv), "--trunc", "0.7", "--out", str(tmp_path / "x.png")]) == 2
+    assert "StyleGAN2 models only" in capsys.readouterr().err

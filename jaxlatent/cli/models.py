@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     p.add_argument("--noise-mode", default=None, choices=("const", "random", "none"),
                    help="noise inputs: StyleGAN2 const (default), random or none; FastGAN "
                         "random (default, keyed by the first seed) or none")
+    p.add_argument("--batchnorm", default=None, choices=("running", "batch"),
+                   help="FastGAN batch norm: running statistics (default; each image independent of "
+                        "the batch) or batch statistics (what the official eval.py computes)")
     p.add_argument("--class", dest="class_idx", type=int, default=None,
                    help="class label for a conditional model")
     p.add_argument("--out", required=True, help="output PNG path")
@@ -95,6 +98,8 @@ def run_generate(args) -> int:
     z = latents_from_seeds(seeds, int(z_dim))
     batch = min(args.batch, len(seeds))
     if model.config.family == "stylegan2":
+        if args.batchnorm is not None:
+            raise ValueError(f"{args.checkpoint}: --batchnorm applies to FastGAN models only")
         options = dict(c=_labels(model, args.class_idx, batch, args.checkpoint),
                        truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff,
                        noise_mode=args.noise_mode or "const")
@@ -102,7 +107,7 @@ def run_generate(args) -> int:
         if args.trunc != 1.0 or args.trunc_cutoff is not None or args.class_idx is not None:
             raise ValueError(f"{args.checkpoint}: --trunc/--trunc-cutoff/--class apply to "
                              f"StyleGAN2 models only, not {model.config.family}")
-        options = dict(noise_mode=args.noise_mode or "random")
+        options = dict(noise_mode=args.noise_mode or "random", batchnorm=args.batchnorm or "running")
 
     images = []
     for start in tqdm(range(0, len(seeds), batch), desc="generate", unit="batch",
