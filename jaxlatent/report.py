@@ -298,7 +298,7 @@ def _dimension_section(page, model, taps, dims, summarize, arrays):
         s = np.asarray(dims[t].singular_values, np.float64)
         spectra[t] = s / s[:, :1]
         summary = summarize(dims[t].dimension)
-        res[t] = {"shape": [int(np.prod(model.tap_shape(t))), int(s.shape[1])] if s.ndim == 2 else None,
+        res[t] = {"shape": [int(np.prod(model.tap_shape(t))), _z_dim(model)],   # Jacobian out x in
                   "mean_dimension": summary.mean, "std_dimension": summary.std,
                   "median_dimension": summary.median, "min_dimension": summary.min,
                   "max_dimension": summary.max,

@@ -46,6 +46,7 @@ def test_report_files_and_numbers(demo_dir):
         assert data[:8] == b"\x89PNG\r\n\x1a\n", name
     res = json.loads((demo_dir / "results.json").read_text())
     assert list(res["local_dimension"]) == TAPS.split(",")
+    assert res["local_dimension"]["synthesis.b4"]["shape"] == [64 * 4 * 4, 64]      # Jacobian out x in
     for tap, d in res["local_dimension"].items():
         assert 1 <= d["min_dimension"] <= d["mean_dimension"] <= d["max_dimension"] <= 64
         s = d["mean_singular_values"]
