@@ -85,3 +85,51 @@ def test_four_host_devices_equal_one():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]
+
+
+MULTIHOST = textwrap.dedent("""
+    import sys
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address="localhost:" + sys.argv[2], num_processes=2,
+                               process_id=int(sys.argv[1]))
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.experimental import multihost_utils
+    import jaxlatent
+    from jaxlatent.parallel import batch_mesh
+
+    assert jax.process_count() == 2 and jax.device_count() == 2 * jax.local_device_count()
+    w = jnp.asarray(np.random.RandomState(0).randn(5, 3), jnp.float32)
+    f = jax.tree_util.Partial(lambda w, z: jnp.tanh(z @ w.T) + 0.1 * z[:, :1] ** 2, w)
+    z = np.random.RandomState(1).randn(7, 3).astype(np.float32)   # same global batch on both hosts
+    got = jaxlatent.local_basis(f, z, mesh=batch_mesh(), chunk_size=4)          # spans both hosts
+    got = multihost_utils.process_allgather(got, tiled=True)
+    want = jaxlatent.local_basis(f, z)                                          # this host alone
+    for a, b in zip(got, want):
+        assert a.shape == b.shape, (a.shape, b.shape)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+    print("MULTIHOST OK", jax.process_index(), flush=True)
+""")
+
+
+def test_two_processes_under_jax_distributed_equal_one():
+    """Multi-host: two processes (jax.distributed on localhost, gloo collectives) share one mesh."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = str(s.getsockname()[1])
+    env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+    procs = [subprocess.Popen([sys.executable, "-c", MULTIHOST, str(i), port], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=300))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("the two jax.distributed processes did not finish in 300 s")
+    for i, (p, (out, err)) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0 and f"MULTIHOST OK {i}" in out, err[-3000:]
