@@ -50,6 +50,9 @@ _EXPORTS = {
     "local_dimension": "jaxlatent.analysis.local_dimension",
     "layer_dimensions": "jaxlatent.analysis.local_dimension",
     "distortion": "jaxlatent.analysis.distortion",
+    # latents named by seeds (NVlabs convention)
+    "parse_seeds": "jaxlatent.seeds",
+    "latents_from_seeds": "jaxlatent.seeds",
     # the report (`jaxlatent demo`, `jaxlatent report`)
     "build_report": "jaxlatent.report",
     "ReportOptions": "jaxlatent.report",
