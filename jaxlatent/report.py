@@ -47,7 +47,9 @@ class ReportOptions:
     max_tap_size: default taps hold at most this many numbers per sample.
     truncation_psi: StyleGAN2 truncation for every tap and image. class_index: label of a
         conditional StyleGAN2. chunk_size: latents per compiled batch. seed: PRNG seed of the
-        neighbours and random baselines.
+        neighbours and random baselines. rtol: when set, the local dimension counts singular
+        values above ``rtol * s_1`` instead of the Gavish-Donoho threshold (which reads a flat
+        spectrum, e.g. a full-rank tap with few inputs, as all noise).
     """
 
     n_samples: int = 64
@@ -67,6 +69,7 @@ class ReportOptions:
     class_index: int = 0
     chunk_size: int = 32
     seed: int = 0
+    rtol: float | None = None
 
 
 #: A small report for tests and smoke runs (seconds of compute on the digits model).
@@ -196,7 +199,8 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     from jaxlatent.analysis.distortion import distortion
     from jaxlatent.analysis.grassmann import pairwise_grassmann, warpage
     from jaxlatent.analysis.local_basis import local_basis
-    from jaxlatent.analysis.local_dimension import local_dimension, summarize_dimensions
+    from jaxlatent.analysis.local_dimension import (local_dimension, optimal_threshold, relative_threshold,
+                                                    summarize_dimensions)
     from jaxlatent.analysis.traversal import iterative_traversal
 
     out_dir = os.fspath(out_dir)
@@ -214,6 +218,7 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     if options.n_latents < 4 or options.n_grassmann < 2:
         raise ValueError("report: n_latents must be >= 4 and n_grassmann >= 2, found "
                          f"{options.n_latents} and {options.n_grassmann}")
+    threshold = optimal_threshold if options.rtol is None else relative_threshold(options.rtol)
     fns = {t: tap_fn(model, t, options) for t in taps + [t for t in trav_taps if t not in taps]}
     key = jax.random.PRNGKey(options.seed)
     pop_seeds = list(range(options.population_seed, options.population_seed + options.n_latents))
@@ -239,10 +244,11 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
         if quality:
             _quality(page, quality)
         dims = steps.run("dimensions", lambda: {
-            t: local_dimension(fns[t], z_pop, chunk_size=chunk) for t in taps})
-        _dimension_section(page, model, taps, dims, summarize_dimensions, arrays)
+            t: local_dimension(fns[t], z_pop, threshold_fn=threshold, chunk_size=chunk) for t in taps})
+        _dimension_section(page, model, taps, dims, summarize_dimensions, arrays, options)
         dist = steps.run("distortion", lambda: {
-            t: distortion(fns[t], z_pop, jax.random.fold_in(key, 1), chunk_size=chunk) for t in taps})
+            t: distortion(fns[t], z_pop, jax.random.fold_in(key, 1), threshold_fn=threshold, chunk_size=chunk)
+            for t in taps})
         _distortion_section(page, taps, dist, arrays)
         grass = steps.run("grassmann", lambda: _grassmann(
             fns, trav_taps, z_pop, options, key, local_basis, pairwise_grassmann, warpage))
@@ -287,11 +293,13 @@ def _quality(page, quality):
     page.results["quality"] = quality
 
 
-def _dimension_section(page, model, taps, dims, summarize, arrays):
+def _dimension_section(page, model, taps, dims, summarize, arrays, options):
+    rule = ("the Gavish-Donoho optimal hard threshold" if options.rtol is None
+            else f"{options.rtol:g} times the largest (--rtol)")
     page.section("Jacobian spectra and local dimensions (seeds 000, 003)",
                  "Singular values of each tap's Jacobian with respect to z, over the population "
-                 "(mean and 5-95% band), normalised by the largest; the local dimension counts "
-                 "the values above the Gavish-Donoho optimal hard threshold (docs/methods-local-dimension.md).")
+                 f"(mean and 5-95% band), normalised by the largest; the local dimension counts "
+                 f"the values above {rule} (docs/methods-local-dimension.md).")
     spectra = {}
     res = {}
     for t in taps:
@@ -314,11 +322,19 @@ def _dimension_section(page, model, taps, dims, summarize, arrays):
                   errors=[res[t]["std_dimension"] for t in names])
     page.figure("spectra.png", "Jacobian singular values per tap, normalised by the largest")
     page.figure("local_dimensions.png", "Estimated local dimension per tap")
+    flat = [t for t in names if res[t]["mean_dimension"] < 1]
+    if flat and options.rtol is None:
+        page.text(f"Note: {', '.join(flat)} estimated below 1: their spectra have no noise bulk for the "
+                  "Gavish-Donoho rule to measure (a flat spectrum reads as all noise). Rerun with --rtol "
+                  "(e.g. --rtol 0.01) to count singular values relative to the largest instead.")
+        page.results["warnings"] = page.results.get("warnings", []) + [
+            f"local dimension < 1 at {flat}: flat spectra; try rtol"]
     page.table(["tap", "out x in", "mean dim", "std", "median", "min", "max", "s_1 (mean)"],
                [[t, "x".join(map(str, res[t]["shape"])), res[t]["mean_dimension"], res[t]["std_dimension"],
                  res[t]["median_dimension"], res[t]["min_dimension"], res[t]["max_dimension"],
                  res[t]["mean_singular_values"][0]] for t in names])
     page.results["local_dimension"] = res
+    page.results["local_dimension_rule"] = "gavish-donoho" if options.rtol is None else {"rtol": options.rtol}
 
 
 def _distortion_section(page, taps, dist, arrays):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -140,9 +141,12 @@ def test_report_on_any_checkpoint(tmp_path, capsys):
     ckpt = jaxlatent.save(random_stylegan2(config, 3), tmp_path / "ckpt")
     out = tmp_path / "report"
     rc = jaxlatent.cli.main(["report", str(ckpt), "--out", str(out), "--quick", "--no-progress",
-                             "--taps", "w", "--traversal-taps", "w", "--latents", "8"])
+                             "--taps", "w", "--traversal-taps", "w", "--latents", "8", "--rtol", "0.01"])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
+    assert res["local_dimension_rule"] == {"rtol": 0.01}
+    s = np.load(out / "arrays.npz")["singular_values/w"]
+    np.testing.assert_array_equal(np.load(out / "arrays.npz")["dimension/w"], (s > 0.01 * s[:, :1]).sum(1))
     assert res["model"]["config"]["z_dim"] == 8 and res["options"]["n_latents"] == 8
     assert "classes_iterative" not in res["traversal"]["w"] and "quality" not in res
     assert "local dim" in capsys.readouterr().out
@@ -163,3 +167,23 @@ def test_latents_follow_the_nvlabs_convention():
     z = latents([3, 7], 5)
     np.testing.assert_array_equal(z[1], np.random.RandomState(7).randn(5).astype(np.float32))
     assert z.dtype == np.float32 and jax.numpy.asarray(z).shape == (2, 5)
+
+
+def test_report_on_a_fastgan(tmp_path):
+    """FastGAN: no mapping network, no w; the report falls back to its small feature taps and
+    says when the Gavish-Donoho rule finds no noise bulk (16 inputs, a flat spectrum)."""
+    from jaxlatent.converters.fastgan import params_from_state_dict
+    from jaxlatent.models.fastgan import FastGAN
+
+    g = np.load(os.path.join(os.path.dirname(__file__), "golden", "fastgan", "fg256.npz"))
+    config, params = params_from_state_dict({k[3:]: g[k] for k in g.files if k.startswith("sd:")})
+    model = FastGAN(config, params)
+    assert default_taps(model) == ["init", "feat_8", "feat_16"]          # <= 8192 values each
+    res = build_report(model, tmp_path, dataclasses.replace(QUICK, taps=("init",), n_latents=8),
+                       progress=False)
+    assert res["options"]["traversal_taps"] == ["init"]
+    assert res["traversal"]["init"]["pixel_change_linear"][0] > 0
+    # random golden weights: no low-rank structure for the rule to find (measured: 0 at every latent)
+    assert res["local_dimension"]["init"]["mean_dimension"] < 1
+    assert "flat spectra" in res["warnings"][0]
+    assert "--rtol" in (tmp_path / "report.html").read_text()

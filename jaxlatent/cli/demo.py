@@ -50,6 +50,9 @@ def _options(p) -> None:
     p.add_argument("--class", dest="class_index", type=int, default=None,
                    help="label of a conditional model (default 0)")
     p.add_argument("--seed", type=int, default=None, help="PRNG seed of neighbours and baselines (default 0)")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="local dimension = singular values above rtol * s_1 (default: Gavish-Donoho "
+                        "optimal hard threshold)")
     p.add_argument("--quick", action="store_true", help="a small report in seconds (smoke runs, tests)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -73,6 +76,10 @@ def _report_options(args):
         change["class_index"] = args.class_index
     if args.seed is not None:
         change["seed"] = args.seed
+    if args.rtol is not None:
+        if not 0 < args.rtol < 1:
+            raise ValueError(f"--rtol must lie in (0, 1), found {args.rtol}")
+        change["rtol"] = args.rtol
     return dataclasses.replace(opts, **change)
 
 
