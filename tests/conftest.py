@@ -5,3 +5,15 @@ import os
 # As the `jaxlatent` command does (jaxlatent/cli/__init__.py): one OpenBLAS thread per LAPACK
 # call, so that jaxlib's CPU SVDs do not fight XLA's thread pool on a 2-core CI machine.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def x64():
+    """Float64 for one test (finite-difference and numpy references), restored afterwards."""
+    old = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", old)

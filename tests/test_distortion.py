@@ -9,14 +9,6 @@ from jaxlatent.analysis.distortion import distortion, layer_distortions, neighbo
 from jaxlatent.analysis.local_dimension import relative_threshold
 
 
-@pytest.fixture
-def x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 def _circle(a):
     # tangent line at z is the direction angle a*z + pi/2: it turns at rate a
     return lambda z: jnp.concatenate([jnp.cos(a * z), jnp.sin(a * z)], -1)

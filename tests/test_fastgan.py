@@ -36,14 +36,6 @@ def tiny():
     return FastGAN.init(FastGANConfig(im_size=256, nz=8, ngf=4), jax.random.key(1))
 
 
-@pytest.fixture
-def x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 @pytest.mark.parametrize("name,im_size", [("fg256", 256), ("fg1024", 1024)])
 def test_golden_parity(name, im_size):
     g, model, noise = _golden(name)

@@ -8,13 +8,6 @@ import pytest
 from jaxlatent.analysis.jacobian import gram_operator, jacobian, jvp_operator, resolve_mode, vjp_operator
 
 
-@pytest.fixture
-def x64():
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", False)
-
-
 def _f(a):
     def f(z):  # (N, 3) -> (N, 2, 4): a tap with several axes, flattened in C order
         h = jnp.tanh(z @ a.T)

@@ -16,13 +16,6 @@ GOLDEN = pathlib.Path(__file__).parent / "golden" / "localbasis" / "map512.npz"
 TOOL = pathlib.Path(__file__).parent / "golden" / "tools" / "make_localbasis_golden.py"
 
 
-@pytest.fixture
-def x64():
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", False)
-
-
 def _mlp(key, sizes, dtype=jnp.float32):
     keys = jax.random.split(key, len(sizes) - 1)
     ws = [jax.random.normal(k, (o, i), dtype) / np.sqrt(i) for k, i, o in zip(keys, sizes[:-1], sizes[1:])]

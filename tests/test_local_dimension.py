@@ -18,14 +18,6 @@ from jaxlatent.analysis.local_dimension import (
 )
 
 
-@pytest.fixture
-def x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 def _low_rank_plus_noise(rng, out, inn, gains, noise):
     r = len(gains)
     u = np.linalg.qr(rng.normal(size=(out, r)))[0]

@@ -22,14 +22,6 @@ D_TINY = D.DiscriminatorConfig(img_resolution=8, img_channels=1, channel_base=64
 TC_TINY = gan.TrainConfig(seed=3, steps=2, batch=4, r1_interval=2, ema_kimg=0.01)
 
 
-@pytest.fixture
-def x64():
-    old = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", old)
-
-
 @pytest.fixture(scope="module")
 def tiny_data():
     # the training split at 8x8: the shape digits.run trains on, so its steps compile once
