@@ -12,7 +12,8 @@ Rows (same weights, same latents, one process):
               SVD solver and with the Gram (eigh) solver
 and, for ours, the Jacobian and spectrum phases timed apart, the achieved FLOP/s of the
 Jacobian phase (8 layers x 2 x 512^3 FLOP per latent: the tangent matmuls) over the
-measured fp32 matmul rate of this machine (JAX, 2048^2 matmul). Best of ``--repeats``.
+measured fp32 matmul rate of this machine (JAX, 2048^2 matmul). Rows are timed in interleaved rounds (each row once per round) and the best
+round of each is kept, so that slow spells of a shared machine fall on every row alike.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import os
 # OpenBLAS thread per call is what XLA expects (it parallelises over the batch itself).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
+import argparse
+import math
+import time
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 DIM, LAYERS, LR_MUL = 512, 8, 0.01
 
@@ -94,7 +95,6 @@ def main():
     g = torch_mapping(layers)
     f = jax_tap(layers)
     z = jnp.asarray(z_np)
-    rows = {}
 
     def ref_loop():
         for i in range(args.n_ref):
@@ -102,7 +102,6 @@ def main():
             pad = noise.repeat(DIM, 1).requires_grad_(True)
             jac = torch.autograd.grad(g(pad), pad, grad_outputs=torch.eye(DIM))[0]
             torch.svd(jac)
-    rows["ref-loop (a)"] = args.n_ref / best(ref_loop, args.repeats)
 
     zt = torch.from_numpy(z_np)
     vjac = torch.func.vmap(torch.func.jacfwd(g))
@@ -110,23 +109,33 @@ def main():
     def torch_vmap():
         for s in range(0, args.n, args.chunk):
             torch.linalg.svd(vjac(zt[s:s + args.chunk]), full_matrices=False)
-    torch_vmap()
-    rows["torch-vmap (b)"] = args.n / best(torch_vmap, args.repeats)
 
-    for solver in ("svd", "gram"):
-        run = lambda: jax.block_until_ready(local_basis(f, z, chunk_size=args.chunk, solver=solver))
-        run()
-        rows[f"ours ({solver})"] = args.n / best(run, args.repeats)
+    def ours(solver):
+        return lambda: jax.block_until_ready(local_basis(f, z, chunk_size=args.chunk, solver=solver))
 
-    jac_run = lambda: jax.block_until_ready(jacobian(f, z, mode="fwd", chunk_size=args.chunk))
-    jac_run()
-    t_jac = best(jac_run, args.repeats)
     jac = jacobian(f, z[:args.chunk], mode="fwd")
-    spec = {}
-    for name, fn in (("svd", svd_triplets), ("gram", gram_triplets)):
-        fj = jax.jit(fn)
-        jax.block_until_ready(fj(jac))
-        spec[name] = best(lambda: jax.block_until_ready(fj(jac)), args.repeats) / args.chunk
+    spec_fns = {name: jax.jit(fn) for name, fn in (("svd", svd_triplets), ("gram", gram_triplets))}
+    # (callable, latents it handles); every row is timed once per round, rounds interleaved, so
+    # that a slow spell of this shared machine falls on all rows alike; best round per row
+    timed = {
+        "ref-loop (a)": (ref_loop, args.n_ref),
+        "torch-vmap (b)": (torch_vmap, args.n),
+        "ours (svd)": (ours("svd"), args.n),
+        "ours (gram)": (ours("gram"), args.n),
+        "jacobian": (lambda: jax.block_until_ready(jacobian(f, z, mode="fwd", chunk_size=args.chunk)), args.n),
+        "spectrum svd": (lambda: jax.block_until_ready(spec_fns["svd"](jac)), args.chunk),
+        "spectrum gram": (lambda: jax.block_until_ready(spec_fns["gram"](jac)), args.chunk),
+    }
+    for fn, _ in timed.values():  # compile and warm up
+        fn()
+    seconds = {name: math.inf for name in timed}
+    for _ in range(args.repeats):
+        for name, (fn, _) in timed.items():
+            seconds[name] = min(seconds[name], best(fn, 1))
+    per_latent = {name: seconds[name] / count for name, (_, count) in timed.items()}
+    rows = {name: 1 / per_latent[name] for name in list(timed)[:4]}
+    t_jac = seconds["jacobian"]
+    spec = {"svd": per_latent["spectrum svd"], "gram": per_latent["spectrum gram"]}
     # accuracy of the Gram solver against the dense SVD on the same Jacobians
     a, b = svd_triplets(jac), gram_triplets(jac)
     ratio = np.asarray(a.singular_values / a.singular_values[:, :1])
@@ -141,7 +150,7 @@ def main():
     print(f"\nOPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, torch threads "
           f"{torch.get_num_threads()}")
     print(f"Local Basis at W, 8x512 mapping network, {jax.devices()[0].device_kind}, "
-          f"batch {args.n} (chunk {args.chunk}), best of {args.repeats}")
+          f"batch {args.n} (chunk {args.chunk}), best of {args.repeats} interleaved rounds")
     print(f"{'method':<18s} {'latents/s':>10s} {'ms/latent':>10s} {'vs (a)':>7s} {'vs (b)':>7s}")
     for name, rate_ in rows.items():
         print(f"{name:<18s} {rate_:10.2f} {1e3 / rate_:10.2f} {rate_ / rows['ref-loop (a)']:7.2f} "
