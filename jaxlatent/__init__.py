@@ -28,6 +28,7 @@ _EXPORTS = {
     "StyleGAN2Config": "jaxlatent.models.stylegan2",
     "FastGAN": "jaxlatent.models.fastgan",
     "FastGANConfig": "jaxlatent.models.fastgan",
+    "UnknownTapError": "jaxlatent.models.errors",
     # Jacobian engine
     "jacobian": "jaxlatent.analysis.jacobian",
     "jvp_operator": "jaxlatent.analysis.jacobian",

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxlatent
 from jaxlatent.converters.fastgan import params_from_state_dict
 from jaxlatent.models.fastgan import FastGAN, FastGANConfig, param_shapes
 
@@ -86,6 +87,10 @@ def test_taps_shapes_and_consistency(tiny):
     np.testing.assert_allclose(tiny.generate(z, noise_mode="none"), everything["image"], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="unknown FastGAN tap"):
         tiny.fn("conv1")
+    with pytest.raises(KeyError) as err:  # the same UnknownTapError as StyleGAN2's
+        tiny.tap_shape("conv1")
+    assert isinstance(err.value, jaxlatent.UnknownTapError)
+    assert str(err.value).startswith("unknown FastGAN tap 'conv1'; known taps: ['init'")
 
 
 def test_running_stats_make_samples_independent(tiny):

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxlatent
 from jaxlatent.models.stylegan2 import (StyleGAN2, StyleGAN2Config, expected_shapes,
                                         params_from_state_dict, random_params, tap_value)
 
@@ -197,6 +198,10 @@ def test_taps_and_shapes(tiny):
         assert out.dtype == jnp.float32
     with pytest.raises(KeyError, match="unknown StyleGAN2 tap"):
         tiny.fn("synthesis.b32")
+    with pytest.raises(jaxlatent.UnknownTapError) as err:  # also a ValueError, message unquoted
+        tiny.tap_shape("synthesis.b32")
+    assert isinstance(err.value, ValueError)
+    assert str(err.value).startswith("unknown StyleGAN2 tap 'synthesis.b32'; known taps: ['mapping.embed', 'mapping.fc0'")
     resnet = StyleGAN2.init(dataclasses.replace(TINY, architecture="resnet"), jax.random.PRNGKey(0))
     assert "synthesis.b8.img" not in resnet.taps() and "style.b8.torgb" not in resnet.taps()
 

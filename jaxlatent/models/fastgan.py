@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlatent.models.errors import UnknownTapError
 from jaxlatent.models.fastgan_net import (  # noqa: F401  (re-exported)
     DEFAULT_BATCHNORM, NOISY, SE_SOURCE, check_params, draw_noise, flatten, forward, nest,
     param_shapes, tap_shapes)
@@ -231,9 +232,10 @@ class FastGAN:
         return list(tap_shapes(self.config))
 
     def tap_shape(self, tap: str) -> tuple[int, ...]:
+        """Shape of one sample of ``tap`` (without the batch axis); :class:`UnknownTapError` if absent."""
         shapes = tap_shapes(self.config)
         if tap not in shapes:
-            raise ValueError(f"unknown FastGAN tap {tap!r}; available: {list(shapes)}")
+            raise UnknownTapError(f"unknown FastGAN tap {tap!r}; known taps: {list(shapes)}")
         return shapes[tap]
 
     def features(self, z, taps: Sequence[str] = ("image", "image128"), noise=None, noise_mode="random",

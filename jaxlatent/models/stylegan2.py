@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlatent.models import stylegan2_layers as L
+from jaxlatent.models.errors import UnknownTapError
 from jaxlatent.models.stylegan2_config import (SynthesisLayerSpec, StyleGAN2Config,
                                                expected_shapes, flatten, nest,
                                                params_from_state_dict, random_params)
@@ -178,7 +179,7 @@ class StyleGAN2:
         """Shape of one sample of ``tap`` (without the batch axis)."""
         shapes = _tap_shapes(self.config)
         if tap not in shapes:
-            raise KeyError(f"unknown StyleGAN2 tap {tap!r}; known taps: {list(shapes)}")
+            raise UnknownTapError(f"unknown StyleGAN2 tap {tap!r}; known taps: {list(shapes)}")
         return shapes[tap]
 
     def fn(self, tap: str, c=None, truncation_psi: float = 1.0,
