@@ -66,12 +66,14 @@ class Distortion(NamedTuple):
     near_distances: jax.Array
 
 
+@jax.jit
 def neighbours(key: jax.Array, z: jax.Array, eps: float = 0.1) -> jax.Array:
     """``z + eps * u`` with ``u`` uniform on the unit sphere, one per latent: (N, in) -> (N, in)."""
     u = jax.random.normal(key, z.shape, dtype=z.dtype)
     return z + eps * u / jnp.linalg.norm(u, axis=-1, keepdims=True)
 
 
+@functools.partial(jax.jit, static_argnames=("metric", "batch_size"))
 def pairwise_distances(bases: jax.Array, metric: str = "geodesic", batch_size: int = 16) -> jax.Array:
     """Grassmannian distances between every pair of N bases (N, n, k) -> (N, N), zero diagonal.
 
@@ -84,7 +86,7 @@ def pairwise_distances(bases: jax.Array, metric: str = "geodesic", batch_size: i
     """
     n_items = bases.shape[0]
     ii, jj = np.triu_indices(n_items, 1)
-    d = _pair_distances(bases, jnp.asarray(np.stack([ii, jj], -1)), metric, int(batch_size))
+    d = _pair_distances(bases, jnp.asarray(np.stack([ii, jj], -1)), metric, batch_size)
     dist = jnp.zeros((n_items, n_items), d.dtype).at[ii, jj].set(d)
     return dist + dist.T
 
@@ -100,6 +102,7 @@ def _pair_distances(bases, pairs, metric, batch_size):
     return jax.lax.map(pair, pairs, batch_size=batch_size)
 
 
+@functools.partial(jax.jit, static_argnames=("n_pairs", "dim", "k", "dtype", "metric"))
 def _random_baseline(key, n_pairs: int, dim: int, k: int, dtype, metric: str):
     from jaxlatent.analysis.grassmann import grassmann_distance, random_orthonormal
 
@@ -135,18 +138,22 @@ def distortion(f, z: jax.Array, key: jax.Array, k: int | None = None, eps: float
         raise ValueError(f"distortion: k must lie in [1, {m}] for a {shape[0]}x{shape[1]} Jacobian, found {k}")
     basis = basis[..., :k]
     _, basis_nb, _ = jacobian_spectrum(f, neighbours(k_near, z, eps), keep=k, chunk_size=chunk_size, mode=mode)
+    far_d, near_d, far, near = _far_near(basis, basis_nb, metric)
+    base = _random_baseline(k_base, int(baseline_pairs), int(shape[0]), k, jnp.dtype(basis.dtype), metric)
+    return Distortion(distortion=far / near, far=far, near=near, baseline=base,
+                      k=jnp.asarray(k, jnp.int32), dimension=dims, far_distances=far_d,
+                      near_distances=near_d)
 
+
+@functools.partial(jax.jit, static_argnames=("metric",))
+def _far_near(basis, basis_nb, metric):
+    """Distances between the tangent spaces of distinct latents and of each latent and its neighbour."""
     from jaxlatent.analysis.grassmann import grassmann_distance
 
     far_d = pairwise_distances(basis, metric)
     near_d = grassmann_distance(basis, basis_nb, metric=metric)
-    n = z.shape[0]
-    far = jnp.sum(far_d) / (n * (n - 1))
-    near = jnp.mean(near_d)
-    base = _random_baseline(k_base, baseline_pairs, shape[0], k, basis.dtype, metric)
-    return Distortion(distortion=far / near, far=far, near=near, baseline=base,
-                      k=jnp.asarray(k, jnp.int32), dimension=dims, far_distances=far_d,
-                      near_distances=near_d)
+    n = basis.shape[0]
+    return far_d, near_d, jnp.sum(far_d) / (n * (n - 1)), jnp.mean(near_d)
 
 
 def layer_distortions(model_fns: Mapping[str, Callable], z: jax.Array, key: jax.Array,

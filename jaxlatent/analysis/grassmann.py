@@ -16,6 +16,7 @@ from the SVD of ``A^T B`` are accurate for large angles, sines from the SVD of
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -42,6 +43,7 @@ def singular_values(x: jax.Array) -> jax.Array:
     return jnp.linalg.svd(x, compute_uv=False)
 
 
+@jax.jit
 def principal_angles(a: jax.Array, b: jax.Array) -> jax.Array:
     """Principal angles between span(a) and span(b), ascending, in radians.
 
@@ -97,6 +99,8 @@ def distance_from_angles(theta: jax.Array, metric: str = "geodesic", equal_dims:
     raise ValueError(f"grassmann metric must be one of {METRICS}, found {metric!r}")
 
 
+# jitted: one compiled program per (shapes, metric, d) instead of one per array operation
+@functools.partial(jax.jit, static_argnames=("metric", "d"))
 def grassmann_distance(a: jax.Array, b: jax.Array, metric: str = "geodesic", d: int | None = None) -> jax.Array:
     """Grassmannian distance between span(a[..., :d]) and span(b[..., :d]).
 
@@ -147,9 +151,13 @@ def pairwise_grassmann(bases: jax.Array, metric: str = "geodesic", d: int | None
         if pad:
             rows = jnp.concatenate([rows, jnp.broadcast_to(rows[-1:], (pad, n, k))])
         blocks.append(_angles_block(rows, bases)[: chunk - pad])
-    theta = jnp.concatenate(blocks)
+    return _pairwise_from_angles(jnp.concatenate(blocks), metric)
+
+
+@functools.partial(jax.jit, static_argnames=("metric",))
+def _pairwise_from_angles(theta, metric):
     # the sine formula leaves ~1e-7 rad on the diagonal; identical subspaces are at distance 0
-    theta = jnp.where(jnp.eye(n_items, dtype=bool)[..., None], 0.0, theta)
+    theta = jnp.where(jnp.eye(theta.shape[0], dtype=bool)[..., None], 0.0, theta)
     return distance_from_angles(theta, metric)
 
 
@@ -164,7 +172,12 @@ def random_orthonormal(key: jax.Array, n: int, d: int, batch: tuple[int, ...] | 
     """
     if not 1 <= d <= n:
         raise ValueError(f"random_orthonormal: need 1 <= d <= n, found n={n}, d={d}")
-    batch = (batch,) if isinstance(batch, int) else tuple(batch)
+    batch = (int(batch),) if isinstance(batch, int) else tuple(int(b) for b in batch)
+    return _haar(key, int(n), int(d), batch, jnp.dtype(dtype))
+
+
+@functools.partial(jax.jit, static_argnames=("n", "d", "batch", "dtype"))
+def _haar(key, n, d, batch, dtype):
     g = jax.random.normal(key, batch + (n, d), dtype)
     q, r = jnp.linalg.qr(g)
     sign = jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))
@@ -187,6 +200,7 @@ class Warpage(NamedTuple):
     haar: jax.Array
 
 
+@functools.partial(jax.jit, static_argnames=("k",))
 def pca_basis(values: jax.Array, k: int) -> jax.Array:
     """GANSpace's global basis: top-k principal axes of tap values (N, *out) -> (out, k), orthonormal."""
     x = jnp.reshape(values, (values.shape[0], -1))
@@ -198,8 +212,9 @@ def pca_basis(values: jax.Array, k: int) -> jax.Array:
     return vt[:k].T
 
 
+@functools.partial(jax.jit, static_argnames=("dims", "metric"))
 def _curves(a, b, dims, metric):
-    return jnp.stack([grassmann_distance(a, b, metric=metric, d=int(d)) for d in dims], axis=-1)
+    return jnp.stack([grassmann_distance(a, b, metric=metric, d=d) for d in dims], axis=-1)
 
 
 def warpage(f: Callable, z, key: jax.Array, dims=range(1, 51), eps: float = 0.1, metric: str = "geodesic",
@@ -218,19 +233,19 @@ def warpage(f: Callable, z, key: jax.Array, dims=range(1, 51), eps: float = 0.1,
     Returns :class:`Warpage`; each field's mean over axis 0 is one curve of the
     paper's figure.
     """
+    from jaxlatent.analysis.distortion import neighbours
     from jaxlatent.analysis.local_basis import local_basis
 
     z = jnp.asarray(z)
-    dims = jnp.asarray(list(dims), jnp.int32)
+    dim_list = tuple(int(d) for d in dims)
+    dims = jnp.asarray(dim_list, jnp.int32)
     if z.ndim != 2 or z.shape[0] < 2:
         raise ValueError(f"warpage: expected latents of shape (N >= 2, in), found {z.shape}")
     k = int(jnp.max(dims))
     m = z.shape[0] // 2
     k_near, k_haar = jax.random.split(key)
     bases = local_basis(f, z[:2 * m], k=k, chunk_size=chunk_size, solver=solver).basis
-    u = jax.random.normal(k_near, (m, z.shape[1]), z.dtype)
-    z_near = z[:m] + eps * u / jnp.linalg.norm(u, axis=-1, keepdims=True)
-    near = local_basis(f, z_near, k=k, chunk_size=chunk_size, solver=solver).basis
+    near = local_basis(f, neighbours(k_near, z[:m], eps), k=k, chunk_size=chunk_size, solver=solver).basis
     if global_basis is None:
         pop = z if population is None else jnp.asarray(population)
         global_basis = pca_basis(f(pop), k)
@@ -240,7 +255,7 @@ def warpage(f: Callable, z, key: jax.Array, dims=range(1, 51), eps: float = 0.1,
     n_out = bases.shape[1]
     ha = random_orthonormal(k_haar, n_out, k, (2, m), bases.dtype)
     return Warpage(dims=dims,
-                   random_pairs=_curves(bases[:m], bases[m:2 * m], dims, metric),
-                   neighbours=_curves(bases[:m], near, dims, metric),
-                   to_global=_curves(bases[:m], global_basis[None, :, :k], dims, metric),
-                   haar=_curves(ha[0], ha[1], dims, metric))
+                   random_pairs=_curves(bases[:m], bases[m:2 * m], dim_list, metric),
+                   neighbours=_curves(bases[:m], near, dim_list, metric),
+                   to_global=_curves(bases[:m], global_basis[None, :, :k], dim_list, metric),
+                   haar=_curves(ha[0], ha[1], dim_list, metric))
