@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,8 +40,9 @@ from jaxlatent.analysis.local_dimension import (
     jacobian_spectrum,
     optimal_threshold,
 )
+from jaxlatent.analysis.ordering import after
 
-__all__ = ["Distortion", "distortion", "layer_distortions", "pairwise_distances", "neighbours"]
+__all__ = ["Distortion", "distortion", "layer_distortions", "neighbours", "pairwise_distances"]
 
 
 class Distortion(NamedTuple):
@@ -106,10 +108,9 @@ def _pair_distances(bases, pairs, metric, batch_size):
 def _random_baseline(key, n_pairs: int, dim: int, k: int, dtype, metric: str):
     from jaxlatent.analysis.grassmann import grassmann_distance, random_orthonormal
 
-    ka, kb = jax.random.split(key)
-    a = random_orthonormal(ka, dim, k, n_pairs, dtype)
-    b = random_orthonormal(kb, dim, k, n_pairs, dtype)
-    return jnp.mean(grassmann_distance(a, b, metric=metric))
+    # one batched QR for both sides: two independent QRs in one program can deadlock (ordering.py)
+    ab = random_orthonormal(key, dim, k, (2, n_pairs), dtype)
+    return jnp.mean(grassmann_distance(ab[0], ab[1], metric=metric))
 
 
 def distortion(f, z: jax.Array, key: jax.Array, k: int | None = None, eps: float = 0.1,
@@ -150,8 +151,9 @@ def _far_near(basis, basis_nb, metric):
     """Distances between the tangent spaces of distinct latents and of each latent and its neighbour."""
     from jaxlatent.analysis.grassmann import grassmann_distance
 
-    far_d = pairwise_distances(basis, metric)
     near_d = grassmann_distance(basis, basis_nb, metric=metric)
+    # the far pairs' SVDs start once the near pairs' QR is done (ordering.py)
+    far_d = pairwise_distances(after(basis, near_d), metric)
     n = basis.shape[0]
     return far_d, near_d, jnp.sum(far_d) / (n * (n - 1)), jnp.mean(near_d)
 

@@ -17,10 +17,13 @@ from the SVD of ``A^T B`` are accurate for large angles, sines from the SVD of
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from jaxlatent.analysis.ordering import after
 
 METRICS = ("geodesic", "proj", "proj_f", "chordal", "chordal_2", "fubini_study", "binet_cauchy",
            "max_angle")
@@ -58,9 +61,10 @@ def principal_angles(a: jax.Array, b: jax.Array) -> jax.Array:
                          "(axis -2 must match)")
     p = min(a.shape[-1], b.shape[-1])
     m = jnp.swapaxes(a, -1, -2) @ b
-    cos = jnp.linalg.svd(m, compute_uv=False)[..., :p]                # descending
     resid = b - a @ m                                                 # (I - A A^T) B
     sin = singular_values(resid)[..., ::-1][..., :p]                  # ascending
+    # the cosine SVD waits for the sine's QR: side by side they can deadlock jaxlib (ordering.py)
+    cos = jnp.linalg.svd(after(m, sin), compute_uv=False)[..., :p]    # descending
     cos = jnp.clip(cos, 0.0, 1.0)
     sin = jnp.clip(sin, 0.0, 1.0)
     return jnp.where(cos * cos < 0.5, jnp.arccos(cos), jnp.arcsin(sin))
@@ -214,7 +218,10 @@ def pca_basis(values: jax.Array, k: int) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("dims", "metric"))
 def _curves(a, b, dims, metric):
-    return jnp.stack([grassmann_distance(a, b, metric=metric, d=d) for d in dims], axis=-1)
+    out = []
+    for d in dims:   # one after another: independent QRs in one program can deadlock (ordering.py)
+        out.append(grassmann_distance(after(a, *out[-1:]), b, metric=metric, d=d))
+    return jnp.stack(out, axis=-1)
 
 
 def warpage(f: Callable, z, key: jax.Array, dims=range(1, 51), eps: float = 0.1, metric: str = "geodesic",

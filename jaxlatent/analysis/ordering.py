@@ -1,0 +1,37 @@
+"""Run one LAPACK call after another inside a compiled program (a jaxlib CPU deadlock guard).
+
+jaxlib 0.10's CPU QR kernel splits a batched factorisation over XLA's intra-op thread pool
+and blocks its thread until the pieces finish. XLA's CPU runtime runs independent
+operations of one program at the same time, on the same pool. When a batched QR runs
+beside another decomposition (a second QR, an SVD), every pool thread can end up blocked
+inside a kernel waiting for work that only a pool thread could do: the program never
+finishes. On a 2-core machine (a pool of 2 threads) two independent ``(64, 512, 30)`` QRs
+in one ``jit`` hang every time; the same QRs with a data dependence between them, or in
+separate programs, never do. ``tests/test_ordering.py`` keeps both cases honest.
+
+Inside our own programs we therefore give each decomposition that may run beside a QR an
+explicit data dependence on the one before it, with :func:`after`. (``lax.optimization_barrier``
+does not order the two calls on XLA's CPU runtime: measured, it still hangs.)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def after(x: jax.Array, *deps: jax.Array) -> jax.Array:
+    """``x`` unchanged, but computed only once every array in ``deps`` is.
+
+    Adds ``0.0 * isnan(d)`` for one element ``d`` of each dependency (``0.0 * d`` for
+    integers): always exactly 0, never NaN whatever ``d`` holds, and not folded away by
+    XLA, which keeps ``0.0 * y`` for floats. No gradient flows through the tie.
+    """
+    x = jnp.asarray(x)
+    tie = jnp.zeros((), x.dtype)
+    for d in deps:
+        d = jax.lax.stop_gradient(jnp.ravel(jnp.asarray(d))[:1])
+        # a finite stand-in for d: isnan(d) for floats (0 or 1), d itself for integers
+        v = jnp.isnan(jnp.real(d)) if jnp.issubdtype(d.dtype, jnp.inexact) else d
+        tie = tie + jnp.sum(v.astype(x.dtype)) * 0.0
+    return x + tie

@@ -1,0 +1,130 @@
+"""ordering.after, and the Grassmann programs that rely on it not to deadlock jaxlib's CPU QR.
+
+Before the fix, on a 2-core machine, `principal_angles` of (64, 512, 30) bases (a QR beside an
+SVD in one program), warpage's `_curves` and Distortion's random baseline (independent QRs in
+one program) hung every time: the CI run of 2026-11-23 stopped in `jaxlatent demo` for 80
+minutes. The workloads run in a subprocess with a time limit, so that a regression fails
+with a message instead of eating CI's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlatent.analysis.ordering import after
+
+LIMIT_S = 240
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    try:
+        return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                              timeout=LIMIT_S, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"did not finish in {LIMIT_S} s: the jaxlib CPU QR deadlock (jaxlatent/analysis/ordering.py) "
+                    "is back")
+
+
+def test_after_leaves_values_alone_whatever_the_dependency_holds():
+    x = jnp.arange(6.0).reshape(2, 3)
+    for dep in (jnp.array([jnp.nan, 1.0]), jnp.array([jnp.inf]), jnp.array([-jnp.inf, 2.0]),
+                jnp.arange(4, dtype=jnp.int32), jnp.array([1 + 2j], jnp.complex64)):
+        np.testing.assert_array_equal(np.asarray(jax.jit(after)(x, dep)), np.asarray(x))
+    np.testing.assert_array_equal(np.asarray(after(x)), np.asarray(x))
+    assert after(x, jnp.ones(3)).dtype == x.dtype
+
+
+def test_after_passes_gradients_to_x_only():
+    x = jnp.array([1.0, 2.0])
+    y = jnp.array([3.0])
+    gx, gy = jax.grad(lambda x, y: jnp.sum(after(x, y * 5.0) ** 2), argnums=(0, 1))(x, y)
+    np.testing.assert_allclose(np.asarray(gx), 2 * np.asarray(x))
+    np.testing.assert_array_equal(np.asarray(gy), 0.0)
+
+
+def _entry_graph(hlo: str) -> dict[str, set[str]]:
+    """name -> names it reads, for the instructions of the compiled program's ENTRY computation."""
+    body = hlo[hlo.index("ENTRY"):]
+    graph = {}
+    for line in body.splitlines()[1:]:
+        m = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = .*?\((.*)", line)
+        if m:
+            graph[m.group(1)] = set(re.findall(r"%([\w.\-]+)", m.group(2)))
+    return graph
+
+
+def _reaches(graph, start, goal) -> bool:
+    seen, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        if node == goal:
+            return True
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph.get(node, ()))
+    return False
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_after_orders_the_compiled_program(tied):
+    """The tie survives XLA's optimisation: the second QR then reads the first one's output."""
+    def two(x, y):
+        a = jnp.linalg.qr(x)[0]
+        return a, jnp.linalg.qr(after(y, a) if tied else y)[0]
+
+    x = jnp.ones((4, 8, 3))
+    graph = _entry_graph(jax.jit(two).lower(x, x).compile().as_text())
+    qrs = [n for n in graph if re.fullmatch(r"geqrf(\.\d+)?", n) and not any(
+        g.startswith("geqrf") for g in graph[n])]          # the custom calls, not their tuple reads
+    assert len(qrs) == 2, graph
+    ordered = _reaches(graph, qrs[0], qrs[1]) or _reaches(graph, qrs[1], qrs[0])
+    assert ordered == tied
+
+
+@pytest.mark.slow
+def test_qr_programs_finish_when_ordered():
+    """Two batched QRs in one program, tied by `after`: completes (untied they hang on 2 cores)."""
+    r = _run("""
+        import jax, jax.numpy as jnp
+        from jaxlatent.analysis.ordering import after
+
+        @jax.jit
+        def two(ka, kb):
+            a = jnp.linalg.qr(jax.random.normal(ka, (64, 512, 30)))[0]
+            c = jnp.linalg.qr(after(jax.random.normal(kb, (64, 512, 30)), a))[0]
+            return jnp.sum(a) + jnp.sum(c)
+
+        for i in range(5):
+            ka, kb = jax.random.split(jax.random.key(i))
+            float(two(ka, kb))
+        print("done")
+    """)
+    assert r.returncode == 0 and "done" in r.stdout, r.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_grassmann_programs_finish_on_deadlock_prone_sizes():
+    r = _run("""
+        import jax, jax.numpy as jnp
+        from jaxlatent.analysis import distortion, grassmann
+
+        for i in range(3):
+            key = jax.random.key(i)
+            ab = grassmann.random_orthonormal(key, 512, 30, (2, 64))
+            float(grassmann.principal_angles(ab[0], ab[1]).sum())
+            float(grassmann._curves(ab[0], ab[1], tuple(range(1, 31)), "geodesic").sum())
+            float(distortion._random_baseline(key, 64, 512, 30, jnp.dtype("float32"), "geodesic"))
+            float(distortion._far_near(ab[0, :24], ab[1, :24], "geodesic")[2])
+        print("done")
+    """)
+    assert r.returncode == 0 and "done" in r.stdout, r.stderr[-2000:]
