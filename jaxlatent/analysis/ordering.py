@@ -23,15 +23,15 @@ import jax.numpy as jnp
 def after(x: jax.Array, *deps: jax.Array) -> jax.Array:
     """``x`` unchanged, but computed only once every array in ``deps`` is.
 
-    Adds ``0.0 * isnan(d)`` for one element ``d`` of each dependency (``0.0 * d`` for
-    integers): always exactly 0, never NaN whatever ``d`` holds, and not folded away by
+    Adds ``0.0 * isnan(d)`` for one element ``d`` of each dependency (``0.0 * (d == 0)``
+    for integers): always exactly 0, never NaN whatever ``d`` holds, and not folded away by
     XLA, which keeps ``0.0 * y`` for floats. No gradient flows through the tie.
     """
     x = jnp.asarray(x)
     tie = jnp.zeros((), x.dtype)
     for d in deps:
         d = jax.lax.stop_gradient(jnp.ravel(jnp.asarray(d))[:1])
-        # a finite stand-in for d: isnan(d) for floats (0 or 1), d itself for integers
-        v = jnp.isnan(jnp.real(d)) if jnp.issubdtype(d.dtype, jnp.inexact) else d
+        # a 0-or-1 stand-in for d that XLA cannot evaluate early: isnan(d), or d == 0 for integers
+        v = jnp.isnan(jnp.real(d)) if jnp.issubdtype(d.dtype, jnp.inexact) else d == 0
         tie = tie + jnp.sum(v.astype(x.dtype)) * 0.0
     return x + tie
