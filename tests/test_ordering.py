@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.ordering import after
+from jaxlatent.analysis.ordering import after, qr_each
 
 LIMIT_S = 240
 
@@ -94,12 +94,44 @@ def test_after_orders_the_compiled_program(tied):
     assert ordered == tied
 
 
+@pytest.mark.parametrize("shape", [(7, 4), (1, 7, 4), (3, 7, 4), (2, 3, 4, 7)])
+def test_qr_each_equals_the_batched_qr(shape, x64):
+    x = jax.random.normal(jax.random.key(1), shape, jnp.float64)
+    q, r = qr_each(x)
+    q0, r0 = jnp.linalg.qr(x)
+    np.testing.assert_allclose(np.asarray(q), np.asarray(q0), atol=1e-13)
+    np.testing.assert_allclose(np.asarray(r), np.asarray(r0), atol=1e-13)
+    np.testing.assert_allclose(np.asarray(qr_each(x, mode="r")), np.asarray(r0), atol=1e-13)
+    np.testing.assert_allclose(np.asarray(q @ r), np.asarray(x), atol=1e-12)
+
+
+@pytest.mark.slow
+def test_our_functions_finish_beside_a_callers_decompositions():
+    """A caller's jit with two independent principal-angle calls and its own SVD (no ties)."""
+    r = _run("""
+        import jax, jax.numpy as jnp
+        from jaxlatent.analysis import grassmann
+
+        @jax.jit
+        def mine(a, b, c):
+            return (grassmann.principal_angles(a, b).sum() + grassmann.principal_angles(a, c).sum()
+                    + jnp.linalg.svd(c, compute_uv=False).sum()
+                    + grassmann.random_orthonormal(jax.random.key(0), 512, 30, 64).sum())
+
+        for i in range(3):
+            abc = grassmann.random_orthonormal(jax.random.key(i), 512, 30, (3, 64))
+            float(mine(abc[0], abc[1], abc[2]))
+        print("done")
+    """)
+    assert r.returncode == 0 and "done" in r.stdout, r.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_qr_programs_finish_when_ordered():
     """Two batched QRs in one program, tied by `after`: completes (untied they hang on 2 cores)."""
     r = _run("""
         import jax, jax.numpy as jnp
-        from jaxlatent.analysis.ordering import after
+        from jaxlatent.analysis.ordering import after, qr_each
 
         @jax.jit
         def two(ka, kb):

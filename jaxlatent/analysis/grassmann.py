@@ -23,7 +23,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxlatent.analysis.ordering import after
+from jaxlatent.analysis.ordering import after, qr_each
 
 METRICS = ("geodesic", "proj", "proj_f", "chordal", "chordal_2", "fubini_study", "binet_cauchy",
            "max_angle")
@@ -40,9 +40,9 @@ def singular_values(x: jax.Array) -> jax.Array:
     x = jnp.asarray(x)
     m, n = x.shape[-2:]
     if m > n:
-        x = jnp.linalg.qr(x, mode="r")
+        x = qr_each(x, mode="r")
     elif n > m:
-        x = jnp.linalg.qr(jnp.swapaxes(x, -1, -2), mode="r")
+        x = qr_each(jnp.swapaxes(x, -1, -2), mode="r")
     return jnp.linalg.svd(x, compute_uv=False)
 
 
@@ -183,7 +183,7 @@ def random_orthonormal(key: jax.Array, n: int, d: int, batch: tuple[int, ...] | 
 @functools.partial(jax.jit, static_argnames=("n", "d", "batch", "dtype"))
 def _haar(key, n, d, batch, dtype):
     g = jax.random.normal(key, batch + (n, d), dtype)
-    q, r = jnp.linalg.qr(g)
+    q, r = qr_each(g)
     sign = jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))
     return q * jnp.where(sign == 0, 1.0, sign)[..., None, :]
 

@@ -9,12 +9,20 @@ finishes. On a 2-core machine (a pool of 2 threads) two independent ``(64, 512, 
 in one ``jit`` hang every time; the same QRs with a data dependence between them, or in
 separate programs, never do. ``tests/test_ordering.py`` keeps both cases honest.
 
-Inside our own programs we therefore give each decomposition that may run beside a QR an
-explicit data dependence on the one before it, with :func:`after`. (``lax.optimization_barrier``
-does not order the two calls on XLA's CPU runtime: measured, it still hangs.)
+Two defences, both used by ``grassmann`` and ``distortion``:
+
+- :func:`qr_each` factors a batch one matrix at a time (``lax.map``): a single-matrix QR never
+  waits on the pool, so our QRs cannot hang whatever a caller's ``jit`` puts beside them
+  (measured: 64 QRs of 512 x 30 take 59 ms instead of 51 on 2 cores). A caller's ``vmap``
+  over our functions batches the QR again; then only the second defence holds.
+- :func:`after` gives a decomposition that would run beside a QR in our own programs an
+  explicit data dependence on it. (``lax.optimization_barrier`` does not order the two calls
+  on XLA's CPU runtime: measured, it still hangs.)
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -35,3 +43,18 @@ def after(x: jax.Array, *deps: jax.Array) -> jax.Array:
         v = jnp.isnan(jnp.real(d)) if jnp.issubdtype(d.dtype, jnp.inexact) else d == 0
         tie = tie + jnp.sum(v.astype(x.dtype)) * 0.0
     return x + tie
+
+
+def qr_each(x: jax.Array, mode: str = "reduced"):
+    """``jnp.linalg.qr(x, mode)`` for ``x: (..., m, n)``, one matrix at a time over the batch axes.
+
+    Same results as the batched call (the same LAPACK routine per matrix); see the module
+    docstring for why. ``mode``: ``"reduced"`` -> ``(q, r)``, ``"r"`` -> ``r``, as numpy.
+    """
+    x = jnp.asarray(x)
+    batch = x.shape[:-2]
+    if math.prod(batch) <= 1:
+        return jnp.linalg.qr(x, mode=mode)
+    flat = jnp.reshape(x, (-1,) + x.shape[-2:])
+    out = jax.lax.map(lambda mat: jnp.linalg.qr(mat, mode=mode), flat)
+    return jax.tree_util.tree_map(lambda a: jnp.reshape(a, batch + a.shape[1:]), out)
