@@ -40,7 +40,6 @@ from jaxlatent.analysis.local_dimension import (
     jacobian_spectrum,
     optimal_threshold,
 )
-from jaxlatent.analysis.ordering import after
 
 __all__ = ["Distortion", "distortion", "layer_distortions", "neighbours", "pairwise_distances"]
 
@@ -108,7 +107,7 @@ def _pair_distances(bases, pairs, metric, batch_size):
 def _random_baseline(key, n_pairs: int, dim: int, k: int, dtype, metric: str):
     from jaxlatent.analysis.grassmann import grassmann_distance, random_orthonormal
 
-    # one batched QR for both sides: two independent QRs in one program can deadlock (ordering.py)
+    # both sides from one draw
     ab = random_orthonormal(key, dim, k, (2, n_pairs), dtype)
     return jnp.mean(grassmann_distance(ab[0], ab[1], metric=metric))
 
@@ -151,9 +150,8 @@ def _far_near(basis, basis_nb, metric):
     """Distances between the tangent spaces of distinct latents and of each latent and its neighbour."""
     from jaxlatent.analysis.grassmann import grassmann_distance
 
+    far_d = pairwise_distances(basis, metric)
     near_d = grassmann_distance(basis, basis_nb, metric=metric)
-    # the far pairs' SVDs start once the near pairs' QR is done (ordering.py)
-    far_d = pairwise_distances(after(basis, near_d), metric)
     n = basis.shape[0]
     return far_d, near_d, jnp.sum(far_d) / (n * (n - 1)), jnp.mean(near_d)
 

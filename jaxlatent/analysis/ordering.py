@@ -9,15 +9,15 @@ finishes. On a 2-core machine (a pool of 2 threads) two independent ``(64, 512, 
 in one ``jit`` hang every time; the same QRs with a data dependence between them, or in
 separate programs, never do. ``tests/test_ordering.py`` keeps both cases honest.
 
-Two defences, both used by ``grassmann`` and ``distortion``:
+Two defences, used by ``grassmann`` (and through it by ``distortion`` and warpage):
 
 - :func:`qr_each` factors a batch one matrix at a time (``lax.map``): a single-matrix QR never
-  waits on the pool, so our QRs cannot hang whatever a caller's ``jit`` puts beside them
-  (measured: 64 QRs of 512 x 30 take 59 ms instead of 51 on 2 cores). A caller's ``vmap``
-  over our functions batches the QR again; then only the second defence holds.
-- :func:`after` gives a decomposition that would run beside a QR in our own programs an
-  explicit data dependence on it. (``lax.optimization_barrier`` does not order the two calls
-  on XLA's CPU runtime: measured, it still hangs.)
+  waits on the pool, so our QRs cannot hang whatever runs beside them in one program, ours or
+  a caller's (measured: 64 QRs of 512 x 30 take 59 ms instead of 51 on 2 cores).
+- A caller's ``vmap`` over our functions batches that QR again. ``principal_angles`` therefore
+  also ties its cosine SVD to the sine's QR with :func:`after`, an explicit data dependence
+  that ``vmap`` keeps. (``lax.optimization_barrier`` does not order the two calls on XLA's
+  CPU runtime: measured, it still hangs.)
 """
 
 from __future__ import annotations
