@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.ordering import after, qr_each
+from jaxlatent.analysis.ordering import after, qr_each, unordered_lapack_calls
 
 LIMIT_S = 240
 
@@ -160,6 +160,89 @@ def test_grassmann_programs_finish_on_deadlock_prone_sizes():
             float(grassmann._curves(ab[0], ab[1], tuple(range(1, 31)), "geodesic").sum())
             float(distortion._random_baseline(key, 64, 512, 30, jnp.dtype("float32"), "geodesic"))
             float(distortion._far_near(ab[0, :24], ab[1, :24], "geodesic")[2])
+        print("done")
+    """)
+    assert r.returncode == 0 and "done" in r.stdout, r.stderr[-2000:]
+
+
+def test_unordered_lapack_calls_finds_independent_decompositions():
+    x = jnp.ones((4, 8, 8))
+
+    def eigh(m):
+        return jnp.linalg.eigh(m)[0]
+
+    def svd(m):
+        return jnp.linalg.svd(m, compute_uv=False)
+
+    pairs = unordered_lapack_calls(lambda a, b: (eigh(a), svd(b)), x, x)
+    assert len(pairs) == 1 and {pairs[0][1].split(".")[0], pairs[0][2].split(".")[0]} == {"eigh", "svd"}
+    # a data dependence orders them; single matrices never wait on the pool
+    assert unordered_lapack_calls(lambda a, b: (e := eigh(a), svd(after(b, e))), x, x) == []
+    assert unordered_lapack_calls(lambda a, b: (eigh(a[0]), svd(b[0])), x, x) == []
+    # inside a loop body, and a loop beside a decomposition outside it
+    in_body = unordered_lapack_calls(lambda a: jax.lax.map(lambda m: (svd(m), eigh(m)), a.reshape(2, 2, 8, 8)), x)
+    assert len(in_body) == 1 and in_body[0][0] != "main"
+    beside = unordered_lapack_calls(lambda a, b: (jax.lax.map(svd, a.reshape(2, 2, 8, 8)), eigh(b)), x, x)
+    assert len(beside) == 1 and any(name.startswith("while") for name in beside[0][1:])
+
+
+def _programs():
+    from jaxlatent.analysis import distortion, grassmann, local_basis, local_dimension, spectral, traversal
+
+    key = jax.random.key(0)
+    ab = grassmann.random_orthonormal(key, 40, 6, (2, 8))
+    weights = jax.random.normal(key, (40, 5))
+
+    def tap(z):
+        return jnp.tanh(z @ weights.T)
+
+    z = jax.random.normal(key, (4, 5))
+    jac = jax.random.normal(key, (4, 40, 5))
+    f32 = jnp.dtype("float32")
+    return {
+        "principal_angles": (jax.jit(grassmann.principal_angles), (ab[0], ab[1])),
+        "grassmann_distance": (grassmann.grassmann_distance, (ab[0], ab[1])),
+        "warpage curves": (grassmann._curves, (ab[0], ab[1], (1, 2, 3), "geodesic")),
+        "pairwise_grassmann block": (grassmann._angles_block, (ab[0, :3], ab[0])),
+        "random_orthonormal": (grassmann._haar, (key, 40, 6, (2, 8), f32)),
+        "pca_basis": (grassmann.pca_basis, (jax.random.normal(key, (16, 40)), 3)),
+        "singular_values": (local_dimension._singular_values, (jac,)),
+        "jacobian_spectrum svd": (local_dimension._svd, (jac,)),
+        "distortion far/near": (distortion._far_near, (ab[0], ab[1], "geodesic")),
+        "distortion baseline": (distortion._random_baseline, (key, 8, 40, 6, f32, "geodesic")),
+        "distortion pairwise (remainder)": (distortion.pairwise_distances, (ab[0], "geodesic", 5)),
+        "local_basis svd": (jax.jit(local_basis.svd_triplets), (jac,)),
+        "local_basis gram": (jax.jit(local_basis.gram_triplets), (jac,)),
+        "top_singular": (jax.jit(spectral._BatchTopK(tap, 2, 4, 10, 1e-4)),
+                         ((z, jax.random.key_data(jax.random.split(key, 4))),)),
+        "iterative traversal": (jax.jit(traversal._Iterate(tap, "fwd", 1.0, 4, False, True, 3)),
+                                ((z, jnp.zeros(4, jnp.int32)),)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_programs()))
+def test_our_programs_run_their_decompositions_one_after_another(name):
+    """Every compiled program of ours chains its batched LAPACK calls (none can deadlock another)."""
+    fn, args = _programs()[name]
+    assert unordered_lapack_calls(fn, *args) == []
+
+
+@pytest.mark.slow
+def test_tied_eigh_programs_finish():
+    """Two batched eighs in one program, tied by `after`, finish (untied, they hung 2 runs of 2 on 2 cores)."""
+    r = _run("""
+        import jax, jax.numpy as jnp
+        from jaxlatent.analysis.ordering import after
+
+        @jax.jit
+        def two(ka, kb):
+            a, b = jax.random.normal(ka, (64, 512, 30)), jax.random.normal(kb, (64, 512, 30))
+            ea = jnp.linalg.eigh(a @ jnp.swapaxes(a, -1, -2))[0]
+            b = after(b, ea)
+            return jnp.sum(ea) + jnp.sum(jnp.linalg.eigh(b @ jnp.swapaxes(b, -1, -2))[0])
+
+        for i in range(5):
+            float(two(*jax.random.split(jax.random.key(i))))
         print("done")
     """)
     assert r.returncode == 0 and "done" in r.stdout, r.stderr[-2000:]

@@ -40,6 +40,7 @@ from jaxlatent.analysis.local_dimension import (
     jacobian_spectrum,
     optimal_threshold,
 )
+from jaxlatent.analysis.ordering import after
 
 __all__ = ["Distortion", "distortion", "layer_distortions", "neighbours", "pairwise_distances"]
 
@@ -100,7 +101,13 @@ def _pair_distances(bases, pairs, metric, batch_size):
         cos = jnp.linalg.svd(bases[ij[0]].T @ bases[ij[1]], compute_uv=False)
         return distance_from_angles(jnp.arccos(jnp.clip(cos, 0.0, 1.0)), metric)
 
-    return jax.lax.map(pair, pairs, batch_size=batch_size)
+    # whole batches only: lax.map would run a remainder as a second SVD beside the loop's,
+    # and independent batched SVDs in one program can deadlock (ordering.py)
+    n = pairs.shape[0]
+    batch_size = max(1, min(batch_size, n))
+    padded = -(-n // batch_size) * batch_size
+    pairs = jnp.concatenate([pairs, jnp.broadcast_to(pairs[-1:], (padded - n, 2))])
+    return jax.lax.map(pair, pairs, batch_size=batch_size)[:n]
 
 
 @functools.partial(jax.jit, static_argnames=("n_pairs", "dim", "k", "dtype", "metric"))
@@ -151,7 +158,8 @@ def _far_near(basis, basis_nb, metric):
     from jaxlatent.analysis.grassmann import grassmann_distance
 
     far_d = pairwise_distances(basis, metric)
-    near_d = grassmann_distance(basis, basis_nb, metric=metric)
+    # the near pairs' decompositions start once the far pairs' are done (ordering.py)
+    near_d = grassmann_distance(after(basis, far_d), basis_nb, metric=metric)
     n = basis.shape[0]
     return far_d, near_d, jnp.sum(far_d) / (n * (n - 1)), jnp.mean(near_d)
 

@@ -218,7 +218,10 @@ def pca_basis(values: jax.Array, k: int) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("dims", "metric"))
 def _curves(a, b, dims, metric):
-    return jnp.stack([grassmann_distance(a, b, metric=metric, d=d) for d in dims], axis=-1)
+    out = []
+    for d in dims:   # one after another: independent batched SVDs in one program can deadlock (ordering.py)
+        out.append(grassmann_distance(after(a, *out[-1:]), b, metric=metric, d=d))
+    return jnp.stack(out, axis=-1)
 
 
 def warpage(f: Callable, z, key: jax.Array, dims=range(1, 51), eps: float = 0.1, metric: str = "geodesic",

@@ -1,28 +1,33 @@
 """Run one LAPACK call after another inside a compiled program (a jaxlib CPU deadlock guard).
 
-jaxlib 0.10's CPU QR kernel splits a batched factorisation over XLA's intra-op thread pool
-and blocks its thread until the pieces finish. XLA's CPU runtime runs independent
-operations of one program at the same time, on the same pool. When a batched QR runs
-beside another decomposition (a second QR, an SVD), every pool thread can end up blocked
-inside a kernel waiting for work that only a pool thread could do: the program never
-finishes. On a 2-core machine (a pool of 2 threads) two independent ``(64, 512, 30)`` QRs
-in one ``jit`` hang every time; the same QRs with a data dependence between them, or in
-separate programs, never do. ``tests/test_ordering.py`` keeps both cases honest.
+In jaxlib 0.10 every batched LAPACK kernel on CPU (QR, SVD, eigh, Cholesky, LU, triangular
+solve) splits its batch over XLA's intra-op thread pool and blocks its thread until the pieces
+finish. XLA's CPU runtime runs independent operations of one program at the same time, on the
+same pool. When two batched decompositions run side by side, every pool thread can end up
+blocked inside a kernel waiting for work that only a pool thread could do: the program never
+finishes. On a 2-core machine (a pool of 2 threads) two independent ``(64, 512, 30)`` QRs in one
+``jit`` hang every time, two eighs of ``(64, 512, 512)`` hung in 2 runs of 2; the same calls with
+a data dependence between them, or in separate programs, never do. jaxlib 0.11.1 and later do
+not split batches in open-source builds (upstream commit 859992407d).
 
-Two defences, used by ``grassmann`` (and through it by ``distortion`` and warpage):
+The rule: within one compiled program, batched decompositions run one after another.
 
-- :func:`qr_each` factors a batch one matrix at a time (``lax.map``): a single-matrix QR never
+- :func:`qr_each` factors a batch one matrix at a time (``lax.map``): a single-matrix call never
   waits on the pool, so our QRs cannot hang whatever runs beside them in one program, ours or
   a caller's (measured: 64 QRs of 512 x 30 take 59 ms instead of 51 on 2 cores).
-- A caller's ``vmap`` over our functions batches that QR again. ``principal_angles`` therefore
-  also ties its cosine SVD to the sine's QR with :func:`after`, an explicit data dependence
-  that ``vmap`` keeps. (``lax.optimization_barrier`` does not order the two calls on XLA's
-  CPU runtime: measured, it still hangs.)
+- :func:`after` makes an array a data dependant of others without changing it, which orders the
+  decompositions that read it after those that made the others: ``principal_angles`` ties its
+  cosine SVD to the sine's QR (a caller's ``vmap`` batches that QR again), warpage's curves run
+  one subspace dimension after another, Distortion's near pairs after its far pairs.
+  (``lax.optimization_barrier`` does not order calls on XLA's CPU runtime: measured, it still hangs.)
+- :func:`unordered_lapack_calls` lists the pairs of batched LAPACK calls that a compiled program
+  may still run side by side; ``tests/test_ordering.py`` asserts there are none in ours.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -58,3 +63,95 @@ def qr_each(x: jax.Array, mode: str = "reduced"):
     flat = jnp.reshape(x, (-1,) + x.shape[-2:])
     out = jax.lax.map(lambda mat: jnp.linalg.qr(mat, mode=mode), flat)
     return jax.tree_util.tree_map(lambda a: jnp.reshape(a, batch + a.shape[1:]), out)
+
+
+_HEADER = re.compile(r"^(ENTRY )?%([\w.\-]+) .*\{\s*$")
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (.*)$")
+_CALLED = re.compile(r"\b(?:calls|body|condition|to_apply|called_computations|branch_computations)="
+                     r"(\{[^}]*\}|%[\w.\-]+)")
+_LAPACK = re.compile(r'custom_call_target="(lapack_\w+)"')
+_OPERAND_SHAPE = re.compile(r"operand_layout_constraints=\{\w+\[([\d,]*)\]")
+
+
+def _parse_hlo(text: str) -> dict[str, dict[str, tuple[set[str], set[str], str]]]:
+    """computation -> instruction -> (operands, called computations, lapack target or "")."""
+    comps: dict[str, dict] = {}
+    current = None
+    for line in text.splitlines():
+        head = _HEADER.match(line)
+        if head:
+            current = comps.setdefault(head.group(2), {})
+            continue
+        if line.strip() == "}":
+            current = None
+            continue
+        m = _INSTRUCTION.match(line) if current is not None else None
+        if not m:
+            continue
+        rest = m.group(2)
+        called = set()
+        for group in _CALLED.findall(rest):
+            called.update(re.findall(r"%([\w.\-]+)", group))
+        operands = set(re.findall(r"%([\w.\-]+)", rest)) - called
+        target = ""
+        lapack = _LAPACK.search(rest)
+        if lapack:
+            shape = _OPERAND_SHAPE.search(rest)
+            dims = [int(d) for d in shape.group(1).split(",") if d] if shape else None
+            # a single matrix never waits on the pool; unknown shapes count as batched
+            if dims is None or math.prod(dims[:-2]) > 1:
+                target = lapack.group(1)
+        current[m.group(1)] = (operands, called, target)
+    return comps
+
+
+def unordered_lapack_calls(fn, *args, **kwargs) -> list[tuple[str, str, str]]:
+    """Pairs of batched LAPACK calls that one compiled program of ``fn`` may run at the same time.
+
+    ``fn`` is jitted (if it is not already) and compiled for ``args``; in every computation of
+    the optimised program (the entry, loop bodies, called computations), each instruction that
+    is, or contains, a batched LAPACK custom call (QR, SVD, eigh, Cholesky, LU, triangular
+    solve, ...) must be reachable from every other such instruction through data dependences.
+    Returns ``(computation, instruction, instruction)`` for each pair that is not: on jaxlib
+    0.10's CPU runtime such a pair can deadlock a machine with few cores (module docstring).
+    An empty list means the program is safe in this respect. CPU only (other backends do not
+    lower to LAPACK custom calls and always give an empty list).
+    """
+    jitted = fn if hasattr(fn, "lower") else jax.jit(fn)
+    comps = _parse_hlo(jitted.lower(*args, **kwargs).compile().as_text())
+    risky_comp: dict[str, bool] = {}
+
+    def risky(name, stack=()):
+        if name not in risky_comp:
+            if name in stack:
+                return False
+            body = comps.get(name, {})
+            risky_comp[name] = any(t or any(risky(c, stack + (name,)) for c in called)
+                                   for _, called, t in body.values())
+        return risky_comp[name]
+
+    found = []
+    for comp, body in comps.items():
+        marked = [n for n, (_, called, t) in body.items() if t or any(risky(c) for c in called)]
+        if len(marked) < 2:
+            continue
+        reach: dict[str, set[str]] = {}
+
+        def ancestors(node):
+            if node not in reach:
+                reach[node] = set()
+                out, todo = set(), list(body.get(node, (set(),))[0])
+                while todo:
+                    x = todo.pop()
+                    if x in out or x not in body:
+                        continue
+                    out.add(x)
+                    todo.extend(body[x][0])
+                reach[node] = out
+            return reach[node]
+
+        for i, a in enumerate(marked):
+            for b in marked[i + 1:]:
+                if a not in ancestors(b) and b not in ancestors(a):
+                    found.append((comp, a, b))
+    return found
