@@ -119,39 +119,27 @@ def unordered_lapack_calls(fn, *args, **kwargs) -> list[tuple[str, str, str]]:
     """
     jitted = fn if hasattr(fn, "lower") else jax.jit(fn)
     comps = _parse_hlo(jitted.lower(*args, **kwargs).compile().as_text())
-    risky_comp: dict[str, bool] = {}
+    contains: dict[str, bool] = {}
 
-    def risky(name, stack=()):
-        if name not in risky_comp:
-            if name in stack:
-                return False
-            body = comps.get(name, {})
-            risky_comp[name] = any(t or any(risky(c, stack + (name,)) for c in called)
-                                   for _, called, t in body.values())
-        return risky_comp[name]
+    def has_lapack(comp):  # the computation, or one it calls, holds a batched LAPACK call
+        if comp not in contains:
+            contains[comp] = any(t or any(map(has_lapack, called)) for _, called, t in comps.get(comp, {}).values())
+        return contains[comp]
 
     found = []
     for comp, body in comps.items():
-        marked = [n for n, (_, called, t) in body.items() if t or any(risky(c) for c in called)]
+        marked = [n for n, (_, called, t) in body.items() if t or any(map(has_lapack, called))]
         if len(marked) < 2:
             continue
-        reach: dict[str, set[str]] = {}
-
-        def ancestors(node):
-            if node not in reach:
-                reach[node] = set()
-                out, todo = set(), list(body.get(node, (set(),))[0])
-                while todo:
-                    x = todo.pop()
-                    if x in out or x not in body:
-                        continue
-                    out.add(x)
+        ancestors = {}
+        for node in marked:
+            seen, todo = set(), list(body[node][0])
+            while todo:
+                x = todo.pop()
+                if x in body and x not in seen:
+                    seen.add(x)
                     todo.extend(body[x][0])
-                reach[node] = out
-            return reach[node]
-
-        for i, a in enumerate(marked):
-            for b in marked[i + 1:]:
-                if a not in ancestors(b) and b not in ancestors(a):
-                    found.append((comp, a, b))
+            ancestors[node] = seen
+        found += [(comp, a, b) for i, a in enumerate(marked) for b in marked[i + 1:]
+                  if a not in ancestors[b] and b not in ancestors[a]]
     return found
