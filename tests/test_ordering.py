@@ -200,7 +200,7 @@ def test_our_programs_run_their_decompositions_one_after_another(name):
 
 @pytest.mark.slow
 def test_tied_eigh_programs_finish():
-    """Two batched eighs in one program, tied by `after`, finish (untied, they hung 2 runs of 2 on 2 cores)."""
+    """Two batched eighs in one program, tied by `after`, finish (untied, they hung 3 runs of 3 on 2 cores)."""
     r = _run("""
         import jax, jax.numpy as jnp
         from jaxlatent.analysis.ordering import after

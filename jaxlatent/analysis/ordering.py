@@ -6,7 +6,7 @@ finish. XLA's CPU runtime runs independent operations of one program at the same
 same pool. When two batched decompositions run side by side, every pool thread can end up
 blocked inside a kernel waiting for work that only a pool thread could do: the program never
 finishes. On a 2-core machine (a pool of 2 threads) two independent ``(64, 512, 30)`` QRs in one
-``jit`` hang every time, two eighs of ``(64, 512, 512)`` hung in 2 runs of 2; the same calls with
+``jit`` hang every time, two eighs of ``(64, 512, 512)`` hung in 3 runs of 3; the same calls with
 a data dependence between them, or in separate programs, never do. jaxlib 0.11.1 and later do
 not split batches in open-source builds (upstream commit 859992407d).
 
