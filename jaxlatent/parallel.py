@@ -49,7 +49,7 @@ def batch_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.asarray(devices, dtype=object), (BATCH_AXIS,))
 
 
-def _pad_rows(x: jax.Array, n: int) -> jax.Array:
+def pad_rows(x: jax.Array, n: int) -> jax.Array:
     """Pad the leading axis to length ``n`` by repeating the last row (keeps values finite)."""
     extra = n - x.shape[0]
     if extra <= 0:
@@ -71,7 +71,7 @@ def shard_batch(x, mesh: Mesh):
     ndev = mesh.devices.size
     padded = math.ceil(max(n, 1) / ndev) * ndev
     sharding = NamedSharding(mesh, P(BATCH_AXIS))
-    out = jax.tree_util.tree_map(lambda a: jax.device_put(_pad_rows(jnp.asarray(a), padded), sharding), x)
+    out = jax.tree_util.tree_map(lambda a: jax.device_put(pad_rows(jnp.asarray(a), padded), sharding), x)
     return out, n
 
 
@@ -172,7 +172,7 @@ def map_batched(fn: Callable[[Any], Any], z, chunk_size: int | None = None, mesh
         starts = progress(starts)
     pieces = []
     for start in starts:
-        part = jax.tree_util.tree_map(lambda a: _pad_rows(jnp.asarray(a[start:start + chunk]), chunk), z)
+        part = jax.tree_util.tree_map(lambda a: pad_rows(jnp.asarray(a[start:start + chunk]), chunk), z)
         if mesh is not None and not use_pmap:
             part, _ = shard_batch(part, mesh)
         out = _run_chunk(fn, part, mesh, use_pmap)

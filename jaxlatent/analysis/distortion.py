@@ -41,6 +41,7 @@ from jaxlatent.analysis.local_dimension import (
     optimal_threshold,
 )
 from jaxlatent.analysis.ordering import after
+from jaxlatent.parallel import pad_rows
 
 __all__ = ["Distortion", "distortion", "layer_distortions", "neighbours", "pairwise_distances"]
 
@@ -106,8 +107,7 @@ def _pair_distances(bases, pairs, metric, batch_size):
     n = pairs.shape[0]
     batch_size = max(1, min(batch_size, n))
     padded = -(-n // batch_size) * batch_size
-    pairs = jnp.concatenate([pairs, jnp.broadcast_to(pairs[-1:], (padded - n, 2))])
-    return jax.lax.map(pair, pairs, batch_size=batch_size)[:n]
+    return jax.lax.map(pair, pad_rows(pairs, padded), batch_size=batch_size)[:n]
 
 
 @functools.partial(jax.jit, static_argnames=("n_pairs", "dim", "k", "dtype", "metric"))

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlatent.analysis.ordering import after, qr_each
+from jaxlatent.parallel import pad_rows
 
 METRICS = ("geodesic", "proj", "proj_f", "chordal", "chordal_2", "fubini_study", "binet_cauchy",
            "max_angle")
@@ -151,10 +152,7 @@ def pairwise_grassmann(bases: jax.Array, metric: str = "geodesic", d: int | None
     blocks = []
     for start in range(0, n_items, chunk):
         rows = bases[start:start + chunk]
-        pad = chunk - rows.shape[0]
-        if pad:
-            rows = jnp.concatenate([rows, jnp.broadcast_to(rows[-1:], (pad, n, k))])
-        blocks.append(_angles_block(rows, bases)[: chunk - pad])
+        blocks.append(_angles_block(pad_rows(rows, chunk), bases)[: rows.shape[0]])
     return _pairwise_from_angles(jnp.concatenate(blocks), metric)
 
 
