@@ -192,7 +192,7 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     """Run every analysis on ``model`` and write ``report.html``, ``results.json``, ``arrays.npz``.
 
     model: a loaded generator (``jaxlatent.load``). classifier: optional digit classifier (a
-    :class:`jaxlatent.train.classifier.Classifier`) naming the class of each traversal frame.
+    :class:`jaxlatent.digits.Classifier`) naming the class of each traversal frame.
     quality: optional measurements shown as a table (the shipped model's ``quality.json``).
     Returns the results dictionary written to ``results.json``.
     """

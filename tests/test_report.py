@@ -16,7 +16,7 @@ import pytest
 import jaxlatent
 import jaxlatent.cli
 from jaxlatent.report import QUICK, ReportOptions, build_report, default_taps, latents
-from jaxlatent.train.data import assets_dir
+from jaxlatent.digits import assets_dir
 
 # a few taps keep the test to a few compilations; the demo's own default is every mapping layer,
 # w and the small feature maps

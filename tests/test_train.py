@@ -11,6 +11,7 @@ import pytest
 import scipy.linalg
 
 from jaxlatent.models.stylegan2 import StyleGAN2Config
+from jaxlatent import digits as digits_mod
 from jaxlatent.train import classifier as C
 from jaxlatent.train import data, gan, quality
 from jaxlatent.train import discriminator as D
@@ -175,7 +176,7 @@ def test_random_shift_moves_content():
 
 
 # ----- the shipped assets -------------------------------------------------------------------
-ASSETS = data.assets_dir()
+ASSETS = digits_mod.assets_dir()
 needs_assets = pytest.mark.skipif(not os.path.isfile(os.path.join(ASSETS, "quality.json")),
                                   reason=f"no shipped digit models at {ASSETS}")
 
@@ -187,7 +188,7 @@ def test_shipped_models_make_recognisable_digits():
     with open(os.path.join(ASSETS, "quality.json")) as f:
         recorded = json.load(f)
     model = jaxlatent.io.load(ASSETS)
-    clf = C.load_classifier()
+    clf = digits_mod.load_classifier()
     train, held = data.load_split(model.config.img_resolution)
     acc = quality.accuracy(clf, held.images, held.labels)
     assert abs(acc - recorded["classifier_accuracy_held_out"]) < 0.01
@@ -210,6 +211,6 @@ def test_digits_script_end_to_end_on_a_tiny_setup(tmp_path):
     assert np.isfinite(record["fd_generated_vs_train"])
     model = jaxlatent.io.load(str(tmp_path))
     assert model.config == G_TINY and model.generate(jnp.zeros((1, 8))).shape == (1, 1, 8, 8)
-    clf = C.load_classifier(str(tmp_path / "classifier"))
+    clf = digits_mod.load_classifier(str(tmp_path / "classifier"))
     assert clf.logits(jnp.zeros((2, 1, 8, 8))).shape == (2, 10)
     assert json.load(open(tmp_path / "quality.json"))["steps"] == 2

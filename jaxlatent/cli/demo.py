@@ -109,8 +109,8 @@ def _run(model, args, source, classifier, quality, title) -> int:
 
 def run_demo(args) -> int:
     import jaxlatent
-    from jaxlatent.train.classifier import load_classifier
-    from jaxlatent.train.data import assets_dir
+    from jaxlatent.digits import load_classifier
+    from jaxlatent.digits import assets_dir
 
     root = assets_dir()
     model = jaxlatent.load(root)
@@ -128,7 +128,7 @@ def run_report(args) -> int:
     if args.classifier and not os.path.isdir(args.classifier):
         raise FileNotFoundError(f"--classifier {args.classifier}: no such directory")
     if os.path.isdir(clf_dir):
-        from jaxlatent.train.classifier import load_classifier
+        from jaxlatent.digits import load_classifier
 
         classifier = load_classifier(clf_dir)
     quality = _read_quality(directory) if os.path.isdir(args.checkpoint) else None

@@ -1,9 +1,8 @@
 """A small Flax CNN that classifies the 16x16 digits; the feature network for a digit FID.
 
 Two 3x3 convolutions (32 and 64 channels, ReLU, 2x2 average pooling), a dense feature layer
-(``features`` units, ReLU) and a dense 10-way output. The feature layer is the embedding used
-for Fréchet distances (:mod:`jaxlatent.train.quality`), as Inception's pool features are for
-FID (Heusel et al., NeurIPS 2017). Inputs are NCHW images in [-1, 1] like the generator's.
+(``features`` units, ReLU) and a dense 10-way output. The network, loading and saving
+live in :mod:`jaxlatent.digits` (what the demo needs at run time); this module trains it.
 
 Trained with Adam on the training split, with random shifts of up to ``max_shift`` pixels so
 that it judges generated digits, which are not always centred, by their shape. Outlier
@@ -14,80 +13,13 @@ so that "confidence > 0.9" means "looks like a digit", not merely "is far from t
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import json
-import os
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxlatent.train.data import NUM_CLASSES
-
-FORMAT_NAME = "jaxlatent.digit_classifier"
-
-
-@dataclasses.dataclass(frozen=True)
-class ClassifierConfig:
-    resolution: int = 16
-    features: int = 64
-    seed: int = 0
-    epochs: int = 40
-    batch: int = 64
-    lr: float = 1e-3
-    max_shift: int = 1
-    outlier_weight: float = 0.5
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-
-class DigitCNN(nn.Module):
-    """Digit classifier; ``__call__(x: (N, 1, R, R)) -> (logits (N, 10), features (N, F))``."""
-
-    features: int = 64
-
-    @nn.compact
-    def __call__(self, x):
-        x = jnp.transpose(x, (0, 2, 3, 1))  # Flax convolutions are NHWC
-        x = nn.avg_pool(nn.relu(nn.Conv(32, (3, 3))(x)), (2, 2), (2, 2))
-        x = nn.avg_pool(nn.relu(nn.Conv(64, (3, 3))(x)), (2, 2), (2, 2))
-        feats = nn.relu(nn.Dense(self.features)(x.reshape(x.shape[0], -1)))
-        return nn.Dense(NUM_CLASSES)(feats), feats
-
-
-class Classifier:
-    """A trained :class:`DigitCNN`: ``config`` and ``params``, with jitted batched calls."""
-
-    def __init__(self, config: ClassifierConfig, params):
-        self.config = config
-        self.params = params
-
-    def logits(self, x):
-        """Class logits (N, 10) for images x: (N, 1, R, R) in [-1, 1]."""
-        return _apply(self.config.features, self.params, jnp.asarray(x, jnp.float32))[0]
-
-    def probs(self, x):
-        """Class probabilities (N, 10) (softmax of :meth:`logits`)."""
-        return jax.nn.softmax(self.logits(x), axis=-1)
-
-    def features(self, x):
-        """Feature-layer activations (N, features): the embedding of the Fréchet distance."""
-        return _apply(self.config.features, self.params, jnp.asarray(x, jnp.float32))[1]
-
-    def predict(self, x, batch: int = 500) -> np.ndarray:
-        """Predicted labels (N,) as numpy, computed in chunks of ``batch``."""
-        x = np.asarray(x, np.float32)
-        return np.concatenate([np.asarray(jnp.argmax(self.logits(x[i:i + batch]), axis=-1))
-                               for i in range(0, len(x), batch)])
-
-
-@functools.partial(jax.jit, static_argnames=("features",))
-def _apply(features, params, x):
-    return DigitCNN(features).apply({"params": params}, x)
+from jaxlatent.digits import NUM_CLASSES, Classifier, ClassifierConfig, DigitCNN
 
 
 def random_shift(key, x, max_shift: int):
@@ -165,45 +97,4 @@ def train_classifier(config: ClassifierConfig, images, labels, progress: bool = 
             params, opt_state, loss = step(params, opt_state, kstep,
                                            perm[b * config.batch:(b + 1) * config.batch])
         bar.set_postfix(loss=f"{float(loss):.4f}")
-    return Classifier(config, params)
-
-
-def save_classifier(clf: Classifier, out_dir: str) -> str:
-    """Write ``config.json`` + an orbax checkpoint of the params under ``params/``."""
-    import orbax.checkpoint as ocp  # noqa: PLC0415
-    import shutil  # noqa: PLC0415
-
-    out_dir = os.path.abspath(out_dir)
-    shutil.rmtree(os.path.join(out_dir, "params"), ignore_errors=True)
-    os.makedirs(out_dir, exist_ok=True)
-    ocp.PyTreeCheckpointer().save(os.path.join(out_dir, "params"),
-                                  jax.tree_util.tree_map(np.asarray, clf.params))
-    from jaxlatent.io import drop_commit_marker  # noqa: PLC0415
-
-    drop_commit_marker(os.path.join(out_dir, "params"))
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump({"format": FORMAT_NAME, "config": clf.config.to_dict()}, f, indent=2,
-                  sort_keys=True)
-    return out_dir
-
-
-def load_classifier(path: str | None = None) -> Classifier:
-    """Load a classifier written by :func:`save_classifier` (default: the shipped one)."""
-    import orbax.checkpoint as ocp  # noqa: PLC0415
-
-    if path is None:
-        from jaxlatent.train.data import assets_dir  # noqa: PLC0415
-        path = os.path.join(assets_dir(), "classifier")
-    path = os.path.abspath(path)
-    cfg_path = os.path.join(path, "config.json")
-    try:
-        with open(cfg_path) as f:
-            record = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{cfg_path}: cannot read the classifier config ({err})") from None
-    if record.get("format") != FORMAT_NAME:
-        raise ValueError(f"{cfg_path}: format {record.get('format')!r}, expected {FORMAT_NAME!r}")
-    config = ClassifierConfig(**record["config"])
-    params = ocp.PyTreeCheckpointer().restore(os.path.join(path, "params"))
-    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
     return Classifier(config, params)

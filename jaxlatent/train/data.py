@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-NUM_CLASSES = 10
+from jaxlatent.digits import NUM_CLASSES
+
 HELD_OUT_PER_CLASS = 30  # 300 held-out digits, 1,497 for training
 SPLIT_SEED = 0
 
@@ -80,15 +81,3 @@ def load_split(resolution: int = 16) -> tuple[Digits, Digits]:
     train, held = split_indices(data.labels)
     return (Digits(data.images[train], data.labels[train]),
             Digits(data.images[held], data.labels[held]))
-
-
-def assets_dir() -> str:
-    """Directory of the shipped digit models (``jaxlatent/assets/digits``).
-
-    It is a converted generator directory (``jaxlatent.load(assets_dir())``) that also holds
-    ``classifier/`` and ``quality.json``.
-    """
-    import os  # noqa: PLC0415
-
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "assets", "digits")

@@ -20,6 +20,7 @@ import time
 
 import jax
 
+from jaxlatent.digits import assets_dir, save_classifier
 from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
 from jaxlatent.train import classifier as C
 from jaxlatent.train import data, gan, quality
@@ -73,7 +74,7 @@ def run(out: str, g_config: StyleGAN2Config = GENERATOR,
         "discriminator": dataclasses.asdict(d_config),
     }
     save(model, out, source=source, overwrite=True)
-    C.save_classifier(clf, os.path.join(out, "classifier"))
+    save_classifier(clf, os.path.join(out, "classifier"))
     record = quality.evaluate(model, untrained, clf, train, held, n=num_eval, seed=0)
     record["train_seconds"] = {"classifier": round(t_clf, 1), "gan": round(t_gan, 1)}
     record["machine"] = {"backend": jax.default_backend(), "cpu_count": os.cpu_count(),
@@ -89,7 +90,7 @@ def run(out: str, g_config: StyleGAN2Config = GENERATOR,
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m jaxlatent.train.digits",
                                 description="Train the shipped digit GAN and classifier.")
-    p.add_argument("--out", default=data.assets_dir(), help="output directory (default: %(default)s)")
+    p.add_argument("--out", default=assets_dir(), help="output directory (default: %(default)s)")
     p.add_argument("--seed", type=int, default=TRAINING.seed)
     p.add_argument("--steps", type=int, default=TRAINING.steps)
     p.add_argument("--snapshot", default=None,
