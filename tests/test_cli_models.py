@@ -64,7 +64,15 @@ def test_convert_then_generate(cli, rosinality_pt, tmp_path, capsys):
     model = jaxlatent.load(out_dir)
     z = latents_from_seeds([0, 1, 2, 9, 4], 32)
     expected = viz.save_image_grid(np.asarray(model.generate(z, truncation_psi=0.7)), tmp_path / "ref.png")
-    np.testing.assert_array_equal(np.asarray(Image.open(grid)), np.asarray(Image.open(expected)))
+    # the CLI ran batches of 2, the reference one batch of 5: two compiled programs whose float32
+    # rounding differs (which kernels XLA picks depends on the batch and the CPU), so a pixel lying
+    # on a rounding boundary of the 8-bit quantisation may move by one level; any larger change, or
+    # more than 1 % of the pixels moving, would be a real difference
+    got = np.asarray(Image.open(grid)).astype(np.int16)
+    want = np.asarray(Image.open(expected)).astype(np.int16)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1)
+    assert np.mean(got != want) < 0.01
     assert "wrote 5 images" in capsys.readouterr().out
 
 

@@ -53,7 +53,8 @@ def test_first_d_columns_and_batching():
     a = random_orthonormal(jax.random.key(0), 12, 5, (3,))
     b = random_orthonormal(jax.random.key(1), 12, 5, (3,))
     d2 = grassmann_distance(a, b, d=2)
-    np.testing.assert_allclose(d2, grassmann_distance(a[..., :2], b[..., :2]), rtol=1e-6)
+    # two programs (slicing inside vs before the call); float32 angles of O(1): rounding only
+    np.testing.assert_allclose(d2, grassmann_distance(a[..., :2], b[..., :2]), rtol=1e-5)
     assert d2.shape == (3,)
     assert grassmann_distance(a, b[0]).shape == (3,)          # broadcast
     with pytest.raises(ValueError, match="d must lie in"):
@@ -80,7 +81,7 @@ def test_pairwise_matches_loops_in_chunks():
             if i != j:
                 np.testing.assert_allclose(pw[i, j], grassmann_distance(bases[i], bases[j]), rtol=1e-5)
     np.testing.assert_allclose(pairwise_grassmann(bases, "proj", d=2),
-                               pairwise_grassmann(bases[..., :2], "proj"), rtol=1e-6)
+                               pairwise_grassmann(bases[..., :2], "proj"), rtol=1e-5)  # two programs
 
 
 def test_warpage_on_linear_and_curved_maps():

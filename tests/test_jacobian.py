@@ -36,7 +36,9 @@ def test_chunking_pads_and_agrees():
     z = jax.random.normal(jax.random.key(1), (7, 3))
     whole = jacobian(_f(a), z)
     for chunk in (1, 3, 7, 100):
-        np.testing.assert_allclose(jacobian(_f(a), z, chunk_size=chunk), whole, atol=1e-7)
+        # each chunk size is its own compiled program (XLA may vectorise tanh and the products
+        # differently per batch shape and CPU): float32 entries of size <= 2 agree to a few ulp
+        np.testing.assert_allclose(jacobian(_f(a), z, chunk_size=chunk), whole, rtol=1e-6, atol=1e-6)
 
 
 def test_float64_finite_differences(x64):

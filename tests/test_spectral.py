@@ -35,7 +35,9 @@ def test_iteration_cap_and_independent_of_chunking():
     assert np.all(np.asarray(capped.iterations) == 2)
     a = top_singular(f, z, 3, jax.random.key(1), iters=5)
     b = top_singular(f, z, 3, jax.random.key(1), iters=5, chunk_size=3)
-    np.testing.assert_allclose(a.singular_values, b.singular_values, rtol=1e-6)
+    # chunks of 4 and of 3: two compiled programs whose float32 rounding differs; five rounds of
+    # subspace iteration carry it on unamplified (Rayleigh-Ritz values are stable): 1e-5
+    np.testing.assert_allclose(a.singular_values, b.singular_values, rtol=1e-5)
 
 
 def test_k_out_of_range():
