@@ -1,7 +1,8 @@
-"""Latents from seeds, the NVlabs way (``gen_images.py``): one ``RandomState(seed)`` per latent.
+"""Generator inputs the NVlabs way (``gen_images.py``): latents from seeds, labels from a class.
 
-Every command and the report name their latents by seeds, so that any number they print can be
-recomputed with the library: ``z = latents_from_seeds(parse_seeds("0-15"), model.z_dim)``.
+Every command and the report name their latents by seeds (one ``RandomState(seed)`` per latent),
+so that any number they print can be recomputed with the library:
+``z = latents_from_seeds(parse_seeds("0-15"), model.z_dim)``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["parse_seeds", "latents_from_seeds"]
+__all__ = ["parse_seeds", "latents_from_seeds", "class_labels"]
 
 _RANGE = re.compile(r"^(-?\d+)-(-?\d+)$")
 
@@ -49,3 +50,26 @@ def latents_from_seeds(seeds: Iterable[int], z_dim: int) -> np.ndarray:
     if not seeds:
         raise ValueError("latents_from_seeds: no seeds given")
     return np.stack([np.random.RandomState(s).randn(z_dim) for s in seeds]).astype(np.float32)
+
+
+def class_labels(c_dim: int, class_idx: int | None, n: int, where: str = "model") -> np.ndarray | None:
+    """One-hot labels ``c: (n, c_dim)`` float32 for class ``class_idx``; ``None`` when unconditional.
+
+    Args:
+      c_dim: number of classes of the generator (0: unconditional).
+      class_idx: the class (``--class``); required exactly when ``c_dim > 0``.
+      n: rows.
+      where: what error messages name (the checkpoint).
+    """
+    c_dim = int(c_dim or 0)
+    if c_dim == 0:
+        if class_idx is not None:
+            raise ValueError(f"{where}: --class {class_idx} given, but the model is unconditional")
+        return None
+    if class_idx is None or not 0 <= class_idx < c_dim:
+        found = "none" if class_idx is None else class_idx
+        raise ValueError(f"{where}: conditional model with {c_dim} classes: pass --class 0..{c_dim - 1} "
+                         f"(found {found})")
+    labels = np.zeros((n, c_dim), np.float32)
+    labels[:, class_idx] = 1.0
+    return labels

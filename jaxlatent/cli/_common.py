@@ -1,0 +1,192 @@
+"""What every ``jaxlatent`` subcommand shares: one flag vocabulary, one way to load and to write.
+
+The flags are NVlabs stylegan3's (``gen_images.py``), so the same thing has the same name in
+every command:
+
+==================  ======================  ================================================
+flag                ``args`` attribute      meaning
+==================  ======================  ================================================
+``CKPT``            ``checkpoint``          anything :func:`jaxlatent.load` reads
+``--which``         ``which``               network inside a training file (G_ema, g_ema...)
+``--seeds 0-63``    ``seeds`` (text)        latents, ``RandomState(seed).randn(z_dim)`` each
+``--trunc PSI``     ``truncation_psi``      truncation psi (StyleGAN2; default: none)
+``--class IDX``     ``class_idx``           label of a conditional StyleGAN2
+``--seed N``        ``seed``                PRNG seed (neighbours, baselines, random draws)
+``--chunk-size N``  ``chunk_size``          latents per compiled batch (default: library's)
+``--out DIR``       ``out``                 output directory
+``--metric NAME``   ``metric``              Grassmannian metric, one of ``METRICS``
+==================  ======================  ================================================
+
+A command module (``jaxlatent/cli/<name>.py``) uses them like this::
+
+    from jaxlatent.cli import _common
+
+    def register(subparsers):
+        p = subparsers.add_parser("my-analysis", help="... (Author et al. 2021)")
+        _common.add_model_args(p)          # CKPT --which --seeds --trunc --class --seed --chunk-size --out
+        p.add_argument("--tap", default="w")
+        p.set_defaults(func=run)
+
+    def run(args):
+        model, seeds, z = _common.load_model_and_latents(args)
+        f = _common.tap_fn(model, args.tap, args)
+        ...
+        _common.write_json(os.path.join(args.out, "my_analysis.json"), {...})
+
+Functions (stable API; other command modules import them):
+
+* ``add_model_args(parser, *, seeds="0-63", out_help=..., prng=True, chunk_size=None)``: the
+  flags above but ``--metric``. ``seeds=None`` leaves out ``--seeds``, ``prng=False`` leaves
+  out ``--seed``.
+* ``add_metric_arg(parser, default="geodesic")``: ``--metric`` with ``choices=METRICS``.
+* ``load_model(args)``: ``jaxlatent.load(CKPT, which=...)``.
+* ``load_model_and_latents(args) -> Loaded(model, seeds, z)``: the model, the parsed seed list
+  and ``z: (len(seeds), z_dim)`` float32; creates ``--out``.
+* ``model_options(model, args) -> dict``: ``truncation_psi`` / ``c`` keyword arguments for
+  ``model.fn`` and ``model.generate`` from ``--trunc`` / ``--class`` (errors for FastGAN).
+* ``tap_fn(model, tap, args, **kwargs)``: ``model.fn(tap, **model_options(model, args), **kwargs)``.
+* ``check_taps(model, names) -> list[str]``: names that are all taps of the model, or a
+  ``ValueError`` that lists the model's taps.
+* ``split_list(text) -> tuple[str, ...]``: ``"a, b,c"`` -> ``("a", "b", "c")``.
+* ``prng_key(args)``: ``jax.random.PRNGKey(args.seed)``.
+* ``progress(desc)``: a wrapper of an iterator in a tqdm bar (the analyses' ``progress=``).
+* ``write_json(path, obj)``: ``obj`` through :func:`jaxlatent.report_page.to_jsonable`, indented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any, Callable, Iterable, NamedTuple
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+import jaxlatent
+from jaxlatent.analysis.grassmann import METRICS
+from jaxlatent.report_page import to_jsonable
+from jaxlatent.seeds import class_labels, latents_from_seeds, parse_seeds
+
+__all__ = ["Loaded", "add_model_args", "add_metric_arg", "load_model", "load_model_and_latents",
+           "model_options", "tap_fn", "check_taps", "split_list", "prng_key", "progress", "write_json"]
+
+
+class Loaded(NamedTuple):
+    """A loaded model and its latents. seeds: list of ints; z: ``(len(seeds), z_dim)`` float32."""
+
+    model: Any
+    seeds: list[int]
+    z: np.ndarray
+
+
+def add_model_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
+                   out_help: str = "output directory", prng: bool = True,
+                   chunk_size: int | None = None) -> None:
+    """Add ``CKPT --which [--seeds] --trunc --class [--seed] --chunk-size --out`` to ``parser``.
+
+    ``seeds``: default of ``--seeds`` (``None``: no ``--seeds``, for commands that choose their
+    own latents). ``prng=False``: no ``--seed``, for commands that draw nothing at random.
+    ``chunk_size``: default of ``--chunk-size`` (``None``: the library chooses).
+    """
+    parser.add_argument("checkpoint", metavar="CKPT",
+                        help="checkpoint file (.pkl, .pt, .pth) or converted directory")
+    parser.add_argument("--which", default=None,
+                        help="network inside a training file: NVlabs G_ema (default) or G; "
+                             "rosinality g_ema (default) or g")
+    if seeds is not None:
+        parser.add_argument("--seeds", default=seeds,
+                            help=f"latent seeds, e.g. 0-63 or 1,5,9-12 (default {seeds})")
+    parser.add_argument("--trunc", dest="truncation_psi", type=float, default=None,
+                        help="truncation psi (StyleGAN2; default 1: no truncation)")
+    parser.add_argument("--class", dest="class_idx", type=int, default=None,
+                        help="class label of a conditional StyleGAN2")
+    if prng:
+        parser.add_argument("--seed", type=int, default=0,
+                            help="PRNG seed of the random draws: neighbours, baselines (default 0)")
+    parser.add_argument("--chunk-size", type=int, default=chunk_size,
+                        help="latents per compiled batch (default: %s)"
+                             % ("chosen by the library" if chunk_size is None else chunk_size))
+    parser.add_argument("--out", required=True, help=out_help)
+
+
+def add_metric_arg(parser: argparse.ArgumentParser, default: str = "geodesic") -> None:
+    """Add ``--metric`` restricted to the Grassmannian metrics of :mod:`jaxlatent.analysis.grassmann`."""
+    parser.add_argument("--metric", default=default, choices=METRICS,
+                        help=f"Grassmannian metric (default {default})")
+
+
+def load_model(args: argparse.Namespace):
+    """The generator named by ``CKPT`` (and ``--which``)."""
+    which = getattr(args, "which", None)
+    return jaxlatent.load(args.checkpoint) if which is None else jaxlatent.load(args.checkpoint, which=which)
+
+
+def load_model_and_latents(args: argparse.Namespace) -> Loaded:
+    """Load ``CKPT``, draw one latent per ``--seeds`` entry and create ``--out``."""
+    model = load_model(args)
+    model_options(model, args)  # a flag that does not apply to this model stops before any work
+    seeds = parse_seeds(args.seeds)
+    z = latents_from_seeds(seeds, int(model.z_dim))
+    os.makedirs(args.out, exist_ok=True)
+    return Loaded(model, seeds, z)
+
+
+def model_options(model, args: argparse.Namespace, batch: int | None = None) -> dict:
+    """Keyword arguments of ``model.fn`` / ``model.generate`` set by ``--trunc`` and ``--class``.
+
+    ``c`` is one label ``(c_dim,)`` (broadcast by ``model.fn``), or ``(batch, c_dim)`` when
+    ``batch`` is given (``model.generate``). Unset flags give no keyword (the model's default).
+    """
+    psi = getattr(args, "truncation_psi", None)
+    class_idx = getattr(args, "class_idx", None)
+    family = model.config.family
+    if family != "stylegan2":
+        if (psi is not None and psi != 1.0) or class_idx is not None:
+            raise ValueError(f"{args.checkpoint}: --trunc/--class apply to StyleGAN2 models only, "
+                             f"not {family}")
+        return {}
+    options: dict[str, Any] = {}
+    if psi is not None:
+        options["truncation_psi"] = psi
+    labels = class_labels(model.config.c_dim, class_idx, 1 if batch is None else batch, where=args.checkpoint)
+    if labels is not None:
+        options["c"] = labels[0] if batch is None else labels
+    return options
+
+
+def tap_fn(model, tap: str, args: argparse.Namespace, **kwargs) -> Callable:
+    """``model.fn(tap, ...)`` with ``--trunc`` and ``--class`` applied (``kwargs`` pass through)."""
+    return model.fn(tap, **model_options(model, args), **kwargs)
+
+
+def split_list(text: str | None) -> tuple[str, ...]:
+    """Comma-separated names -> tuple, blanks dropped (``None`` -> ``()``)."""
+    return tuple(t.strip() for t in (text or "").split(",") if t.strip())
+
+
+def check_taps(model, names: Iterable[str], flag: str = "--taps") -> list[str]:
+    """``names`` as a list when every one is a tap of ``model``; else a ``ValueError`` naming them."""
+    names = list(names)
+    available = list(model.taps())
+    unknown = [t for t in names if t not in available]
+    if unknown:
+        raise ValueError(f"{flag}: unknown tap(s) {unknown}; this model has {available}")
+    return names
+
+
+def prng_key(args: argparse.Namespace) -> jax.Array:
+    """``jax.random.PRNGKey(--seed)``."""
+    return jax.random.PRNGKey(args.seed)
+
+
+def progress(desc: str) -> Callable[[Iterable], Iterable]:
+    """A wrapper of an iterator in a tqdm bar labelled ``desc`` (pass as an analysis' ``progress``)."""
+    return lambda it: tqdm(it, desc=desc, unit="chunk")
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` (arrays, NamedTuples, dataclasses allowed) as indented JSON."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(to_jsonable(obj), fh, indent=2)
