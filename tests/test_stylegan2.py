@@ -276,3 +276,64 @@ def test_input_errors(tiny):
     model = StyleGAN2.init(no_avg, jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="w_avg"):
         model.mapping(jnp.zeros((1, 6)), jnp.zeros((1, 3)), truncation_psi=0.5)
+
+
+# ----- taps with respect to W and W+ -------------------------------------------------------
+def test_fn_wrt_w_and_ws(tiny):
+    z = jax.random.normal(jax.random.PRNGKey(3), (3, 6))
+    c = jnp.eye(3)
+    w = tiny.fn("w", c=c)(z)
+    # wrt="w" of the w tap returns its input: the same array, no arithmetic on it
+    np.testing.assert_array_equal(tiny.fn("w", wrt="w")(w), w)
+    ws = tiny.fn("ws", wrt="w")(w)
+    np.testing.assert_array_equal(ws, np.broadcast_to(np.asarray(w)[:, None], (3, 6, 8)))
+    # the image from the mapped (truncated) ws equals generate(): the same synthesis arithmetic,
+    # but compiled in another program (with the mapping network beside it), so XLA may fuse
+    # and round differently; float32 rounding through 8 layers stays far below 1e-5 relative
+    ws_trunc = tiny.mapping(z, c, truncation_psi=0.7)
+    image = tiny.fn("image", wrt="ws")(ws_trunc)
+    assert rel(image, tiny.generate(z, c, truncation_psi=0.7)) < 1e-5
+    # truncation applies to z only: W and W+ inputs are used as given
+    np.testing.assert_array_equal(tiny.fn("image", wrt="ws", truncation_psi=0.5)(ws_trunc), image)
+    assert tiny.fn("styles", wrt="w").func == tiny.fn("styles", wrt="w", truncation_psi=0.3).func
+    for tap in ("ws", "styles", "synthesis.b8.conv0", "image"):
+        shape = jax.eval_shape(tiny.fn(tap, wrt="ws"), jax.ShapeDtypeStruct((2, 6, 8), jnp.float32))
+        assert shape.shape == (2,) + tiny.tap_shape(tap), tap
+    # a style tap from w runs no convolution
+    assert "conv_general_dilated" not in str(jax.make_jaxpr(tiny.fn("style.b16.conv0", wrt="w"))(w))
+
+
+def test_fn_wrt_jacobians_follow_the_chain_rule(tiny, x64):
+    # d image / d z = (d image / d w) (d w / d z) at w = w(z), in float64 so that the only
+    # difference is rounding at 1e-16 relative through a dozen layers
+    c = jnp.eye(3)[:1].astype(jnp.float64)
+    z = jnp.asarray(np.random.default_rng(0).standard_normal((1, 6)))
+    f_z, f_w, w_of_z = tiny.fn("synthesis.b8", c=c), tiny.fn("synthesis.b8", wrt="w"), tiny.fn("w", c=c)
+
+    @jax.jit
+    def jacobians(f_z, f_w, w_of_z, z):
+        one = lambda f: (lambda v: f(v[None])[0].reshape(-1))  # noqa: E731
+        w = w_of_z(z)
+        return (jax.jacfwd(one(f_z))(z[0]), jax.jacrev(one(f_w))(w[0]),
+                jax.jacfwd(one(w_of_z))(z[0]))
+
+    j_z, j_w, dw_dz = jacobians(f_z, f_w, w_of_z, z)
+    assert j_w.shape == (int(np.prod(tiny.tap_shape("synthesis.b8"))), 8)
+    np.testing.assert_allclose(j_z, j_w @ dw_dz, rtol=1e-9, atol=1e-12 * float(jnp.abs(j_z).max()))
+    # W+ Jacobian summed over the layers is the W Jacobian (one w broadcast to every row)
+    f_ws = tiny.fn("synthesis.b8", wrt="ws")
+    ws = jnp.broadcast_to(w_of_z(z)[:, None], (1, tiny.num_ws, 8))
+    j_ws = jax.jacfwd(lambda v: f_ws(v[None])[0].reshape(-1))(ws[0])
+    np.testing.assert_allclose(j_ws.sum(axis=1), j_w, rtol=1e-9, atol=1e-12 * float(jnp.abs(j_w).max()))
+
+
+def test_fn_wrt_errors(tiny):
+    with pytest.raises(ValueError, match=r"'mapping.fc1' lies upstream of w.*use wrt='z'"):
+        tiny.fn("mapping.fc1", wrt="w")
+    with pytest.raises(ValueError, match="wrt must be one of"):
+        tiny.fn("image", wrt="s")
+    with pytest.raises(ValueError, match=r"wrt='w': w must have shape \(N, 8\)"):
+        tiny.fn("image", wrt="w")(jnp.zeros((2, 6)))
+    with pytest.raises(ValueError, match=r"wrt='ws': ws must have shape \(N, 6, 8\)"):
+        tiny.fn("image", wrt="ws")(jnp.zeros((2, 8)))
+    assert (tiny.z_dim, tiny.w_dim, tiny.num_ws) == (6, 8, 6)

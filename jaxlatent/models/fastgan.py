@@ -271,7 +271,7 @@ class FastGAN:
         return self.features(z, ("image",), noise, noise_mode, key, batchnorm)["image"]
 
     def fn(self, tap: str = "image", noise=None, noise_mode: str = "none", key=None,
-           batchnorm: str = DEFAULT_BATCHNORM) -> Callable:
+           batchnorm: str = DEFAULT_BATCHNORM, *, wrt: str = "z") -> Callable:
         """A pure batched function ``f(z: (N, nz)) -> (N, *tap_shape)`` for analyses.
 
         Only the blocks the tap needs are evaluated. ``jit``/``vmap``/``jacfwd``-able. For
@@ -281,6 +281,9 @@ class FastGAN:
         depend on each other, which breaks the per-sample convention of ``docs/architecture.md``.
         """
         self.tap_shape(tap)
+        if wrt != "z":
+            raise ValueError(f"FastGAN.fn: wrt={wrt!r}: FastGAN has no mapping network, so its only "
+                             "latent space is z; use wrt='z'")
         if batchnorm not in BATCHNORM_MODES:
             raise ValueError(f"FastGAN.fn: batchnorm must be one of {BATCHNORM_MODES}; got {batchnorm!r}")
         if noise is None and noise_mode == "random" and key is None:

@@ -71,16 +71,63 @@ def _tap_shapes(config: StyleGAN2Config) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+WRT = ("z", "w", "ws")
+
+
+def check_wrt(config: StyleGAN2Config, tap: str, wrt: str) -> None:
+    """Raise ``ValueError`` unless ``tap`` can be computed from the latent space ``wrt``."""
+    if wrt not in WRT:
+        raise ValueError(f"wrt must be one of {WRT} (input space Z, W or W+), got {wrt!r}")
+    if wrt != "z" and tap.startswith("mapping."):
+        raise ValueError(f"tap {tap!r} lies upstream of w (in the mapping network), so it is not "
+                         f"a function of {wrt!r}; use wrt='z' for mapping taps, or a tap from "
+                         "'w' on")
+
+
+def _input_ws(config: StyleGAN2Config, x, wrt: str):
+    """W+ from an input in W (broadcast to every layer) or W+ (as is); shapes checked."""
+    x = jnp.asarray(x)
+    if wrt == "w":
+        if x.ndim != 2 or x.shape[1] != config.w_dim:
+            raise ValueError(f"wrt='w': w must have shape (N, {config.w_dim}), got {x.shape}")
+        return jnp.broadcast_to(x[:, None, :], (x.shape[0], config.num_ws, config.w_dim))
+    if x.ndim != 3 or x.shape[1:] != (config.num_ws, config.w_dim):
+        raise ValueError(f"wrt='ws': ws must have shape (N, {config.num_ws}, {config.w_dim}), "
+                         f"got {x.shape}")
+    return x
+
+
 def tap_value(config: StyleGAN2Config, params, tap: str, z, c=None, truncation_psi: float = 1.0,
-              truncation_cutoff: int | None = None, noise_mode: str = "const", key=None):
-    """Value of ``tap`` for latents z: (N, z_dim); returns (N, *tap_shape). Pure and traceable."""
-    z = jnp.asarray(z)
-    if z.ndim != 2 or z.shape[1] != config.z_dim:
-        raise ValueError(f"z must have shape (N, {config.z_dim}), got {z.shape}")
-    if tap.startswith("mapping."):
-        return L.run_until(L.mapping_layers, config, params, z, c, stop=tap)
-    w = L.mapping_layers(config, params, z, c)
-    ws = L.truncate(config, params, w, truncation_psi, truncation_cutoff)
+              truncation_cutoff: int | None = None, noise_mode: str = "const", key=None,
+              wrt: str = "z"):
+    """Value of ``tap`` at a batch of latents; pure and traceable.
+
+    Args:
+      config: the generator's :class:`StyleGAN2Config`.
+      params: its nested parameters.
+      tap: a name from :meth:`StyleGAN2.taps`.
+      z: the input, in the space ``wrt`` names: z: (N, z_dim) for ``'z'``, w: (N, w_dim) for
+        ``'w'`` (one w per sample, broadcast to every layer), ws: (N, num_ws, w_dim) for ``'ws'``.
+      c: labels (N, c_dim) of a conditional generator (used by the mapping network only).
+      truncation_psi, truncation_cutoff: the truncation trick (Karras et al. 2019, section 3),
+        applied to the mapped w only: W and W+ inputs are used as given.
+      noise_mode, key: see :meth:`StyleGAN2.fn`.
+      wrt: ``'z'``, ``'w'`` or ``'ws'``.
+
+    Returns:
+      (N, *tap_shape) for the tap.
+    """
+    check_wrt(config, tap, wrt)
+    if wrt == "z":
+        z = jnp.asarray(z)
+        if z.ndim != 2 or z.shape[1] != config.z_dim:
+            raise ValueError(f"z must have shape (N, {config.z_dim}), got {z.shape}")
+        if tap.startswith("mapping."):
+            return L.run_until(L.mapping_layers, config, params, z, c, stop=tap)
+        w = L.mapping_layers(config, params, z, c)
+        ws = L.truncate(config, params, w, truncation_psi, truncation_cutoff)
+    else:
+        ws = _input_ws(config, z, wrt)
     if tap == "ws":
         return ws
     if tap == "w":
@@ -96,9 +143,11 @@ def tap_value(config: StyleGAN2Config, params, tap: str, z, c=None, truncation_p
 
 
 @functools.partial(jax.jit, static_argnames=("config", "tap", "truncation_psi",
-                                             "truncation_cutoff", "noise_mode"))
-def _tap_jit(params, z, c, key, *, config, tap, truncation_psi, truncation_cutoff, noise_mode):
-    return tap_value(config, params, tap, z, c, truncation_psi, truncation_cutoff, noise_mode, key)
+                                             "truncation_cutoff", "noise_mode", "wrt"))
+def _tap_jit(params, z, c, key, *, config, tap, truncation_psi, truncation_cutoff, noise_mode,
+             wrt="z"):
+    return tap_value(config, params, tap, z, c, truncation_psi, truncation_cutoff, noise_mode, key,
+                     wrt)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "noise_mode"))
@@ -183,24 +232,44 @@ class StyleGAN2:
         return shapes[tap]
 
     def fn(self, tap: str, c=None, truncation_psi: float = 1.0,
-           truncation_cutoff: int | None = None, noise_mode: str = "const", key=None) -> Callable:
-        """Pure batched callable ``f(z: (N, z_dim)) -> (N, *tap_shape(tap))``.
+           truncation_cutoff: int | None = None, noise_mode: str = "const", key=None, *,
+           wrt: str = "z") -> Callable:
+        """Pure batched callable ``f(x) -> (N, *tap_shape(tap))`` for analyses.
 
-        ``c`` (labels, (N, c_dim) or (c_dim,) broadcast over the batch), truncation and noise
-        are fixed. jit/vmap/jacfwd/grad all apply; under ``vmap`` of a single-sample wrapper
-        'random' noise is the same draw for every sample.
+        jit/vmap/jacfwd/grad all apply; under ``vmap`` of a single-sample wrapper 'random'
+        noise is the same draw for every sample.
 
         ``f`` is a ``jax.tree_util.Partial`` whose leaves are the parameters: pass it *as an
         argument* to a jitted function (``jax.jit(lambda f, z: ...)(f, z)``) and the weights
         reach the compiled program as inputs; closing over it instead embeds every weight as a
         constant, which makes compilation several times slower for large generators.
+
+        Args:
+          tap: a name from :meth:`taps`.
+          c: labels, (N, c_dim) or (c_dim,) broadcast over the batch (conditional generators,
+            ``wrt='z'`` only: W and W+ inputs already carry the label).
+          truncation_psi, truncation_cutoff: truncation trick (Karras et al. 2019), applied to
+            the mapped w when ``wrt='z'``; W and W+ inputs are used as given (truncate them
+            with ``model.mapping(z, truncation_psi=...)`` when drawing them).
+          noise_mode: 'const' (stored noise), 'random' (from ``key``) or 'none'.
+          key: ``jax.random`` key for ``noise_mode='random'``.
+          wrt: the input space: ``'z'`` (x = z: (N, z_dim)), ``'w'`` (x = w: (N, w_dim), one w
+            per sample broadcast to every layer, as in GANSpace and GAN geometry, Shao et al.
+            2018 / Wang & Ponce 2021) or ``'ws'`` (x = W+ ws: (N, num_ws, w_dim)). Mapping
+            taps exist only for ``'z'``.
+
+        Returns:
+          ``f(x: (N, *input_shape)) -> (N, *tap_shape(tap))``.
         """
         self.tap_shape(tap)
+        check_wrt(self.config, tap, wrt)
         self._check_noise(noise_mode, key)
         if c is not None:
             c = jnp.asarray(c, jnp.float32)
+        if wrt != "z":  # truncation acts on mapped z only: equal calls share compiled code
+            truncation_psi, truncation_cutoff = 1.0, None
         call = _TapCall(self.config, tap, float(truncation_psi), _cutoff(truncation_cutoff),
-                        noise_mode)
+                        noise_mode, wrt)
         return jax.tree_util.Partial(call, self.params, c, key)
 
 
@@ -218,11 +287,15 @@ class _TapCall:
     truncation_psi: float
     truncation_cutoff: int | None
     noise_mode: str
+    wrt: str = "z"
 
     def __call__(self, params, c, key, z):
         z = jnp.asarray(z)
-        if c is not None and c.ndim == 1:
+        if self.wrt != "z":
+            c = None  # labels act in the mapping network only
+        elif c is not None and c.ndim == 1:
             c = jnp.broadcast_to(c, (z.shape[0], c.shape[0]))
         return _tap_jit(params, z, c, key, config=self.config, tap=self.tap,
                         truncation_psi=self.truncation_psi,
-                        truncation_cutoff=self.truncation_cutoff, noise_mode=self.noise_mode)
+                        truncation_cutoff=self.truncation_cutoff, noise_mode=self.noise_mode,
+                        wrt=self.wrt)
