@@ -1,0 +1,83 @@
+"""``jaxlatent run ANALYSIS CKPT --n N --out DIR``: a long, resumable run into a chunked store.
+
+One sub-command per registered analysis (``jaxlatent.runs.registry``), each with the options of
+the analysis's own command (``--tap``, ``--k``, ...). Killed at any moment, the same command
+resumes; on a finished run it checks the store and does nothing. See ``docs/runs.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+
+from jaxlatent.cli import _common
+from jaxlatent.runs import registry
+from jaxlatent.runs.runner import DEFAULT_CHUNK_SIZE, run
+
+__all__ = ["register"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run", help="stream an analysis over N latents into a resumable chunked store (zarr v3)",
+        description="Run a per-latent analysis over latents seed..seed+N-1 (NVlabs per-seed "
+                    "convention), chunk by chunk, into a zarr v3 store with a manifest and per-chunk "
+                    "checksums. Rerun the same command after a crash to resume.")
+    sub = p.add_subparsers(dest="analysis", metavar="ANALYSIS")
+    sub.required = True
+    for name in registry.names():
+        analysis = registry.get(name)
+        q = sub.add_parser(name, help=analysis.help, description=analysis.help)
+        _common.add_checkpoint_args(q)
+        q.add_argument("--n", type=int, required=True, help="number of latents N (>= 1)")
+        q.add_argument("--out", required=True, help="run folder: new, empty, or holding this same run")
+        q.add_argument("--seed", type=int, default=0,
+                       help="latent i is RandomState(seed + i).randn(z_dim); PRNG draws use "
+                            "fold_in(PRNGKey(seed), i) (default 0)")
+        q.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                       help=f"latents per chunk: store chunk and compiled batch (default {DEFAULT_CHUNK_SIZE})")
+        q.add_argument("--repair", action="store_true",
+                       help="rewrite a damaged manifest and recompute damaged chunks instead of stopping")
+        q.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+        _distributed_args(q)
+        for opt in analysis.options:
+            kind = None if opt.type is str else opt.type
+            q.add_argument(opt.flag, dest=f"opt_{opt.name}", type=kind, default=opt.default,
+                           choices=opt.choices, help=opt.help)
+        q.set_defaults(func=run_command)
+
+
+def _distributed_args(q: argparse.ArgumentParser) -> None:
+    g = q.add_argument_group("multi-host (jax.distributed)")
+    g.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize() first (every host runs the same command); "
+                        "on TPU slices and SLURM/Open MPI clusters the rest is found in the environment")
+    g.add_argument("--coordinator", default=None, help="coordinator address host:port (else from the environment)")
+    g.add_argument("--num-processes", type=int, default=None, help="number of processes (else from the environment)")
+    g.add_argument("--process-id", type=int, default=None, help="this process's index (else from the environment)")
+
+
+def run_command(args) -> int:
+    if args.distributed:
+        # CPU hosts exchange the run's barriers through gloo; GPU and TPU use their own collectives
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                                   process_id=args.process_id)
+    analysis = registry.get(args.analysis)
+    options = {o.name: getattr(args, f"opt_{o.name}") for o in analysis.options}
+    model = _common.load_model(args)
+    result = run(args.analysis, model, args.n, args.out, seed=args.seed, options=options,
+                 chunk_size=args.chunk_size, repair=args.repair, progress=not args.quiet,
+                 checkpoint=args.checkpoint)
+    if jax.process_index() == 0 and not args.quiet:
+        shapes = ", ".join(f"{name} {tuple(a.shape)}" for name, a in result.items())
+        print(f"{result.path}: {args.analysis}, {args.n} latents: {shapes}")
+        dims = result.summary.get("local_dimension")
+        if dims:
+            print(f"local dimension: mean {dims['mean']:.2f}, range [{dims['min']}, {dims['max']}]")
+        spectrum = result.summary.get("spectrum")
+        if spectrum:
+            top = ", ".join(f"{x:.4g}" for x in spectrum["mean"][:5])
+            print(f"mean leading singular values: {top}")
+    return 0

@@ -1,0 +1,163 @@
+"""Analyses a run can stream: each declares its options, its per-latent outputs and a compute step.
+
+An :class:`Analysis` joins by being passed to :func:`register`. Its ``compute`` is a pure
+function of ``(model, z, options, keys)`` with ``z: (n, z_dim)`` the latents of one chunk
+(always ``chunk_size`` rows: the last chunk is padded, so one program serves every chunk) and
+``keys: (n, 2)`` uint32, one PRNG key per latent (``fold_in(PRNGKey(seed), i)`` for latent
+``i``), for analyses that draw random numbers: drawing per latent, never per chunk, keeps
+results independent of the chunking. It returns ``output name -> (n, *shape)`` arrays
+matching ``outputs(model, options)``. ``mesh`` (keyword) is the local device mesh to spread
+the chunk over. ``spectrum`` / ``dimension`` name the outputs that the streamed summaries
+read (a singular-value spectrum ``(m,)`` and an integer local dimension ``()``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import numpy as np
+
+from jaxlatent.analysis.local_basis import SOLVERS, local_basis
+from jaxlatent.analysis.local_dimension import local_dimension
+from jaxlatent.runs.store import Output, RunError
+
+
+class Option(NamedTuple):
+    """One analysis option: keyword ``name``, command-line ``flag``, type, default, help text."""
+
+    name: str
+    flag: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple | None = None
+
+
+class Analysis(NamedTuple):
+    """A per-latent analysis that :func:`jaxlatent.runs.run` can stream to a store (see module doc)."""
+
+    name: str
+    help: str
+    options: tuple
+    outputs: Callable[[Any, dict], tuple]
+    compute: Callable[..., dict]
+    spectrum: str | None = None
+    dimension: str | None = None
+
+
+_REGISTRY: dict[str, Analysis] = {}
+
+
+def register(analysis: Analysis) -> Analysis:
+    """Add (or replace) an analysis under ``analysis.name``; returns it."""
+    _REGISTRY[analysis.name] = analysis
+    return analysis
+
+
+def names() -> list[str]:
+    """Registered analysis names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Analysis:
+    """The analysis registered as ``name``; an unknown name raises RunError listing the known ones."""
+    if name not in _REGISTRY:
+        raise RunError(f"unknown analysis {name!r}; known: {', '.join(names())}")
+    return _REGISTRY[name]
+
+
+def resolve_options(analysis: Analysis, options: dict | None) -> dict:
+    """Options with defaults filled in, each converted to its declared type and checked."""
+    options = dict(options or {})
+    known = {o.name: o for o in analysis.options}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise RunError(f"{analysis.name}: unknown option(s) {unknown}; known: {sorted(known)}")
+    resolved = {}
+    for name, opt in known.items():
+        value = options.get(name, opt.default)
+        if value is not None:
+            try:
+                value = opt.type(value)
+            except (TypeError, ValueError):
+                raise RunError(f"{analysis.name}: option {name} ({opt.flag}) expects "
+                               f"{opt.type.__name__}, found {value!r}") from None
+        if opt.choices is not None and value not in opt.choices:
+            raise RunError(f"{analysis.name}: option {name} ({opt.flag}) must be one of "
+                           f"{list(opt.choices)}, found {value!r}")
+        resolved[name] = value
+    return resolved
+
+
+# -- shared pieces of the model-tap analyses ----------------------------------------------
+
+TAP = Option("tap", "--tap", str, "w", "tap name (default w); see model.taps()")
+TRUNC = Option("truncation_psi", "--trunc", float, None, "truncation psi for the tap (StyleGAN2; default: none)")
+
+
+def tap_fn(model, options: dict):
+    """The batched callable ``z (n, z_dim) -> (n, ...)`` of the tap named in ``options``."""
+    psi = options.get("truncation_psi")
+    return model.fn(options["tap"]) if psi is None else model.fn(options["tap"], truncation_psi=psi)
+
+
+def tap_jacobian_shape(model, options: dict) -> tuple[int, int]:
+    """``(out, in)``: the flattened tap size and the latent size (from shapes only, nothing runs)."""
+    z_dim = int(model.z_dim)
+    out = jax.eval_shape(tap_fn(model, options), jax.ShapeDtypeStruct((1, z_dim), np.float32))
+    return math.prod(out.shape[1:]), z_dim
+
+
+def execution(fn: Callable, mesh) -> dict:
+    """``mesh=`` for analyses that take it (the execution options of docs/architecture.md)."""
+    return {"mesh": mesh} if "mesh" in inspect.signature(fn).parameters else {}
+
+
+# -- Local Basis (Choi et al., ICLR 2022) ----------------------------------------------------
+
+def _local_basis_outputs(model, options):
+    n_out, n_in = tap_jacobian_shape(model, options)
+    m = min(n_out, n_in)
+    k = options["k"] if options["k"] is not None else m
+    if not 1 <= k <= m:
+        raise RunError(f"local-basis: --k must lie in [1, {m}] for the {n_out}x{n_in} Jacobian of tap "
+                       f"{options['tap']!r}, found {k}")
+    return (Output("singular_values", (k,), "float32"), Output("basis", (n_out, k), "float32"),
+            Output("directions", (n_in, k), "float32"))
+
+
+def _local_basis(model, z, options, keys, *, mesh=None):
+    res = local_basis(tap_fn(model, options), z, k=options["k"], solver=options["solver"], mesh=mesh)
+    return res._asdict()
+
+
+register(Analysis(
+    name="local-basis",
+    help="Local Basis (Choi et al., ICLR 2022): singular values, basis and latent directions of a tap's Jacobian",
+    options=(TAP, Option("k", "--k", int, None, "triplets kept per latent (default: all)"),
+             Option("solver", "--solver", str, "svd", "dense SVD (default) or Gram eigenvectors", SOLVERS),
+             TRUNC),
+    outputs=_local_basis_outputs, compute=_local_basis, spectrum="singular_values"))
+
+
+# -- local dimension (Choi, Hwang, Cho and Kang 2022) ----------------------------------------
+
+def _local_dim_outputs(model, options):
+    n_out, n_in = tap_jacobian_shape(model, options)
+    return (Output("dimension", (), "int32"), Output("threshold", (), "float32"),
+            Output("singular_values", (min(n_out, n_in),), "float32"))
+
+
+def _local_dim(model, z, options, keys, *, mesh=None):
+    res = local_dimension(tap_fn(model, options), z, **execution(local_dimension, mesh))
+    return res._asdict()
+
+
+register(Analysis(
+    name="local-dim",
+    help="local dimension (Choi, Hwang, Cho and Kang 2022): Jacobian rank at the Gavish-Donoho threshold",
+    options=(TAP, TRUNC), outputs=_local_dim_outputs, compute=_local_dim,
+    spectrum="singular_values", dimension="dimension"))

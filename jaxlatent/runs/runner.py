@@ -1,0 +1,242 @@
+"""Long runs: an analysis over N latents, streamed chunk by chunk into a store, resumable.
+
+Latent ``i`` of a run with seed ``s`` is ``z_i = RandomState(s + i).randn(z_dim)``, the NVlabs
+per-seed convention that every other command uses (``--seeds``), so latent ``i`` of a run is
+seed ``s + i`` of ``jaxlatent local-basis --seeds`` and can be recomputed alone. Analyses that
+draw random numbers get ``fold_in(PRNGKey(s), i)`` for latent ``i``. Results therefore never
+depend on the chunking, the device count or restarts.
+
+Chunk ``j`` holds latents ``[j * chunk_size, (j + 1) * chunk_size)``; every chunk is computed
+by the same compiled program (the last one is padded to full size), its rows spread over the
+local devices (:func:`jaxlatent.parallel.batch_mesh` of ``jax.local_devices()``). Under
+``jax.distributed`` process ``p`` of ``P`` takes every P-th missing chunk and writes only
+those; process 0 alone creates, checks and finishes the store. The folder must be shared
+by every host.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from tqdm import tqdm
+
+from jaxlatent.parallel import batch_mesh, pad_rows
+from jaxlatent.runs import registry
+from jaxlatent.runs.manifest import (build_manifest, check_same_run, manifest_path, read_manifest,
+                                     run_id, write_manifest)
+from jaxlatent.runs.results import SUMMARY_FILE, RunResult, open_run
+from jaxlatent.runs.store import (GROUP_FILE, RECORDS_DIR, ChunkedStore, RunCorruptError, RunError,
+                                  json_bytes, write_atomic)
+from jaxlatent.runs.summaries import Summary
+from jaxlatent.seeds import latents_from_seeds
+
+DEFAULT_CHUNK_SIZE = 256
+SUMMARY_EVERY_S = 5.0
+
+
+def latents(seed: int, start: int, stop: int, z_dim: int) -> np.ndarray:
+    """``z: (stop - start, z_dim)`` float32: latents ``start..stop-1`` of a run with ``seed``."""
+    return latents_from_seeds(range(seed + start, seed + stop), z_dim)
+
+
+@jax.jit
+def _row_keys(seed, rows):
+    return jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(rows)
+
+
+def row_keys(seed: int, start: int, stop: int) -> jax.Array:
+    """``(stop - start, 2)`` uint32: the PRNG key ``fold_in(PRNGKey(seed), i)`` of each latent."""
+    return _row_keys(np.uint32(seed), np.arange(start, stop, dtype=np.uint32))
+
+
+def _say(verbose: bool, text: str) -> None:
+    if verbose:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _barrier(name: str) -> None:
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(f"jaxlatent.run.{name}")
+
+
+def _visible_entries(path: str) -> list[str]:
+    return sorted(e for e in os.listdir(path) if ".tmp." not in e)
+
+
+def _check_folder(store: ChunkedStore, wanted: dict, repair: bool) -> dict | None:
+    """Read-only checks every process makes; returns the stored manifest (None: new or to rewrite)."""
+    path = store.path
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunError(f"{path}: --out exists and is not a folder")
+    if not os.path.isdir(path) or not _visible_entries(path):
+        return None
+    if not os.path.exists(manifest_path(path)):
+        ours = os.path.isdir(os.path.join(path, RECORDS_DIR)) and os.path.exists(os.path.join(path, GROUP_FILE))
+        if ours and repair:
+            return None
+        hint = ("it looks like a run whose manifest.json was deleted: rerun with --repair" if ours else
+                "choose an empty or new folder")
+        raise RunError(f"{path}: the output folder holds something else ({', '.join(_visible_entries(path)[:5])}) "
+                       f"and no run manifest; {hint}")
+    try:
+        stored = read_manifest(path)
+    except RunCorruptError as err:
+        if repair:
+            return None
+        raise RunCorruptError(f"{err}; rerun with --repair to rewrite it from this command (chunks that do "
+                              "not match are recomputed)") from None
+    check_same_run(path, stored, wanted)
+    return stored
+
+
+def _prepare(store: ChunkedStore, wanted: dict, stored: dict | None, repair: bool, verbose: bool) -> None:
+    """Process 0: create the store, or test every committed chunk (and repair when asked)."""
+    if stored is None:
+        os.makedirs(store.path, exist_ok=True)
+        write_manifest(store.path, wanted)
+    store.create({"jaxlatent_run": {"analysis": wanted["analysis"], "n": wanted["n"],
+                                    "manifest": "manifest.json"}})
+    ident, bad = run_id(wanted), []
+    for index in store.done():
+        try:
+            record = store.verify(index)
+            if record.get("run") != ident:
+                raise RunCorruptError(f"{store.record_path(index)}: chunk {index} was written by another run "
+                                      f"({record.get('run')}, this run is {ident}); rerun with --repair")
+        except RunCorruptError:
+            if not repair:
+                raise
+            store.discard(index)
+            bad.append(index)
+    if bad:
+        _say(verbose, f"repair: {len(bad)} damaged chunk(s) will be recomputed: {bad[:20]}")
+
+
+def _compute(spec, model, options, store, mine, seed, mesh, verbose, pid, nproc, ident) -> None:
+    z_dim, size = int(model.z_dim), store.chunk_size
+    summary = Summary() if pid == 0 else None
+    last_summary = time.monotonic()
+    total = sum(store.rows(i)[1] - store.rows(i)[0] for i in mine)
+    desc = spec.name if nproc == 1 else f"{spec.name} [process {pid}/{nproc}]"
+    bar = tqdm(total=total, unit="latent", desc=desc, disable=not verbose, mininterval=1.0,
+               dynamic_ncols=True, file=sys.stderr)
+
+    def commit(index, result):
+        nonlocal last_summary
+        start, stop = store.rows(index)
+        arrays = {o.name: np.asarray(result[o.name])[:stop - start].astype(o.dtype, copy=False)
+                  for o in store.outputs}
+        store.write_chunk(index, arrays, {"run": ident, "process": pid})
+        bar.update(stop - start)
+        if summary is not None:
+            summary.add(arrays.get(spec.spectrum), arrays.get(spec.dimension))
+            if time.monotonic() - last_summary > SUMMARY_EVERY_S:
+                _write_summary(store.path, summary, complete=False, sample=nproc > 1)
+                last_summary = time.monotonic()
+
+    pending = None
+    try:
+        for index in mine:
+            start, stop = store.rows(index)
+            z = pad_rows(latents(seed, start, stop, z_dim), size)
+            keys = pad_rows(row_keys(seed, start, stop), size)
+            # dispatch this chunk before writing the previous one: the device computes while
+            # the host writes (JAX dispatch is asynchronous)
+            result = spec.compute(model, z, options, keys, mesh=mesh)
+            if pending is not None:
+                commit(*pending)
+            pending = (index, result)
+        if pending is not None:
+            commit(*pending)
+    finally:
+        bar.close()
+
+
+def _write_summary(path: str, summary: Summary, complete: bool, sample: bool = False) -> None:
+    body = dict(summary.to_json(), complete=complete)
+    if sample:
+        body["note"] = "while running: process 0's chunks only (every P-th chunk)"
+    write_atomic(os.path.join(path, SUMMARY_FILE), json_bytes(body))
+
+
+def _finish(store: ChunkedStore, spec, manifest: dict) -> None:
+    """Process 0: summaries over every chunk in order, then mark the manifest complete."""
+    summary = Summary()
+    for index in range(store.n_chunks):
+        record = store.record(index)
+        spectrum = store.read_chunk(spec.spectrum, index, record) if spec.spectrum else None
+        dimension = store.read_chunk(spec.dimension, index, record) if spec.dimension else None
+        summary.add(spectrum, dimension)
+    _write_summary(store.path, summary, complete=True)
+    write_manifest(store.path, dict(manifest, complete=True, chunks_done=store.n_chunks))
+
+
+def run(analysis: str, model, n: int, out, *, seed: int = 0, options: dict | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE, repair: bool = False, progress: bool = True,
+        checkpoint: str | None = None, mesh=None) -> RunResult:
+    """Run a registered analysis over latents ``0..n-1`` of ``seed``, streamed into the store ``out``.
+
+    Killed at any moment, the same call resumes from the chunks not yet committed and ends with
+    the arrays an unbroken run writes; called on a finished run it checks the store and does
+    nothing. Under ``jax.distributed`` every process makes the same call.
+
+    Args:
+      analysis: a registered name (``jaxlatent.runs.registry.names()``: ``"local-basis"``,
+        ``"local-dim"``, ...).
+      model: a loaded generator (``jaxlatent.load``).
+      n: number of latents N >= 1.
+      out: the run folder (new, empty, or holding this same run).
+      seed: latent ``i`` is ``RandomState(seed + i).randn(z_dim)``; ``seed + n <= 2**32``.
+      options: the analysis's options (``{"tap": "w", "k": 8}``), as its own command takes them.
+      chunk_size: latents per chunk (store chunk and compiled batch).
+      repair: rewrite a damaged manifest and recompute damaged chunks instead of stopping.
+      progress: show progress (rate, ETA) and messages on stderr.
+      checkpoint: path the model came from, recorded in the manifest.
+      mesh: device mesh for each chunk (default: all local devices).
+
+    Returns:
+      :class:`jaxlatent.runs.results.RunResult`: output name -> lazy ``(N, *shape)`` array.
+    """
+    spec = registry.get(analysis)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise RunError(f"{analysis}: the number of latents N must be an integer >= 1, found {n!r}")
+    if chunk_size is None or int(chunk_size) < 1:
+        raise RunError(f"{analysis}: chunk_size must be >= 1, found {chunk_size!r}")
+    if not 0 <= seed or seed + n > 2**32:
+        raise RunError(f"{analysis}: latent seeds seed..seed+N-1 must lie in [0, 2**32), found seed {seed}, N {n}")
+    options = registry.resolve_options(spec, options)
+    outputs = spec.outputs(model, options)
+    wanted = build_manifest(analysis=analysis, options=options, model=model, n=int(n), seed=int(seed),
+                            chunk_size=int(chunk_size), outputs=outputs, checkpoint=checkpoint)
+    store = ChunkedStore(out, outputs, n, chunk_size)
+    pid, nproc = jax.process_index(), jax.process_count()
+    stored = _check_folder(store, wanted, repair)
+    if stored is not None:
+        wanted = dict(wanted, complete=stored.get("complete", False), chunks_done=stored.get("chunks_done", 0))
+    if pid == 0:
+        _prepare(store, wanted, stored, repair, progress)
+    _barrier("prepared")
+    missing = store.missing()
+    _barrier("listed")
+    if not missing and wanted.get("complete"):
+        _say(progress, f"{store.path}: run already complete ({n} latents, {store.n_chunks} chunks, "
+                       "checksums verified); nothing to do")
+        return open_run(store.path)
+    if missing:
+        done = store.n_chunks - len(missing)
+        if done:
+            _say(progress and pid == 0, f"{store.path}: resuming, {done}/{store.n_chunks} chunks done")
+        mesh = batch_mesh(jax.local_devices()) if mesh is None else mesh
+        _compute(spec, model, options, store, missing[pid::nproc], int(seed), mesh, progress, pid, nproc,
+                 run_id(wanted))
+    _barrier("computed")
+    if pid == 0:
+        _finish(store, spec, wanted)
+        _say(progress, f"{store.path}: run complete ({n} latents)")
+    _barrier("finished")
+    return open_run(store.path)

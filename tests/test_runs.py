@@ -1,0 +1,237 @@
+"""Long runs (jaxlatent.runs) in one process: equal to the in-memory analyses, resumable, refusing.
+
+Stores are compared with ``np.array_equal``: every chunk is computed by the same compiled
+program on the same inputs in the same process, so the floats are the same bits.
+"""
+
+import argparse
+import errno
+import json
+import os
+
+import numpy as np
+import pytest
+
+from jaxlatent.analysis.local_basis import local_basis
+from jaxlatent.analysis.local_dimension import local_dimension
+from jaxlatent.cli import run as run_cli
+from jaxlatent.models.stylegan2 import StyleGAN2Config
+from jaxlatent.runs import registry
+from jaxlatent.runs.results import open_run
+from jaxlatent.runs.runner import latents, row_keys, run
+from jaxlatent.runs.store import ChunkedStore, RunCorruptError, RunError, RunMismatchError, RunWriteError
+from jaxlatent.runs.summaries import Summary
+from jaxlatent.seeds import latents_from_seeds
+from helpers import random_stylegan2
+
+CONFIG = StyleGAN2Config(z_dim=8, w_dim=8, img_resolution=4, mapping_layers=2, channel_base=32, channel_max=4)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return random_stylegan2(CONFIG, 0)
+
+
+def arrays(result):
+    return {name: np.asarray(a) for name, a in result.items()}
+
+
+def test_local_dim_run_equals_in_memory_call(model, tmp_path):
+    res = run("local-dim", model, 45, tmp_path / "r", seed=3, chunk_size=16, progress=False)
+    z = latents_from_seeds(range(3, 48), 8)          # latent i is seed 3 + i
+    want = local_dimension(model.fn("w"), z)
+    got = arrays(res)
+    assert res.complete and res.chunks_done == [0, 1, 2] and set(got) == {"dimension", "threshold", "singular_values"}
+    # the in-memory call runs all 45 latents in one batch, the run 16 at a time: other batch
+    # shapes, so a few float32 ulps (singular values ~1)
+    np.testing.assert_allclose(got["singular_values"], want.singular_values, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got["dimension"], want.dimension)
+    assert res.manifest["options"] == {"tap": "w", "truncation_psi": None}
+    assert res.summary["complete"] and res.summary["latents"] == 45
+    hist = res.summary["local_dimension"]["histogram"]
+    assert sum(hist.values()) == 45
+    assert {int(k): v for k, v in hist.items()} == dict(zip(*np.unique(got["dimension"], return_counts=True)))
+    s = got["singular_values"].astype(np.float64)
+    np.testing.assert_allclose(res.summary["spectrum"]["mean"], s.mean(0), rtol=1e-12)
+    # percentiles from 0.01-decade log histograms: in the bin of the inverted-CDF percentile, so
+    # within one bin width (2.3 %) of it; values under 1e-12 (the histogram's floor) excluded
+    for q in (5, 95):
+        want = np.percentile(s, q, axis=0, method="inverted_cdf")
+        keep = want > 1e-11
+        np.testing.assert_allclose(np.asarray(res.summary["spectrum"][f"p{q}"])[keep], want[keep], rtol=0.024)
+
+
+def test_local_basis_run_with_options_and_lazy_reads(model, tmp_path):
+    res = run("local-basis", model, 10, tmp_path / "r", chunk_size=4, options={"k": 3, "tap": "w"},
+              progress=False)
+    want = local_basis(model.fn("w"), latents(0, 0, 10, 8), k=3, chunk_size=4)
+    for name in ("singular_values", "basis", "directions"):
+        np.testing.assert_array_equal(np.asarray(res[name]), np.asarray(getattr(want, name)))
+    assert res["basis"].shape == (10, 8, 3) and res["basis"][5:7].shape == (2, 8, 3)
+    np.testing.assert_array_equal(res["directions"][-1], np.asarray(want.directions)[-1])
+    np.testing.assert_array_equal(res["singular_values"][3:9, 0], np.asarray(want.singular_values)[3:9, 0])
+
+
+def test_row_keys_are_fold_in_per_latent():
+    import jax
+
+    keys = np.asarray(row_keys(7, 5, 8))
+    want = [np.asarray(jax.random.fold_in(jax.random.PRNGKey(7), i)) for i in (5, 6, 7)]
+    np.testing.assert_array_equal(keys, np.stack(want))
+
+
+def test_resume_after_partial_run_and_rerun_does_nothing(model, tmp_path, capsys):
+    full = arrays(run("local-dim", model, 40, tmp_path / "a", chunk_size=8, progress=False))
+    out = tmp_path / "b"
+    run("local-dim", model, 40, out, chunk_size=8, progress=False)
+    for i in (1, 3, 4):                      # as if killed before these chunks were committed
+        os.remove(out / "chunks" / f"{i:08d}.json")
+    res = run("local-dim", model, 40, out, chunk_size=8, progress=True)
+    assert "resuming, 2/5 chunks done" in capsys.readouterr().err
+    for name, x in arrays(res).items():
+        np.testing.assert_array_equal(x, full[name])
+    before = os.stat(out / "chunks" / "00000003.json").st_mtime_ns
+    run("local-dim", model, 40, out, chunk_size=8, progress=True)
+    assert "run already complete" in capsys.readouterr().err
+    assert os.stat(out / "chunks" / "00000003.json").st_mtime_ns == before
+
+
+def test_resume_with_other_options_model_or_version_refuses(model, tmp_path):
+    out = tmp_path / "r"
+    run("local-dim", model, 12, out, chunk_size=8, progress=False)
+    with pytest.raises(RunMismatchError, match="option tap: stored \"w\", asked \"mapping.fc1\""):
+        run("local-dim", model, 12, out, chunk_size=8, options={"tap": "mapping.fc1"}, progress=False)
+    with pytest.raises(RunMismatchError, match="model_sha256"):
+        run("local-dim", random_stylegan2(CONFIG, 1), 12, out, chunk_size=8, progress=False)
+    with pytest.raises(RunMismatchError, match="analysis: stored \"local-dim\""):
+        run("local-basis", model, 12, out, chunk_size=8, progress=False)
+    with pytest.raises(RunMismatchError, match="n: stored 12, asked 13"):
+        run("local-dim", model, 13, out, chunk_size=8, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["package_version"] = "0.0.1"
+    from jaxlatent.runs.manifest import write_manifest
+    write_manifest(str(out), manifest)
+    with pytest.raises(RunMismatchError, match="package_version: stored \"0.0.1\""):
+        run("local-dim", model, 12, out, chunk_size=8, progress=False)
+
+
+def test_bad_input(model, tmp_path):
+    with pytest.raises(RunError, match="unknown analysis 'nope'; known: local-basis, local-dim"):
+        run("nope", model, 4, tmp_path / "x")
+    for n in (0, -3, 2.5):
+        with pytest.raises(RunError, match="N must be an integer >= 1"):
+            run("local-dim", model, n, tmp_path / "x")
+    with pytest.raises(RunError, match="unknown option"):
+        run("local-dim", model, 4, tmp_path / "x", options={"k": 3})
+    with pytest.raises(RunError, match=r"--k must lie in \[1, 8\]"):
+        run("local-basis", model, 4, tmp_path / "x", options={"k": 9})
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="holds something else \\(notes.txt\\)"):
+        run("local-dim", model, 4, other, progress=False)
+    assert sorted(os.listdir(other)) == ["notes.txt"]
+
+
+def test_corrupted_chunk_and_manifest_detected_named_and_repaired(model, tmp_path):
+    out = tmp_path / "r"
+    good = arrays(run("local-dim", model, 24, out, chunk_size=8, progress=False))
+    store = ChunkedStore(out, [registry.Output("singular_values", (8,), "float32")], 24, 8)
+    chunk = store.chunk_file("singular_values", 1)
+    data = bytearray(open(chunk, "rb").read())
+    data[5] ^= 0xFF
+    open(chunk, "wb").write(bytes(data))
+    with pytest.raises(RunCorruptError, match=r"singular_values/c/1/0: chunk 1 of output 'singular_values' "
+                                              r"\(latents 8-15\) does not match its checksum"):
+        np.asarray(open_run(out)["singular_values"])
+    with pytest.raises(RunCorruptError, match="chunk 1 of output 'singular_values'.*--repair"):
+        run("local-dim", model, 24, out, chunk_size=8, progress=False)
+    res = run("local-dim", model, 24, out, chunk_size=8, repair=True, progress=False)
+    for name, x in arrays(res).items():
+        np.testing.assert_array_equal(x, good[name])
+
+    text = (out / "manifest.json").read_text()
+    (out / "manifest.json").write_text(text.replace('"seed": 0', '"seed": 1'))
+    with pytest.raises(RunCorruptError, match="manifest.json: run manifest checksum does not match"):
+        run("local-dim", model, 24, out, chunk_size=8, progress=False)
+    with pytest.raises(RunCorruptError, match="manifest.json"):
+        open_run(out)
+    (out / "chunks" / "00000002.json").write_text("{not json")
+    res = run("local-dim", model, 24, out, chunk_size=8, repair=True, progress=False)
+    assert res.manifest["seed"] == 0 and res.complete
+    for name, x in arrays(res).items():
+        np.testing.assert_array_equal(x, good[name])
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_full_or_read_only_disk_stops_cleanly_then_resumes(model, tmp_path, monkeypatch, code):
+    out = tmp_path / "r"
+    good = arrays(run("local-dim", model, 32, tmp_path / "good", chunk_size=8, progress=False))
+    calls = []
+    original = ChunkedStore._put
+
+    def failing(self, name, start, stop, x):
+        calls.append(start)
+        if start == 16 and name == "singular_values":   # mid-chunk: other outputs of chunk 2 written
+            raise OSError(code, os.strerror(code))
+        return original(self, name, start, stop, x)
+
+    monkeypatch.setattr(ChunkedStore, "_put", failing)
+    what = "the disk is full" if code == errno.ENOSPC else "the file system is read-only"
+    with pytest.raises(RunWriteError, match=f"singular_values/c/2/0: cannot write \\({what}\\).*rerun"):
+        run("local-dim", model, 32, out, chunk_size=8, progress=False)
+    part = open_run(out, partial=True)
+    assert part.chunks_done == [0, 1] and not part.complete
+    assert np.isnan(np.asarray(part["singular_values"])[16:]).all()
+    with pytest.raises(RunError, match="chunk 2 \\(latents 16-23\\) of output 'dimension' is not done"):
+        np.asarray(open_run(out)["dimension"])
+    monkeypatch.setattr(ChunkedStore, "_put", original)
+    res = run("local-dim", model, 32, out, chunk_size=8, progress=False)
+    for name, x in arrays(res).items():
+        np.testing.assert_array_equal(x, good[name])
+
+
+def test_read_only_folder_when_not_root(model, tmp_path):
+    out = tmp_path / "ro"
+    out.mkdir()
+    os.chmod(out, 0o555)
+    try:
+        if os.geteuid() == 0:   # root writes through chmod: the monkeypatched test above covers it
+            return
+        with pytest.raises(RunWriteError, match="cannot write"):
+            run("local-dim", model, 8, out, chunk_size=8, progress=False)
+    finally:
+        os.chmod(out, 0o755)
+
+
+def test_summary_percentiles_closed_form():
+    s = Summary()
+    x = np.logspace(-3, 1, 1001)                   # one index, log-uniform values
+    for part in np.array_split(x, 7):
+        s.add(spectrum=part[:, None], dimension=np.full(len(part), 2))
+    out = s.to_json()
+    for q in (5, 95):
+        want = np.percentile(x, q, method="inverted_cdf")
+        np.testing.assert_allclose(out["spectrum"][f"p{q}"], [want], rtol=0.024)
+    np.testing.assert_allclose(out["spectrum"]["mean"], [x.mean()], rtol=1e-12)
+    assert out["local_dimension"]["histogram"] == {"2": 1001}
+
+
+def test_cli_run_and_its_help(model, tmp_path, capsys):
+    from jaxlatent import io
+
+    ckpt = io.save(model, tmp_path / "model")
+    parser = argparse.ArgumentParser(prog="jaxlatent")
+    run_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["run", "local-basis", ckpt, "--tap", "w", "--k", "2", "--n", "6",
+                              "--out", str(tmp_path / "r"), "--seed", "5", "--chunk-size", "4"])
+    assert args.func(args) == 0
+    res = open_run(tmp_path / "r")
+    assert res.manifest["options"]["k"] == 2 and res.manifest["seed"] == 5 and res.complete
+    assert res.manifest["checkpoint"] == ckpt
+    want = local_basis(model.fn("w"), latents(5, 0, 6, 8), k=2, chunk_size=4)
+    np.testing.assert_array_equal(np.asarray(res["basis"]), np.asarray(want.basis))
+    assert "singular_values (6, 2)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "local-dim", ckpt, "--k", "3", "--n", "4", "--out", "x"])
+    assert "unrecognized arguments: --k" in capsys.readouterr().err
