@@ -1,0 +1,174 @@
+"""Long runs across processes: SIGKILLed and resumed, spread over 1/2/4 devices, two hosts.
+
+Each check runs ``jaxlatent run`` or :func:`jaxlatent.runs.run` in subprocesses (forced host
+device counts and ``jax.distributed`` must be set before JAX starts) and compares the stores.
+"""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import jaxlatent.digits
+from jaxlatent.models.stylegan2 import StyleGAN2Config
+from jaxlatent.runs.results import open_run
+from jaxlatent.runs.runner import run
+from helpers import random_stylegan2
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+# `jaxlatent run` with only this command registered (the same parser code the CLI uses)
+CLI = ("import sys, argparse\nfrom jaxlatent.cli import run\np = argparse.ArgumentParser(prog='jaxlatent')\n"
+       "run.register(p.add_subparsers(dest='command'))\na = p.parse_args()\nsys.exit(a.func(a))")
+CONFIG = dict(z_dim=8, w_dim=8, img_resolution=4, mapping_layers=2, channel_base=32, channel_max=4)
+
+
+def env(tmp_path, devices=1):
+    # a persistent compilation cache makes every restart after the first skip compilation: the
+    # cached executable is the same program, so results stay bit-identical
+    return dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+                JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax-cache"),
+                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", OPENBLAS_NUM_THREADS="1",
+                PYTHONPATH=os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]))
+
+
+def assert_same_store(a, b, rtol=0.0, atol=0.0):
+    ra, rb = open_run(a), open_run(b)
+    assert ra.complete and rb.complete and set(ra) == set(rb)
+    for name in ra:
+        x, y = np.asarray(ra[name]), np.asarray(rb[name])   # reading tests every chunk's checksum
+        if rtol == atol == 0.0:
+            np.testing.assert_array_equal(x, y, err_msg=name)
+        else:
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=name)
+
+
+def records(out):
+    try:
+        return len(os.listdir(os.path.join(out, "chunks")))
+    except FileNotFoundError:
+        return 0
+
+
+def test_sigkill_at_random_moments_then_resume_equals_unbroken_run(tmp_path):
+    ckpt = jaxlatent.digits.assets_dir()
+    n, chunk = 1536, 32
+    ref = tmp_path / "unbroken"
+    # Exact equality is legitimate: each chunk is computed by the same compiled program on the same
+    # latents whether the run was interrupted or not (the last chunk is padded to full size).
+    run("local-dim", jaxlatent.load(ckpt), n, ref, chunk_size=chunk, progress=False)
+    out = str(tmp_path / "killed")
+    cmd = [sys.executable, "-c", CLI, "run", "local-dim", ckpt, "--tap", "w", "--n", str(n), "--out", out,
+           "--chunk-size", str(chunk)]
+    rng, kills, log = random.Random(15), 0, tmp_path / "stderr.txt"
+    while kills < 5:
+        with open(log, "w") as err:
+            proc = subprocess.Popen(cmd, env=env(tmp_path), stdout=subprocess.DEVNULL, stderr=err)
+        before, start = records(out), time.monotonic()
+        if kills % 2 == 0:       # a random moment after the next chunk commits: mid-chunk, mid-write
+            while records(out) == before and proc.poll() is None and time.monotonic() - start < 120:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.3))
+        else:                    # a random moment from the start: loading, compiling, verifying, computing
+            time.sleep(rng.uniform(0.5, 6.0))
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before kill {kills + 1} (rc {proc.returncode}): {log.read_text()[-2000:]}")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    assert 0 < records(out) < n // chunk
+    done = subprocess.run(cmd, env=env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_same_store(out, ref)
+    again = subprocess.run(cmd + ["--quiet"], env=env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "nothing to do" not in again.stderr   # --quiet says nothing
+    assert_same_store(out, ref)
+
+
+DEVICES = textwrap.dedent("""
+    import sys
+    import jax
+    from helpers import random_stylegan2
+    from jaxlatent.models.stylegan2 import StyleGAN2Config
+    from jaxlatent.parallel import batch_mesh
+    from jaxlatent.runs import run
+
+    assert len(jax.devices()) == 4, jax.devices()
+    model = random_stylegan2(StyleGAN2Config(**{config}), 0)
+    for d in (1, 2, 4):
+        run("local-basis", model, 20, sys.argv[1] + f"/d{{d}}", chunk_size=8, options={{"k": 4}},
+            mesh=batch_mesh(jax.devices()[:d]), progress=False)
+    print("DEVICES OK")
+""")
+
+
+def test_one_two_and_four_host_devices_give_equal_stores(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", DEVICES.format(config=CONFIG), str(tmp_path)],
+                          env=env(tmp_path, devices=4), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "DEVICES OK" in proc.stdout, proc.stderr[-3000:]
+    # each device runs its share of a chunk (8, 4 or 2 rows): other batch shapes, other programs,
+    # so float32 rounding may differ by a few ulps in the Jacobian and in its SVD (values ~1)
+    assert_same_store(tmp_path / "d2", tmp_path / "d1", rtol=1e-5, atol=1e-6)
+    assert_same_store(tmp_path / "d4", tmp_path / "d1", rtol=1e-5, atol=1e-6)
+    one = tmp_path / "here"
+    run("local-basis", random_stylegan2(StyleGAN2Config(**CONFIG), 0), 20, one, chunk_size=8, options={"k": 4},
+        progress=False)
+    assert_same_store(tmp_path / "d1", one, rtol=1e-5, atol=1e-6)
+
+
+MULTIHOST = textwrap.dedent("""
+    import sys
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address="localhost:" + sys.argv[2], num_processes=2,
+                               process_id=int(sys.argv[1]))
+    from helpers import random_stylegan2
+    from jaxlatent.models.stylegan2 import StyleGAN2Config
+    from jaxlatent.runs import run
+
+    assert jax.process_count() == 2
+    model = random_stylegan2(StyleGAN2Config(**{config}), 0)
+    res = run("local-basis", model, 21, sys.argv[3], chunk_size=4, options={{"k": 4}}, progress=False)
+    assert res.complete
+    print("MULTIHOST OK", jax.process_index(), flush=True)
+""")
+
+
+def test_two_processes_under_jax_distributed_give_the_store_of_one(tmp_path):
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = str(s.getsockname()[1])
+    out = str(tmp_path / "two")
+    script = MULTIHOST.format(config=CONFIG)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(i), port, out], env=env(tmp_path),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=300))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("the two jax.distributed processes did not finish in 300 s")
+    for i, (p, (stdout, stderr)) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0 and f"MULTIHOST OK {i}" in stdout, stderr[-3000:]
+    two = open_run(out)
+    assert {committed_by(two, i) for i in range(two.n_chunks)} == {0, 1}
+    one = tmp_path / "one"
+    run("local-basis", random_stylegan2(StyleGAN2Config(**CONFIG), 0), 21, one, chunk_size=4, options={"k": 4},
+        progress=False)
+    # each process runs every chunk on its one device, as the single process does: same program
+    assert_same_store(out, one)
+
+
+def committed_by(result, index):
+    """Which process committed chunk ``index`` (its commit record says)."""
+    with open(os.path.join(result.path, "chunks", f"{index:08d}.json")) as fh:
+        return json.load(fh)["process"]
