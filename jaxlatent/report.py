@@ -2,9 +2,11 @@
 
 ``build_report(model, out_dir)`` draws samples, computes the Local Basis, local dimensions,
 Distortion and Grassmannian distances of a set of taps over a population of latents, renders
-Local Basis traversals as image grids, and writes ``report.html`` (figures beside it),
+Local Basis traversals as image grids, adds the further sections listed in :data:`SECTIONS`
+(modules of :mod:`jaxlatent.sections`), and writes ``report.html`` (figures beside it),
 ``results.json`` (every number shown) and ``arrays.npz`` (the raw spectra and distances).
-``jaxlatent report CKPT --out DIR`` and ``jaxlatent demo`` (the shipped digits model) call it.
+``jaxlatent report CKPT --out DIR`` and ``jaxlatent demo`` (the shipped digits model) call it;
+the built-in sections are in :mod:`jaxlatent.report_sections`.
 
 Latents come from seeds in the NVlabs convention (``np.random.RandomState(seed).randn(z_dim)``),
 so every number of the report can be recomputed with the library calls it names.
@@ -14,42 +16,62 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import platform
 import time
+from types import ModuleType
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
-from jaxlatent import viz
+from jaxlatent.analysis.distortion import distortion
+from jaxlatent.analysis.local_dimension import local_dimension
+from jaxlatent.analysis.thresholds import optimal_threshold, relative_threshold
 from jaxlatent.report_page import ReportPage
-from jaxlatent.seeds import latents_from_seeds
+from jaxlatent.report_sections import (default_taps, default_traversal_taps, dimension_section,
+                                       distortion_section, grassmann_distances, grassmann_section, label_batch,
+                                       latents, quality_section, render, samples_section, tap_fn,
+                                       traversal_section)
 
-__all__ = ["ReportOptions", "QUICK", "default_taps", "build_report"]
+__all__ = ["ReportOptions", "QUICK", "SECTIONS", "default_taps", "build_report"]
+
+#: Further report sections, run in this order after the built-in ones: modules with
+#: ``add_section(page, model, *, quick, key, classifier, arrays, truncation_psi, progress)``
+#: (see :mod:`jaxlatent.sections`).
+SECTIONS: tuple[ModuleType, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class ReportOptions:
     """What the report computes. The defaults suit a small model on 2 CPU cores in minutes.
 
-    n_samples: images in the sample grid (seeds 0..n_samples-1).
-    n_latents: population for spectra, local dimensions and Distortion (seeds from
-        ``population_seed``). n_grassmann: latents of the pairwise distance heatmap.
-    k: Local Basis subspace dimension for the Grassmannian comparisons.
-    traversal_seeds: latents whose traversals are drawn. traversal_directions: leading
-        directions drawn per latent. frames: images per traversal (odd). steps: iterative
-        traversal steps (each a Jacobian and an SVD). sigma: traversal half-length in the latent.
-    taps: taps analysed (default :func:`default_taps`). traversal_taps: taps traversed
-        (default: a middle mapping layer, ``w`` and the smallest feature-map tap).
-    max_tap_size: default taps hold at most this many numbers per sample.
-    truncation_psi: StyleGAN2 truncation for every tap and image. class_index: label of a
-        conditional StyleGAN2. chunk_size: latents per compiled batch. seed: PRNG seed of the
-        neighbours and random baselines. rtol: when set, the local dimension counts singular
-        values above ``rtol * s_1`` instead of the Gavish-Donoho threshold (which reads a flat
-        spectrum, e.g. a full-rank tap with few inputs, as all noise).
+    Attributes:
+      n_samples: images in the sample grid (seeds 0..n_samples-1).
+      n_latents: population for spectra, local dimensions and Distortion (seeds from
+        ``population_seed``).
+      population_seed: first seed of the population.
+      n_grassmann: latents of the pairwise distance heatmap (the population's first).
+      k: Local Basis subspace dimension for the Grassmannian comparisons.
+      traversal_seeds: latents whose traversals are drawn.
+      traversal_directions: leading directions drawn per latent.
+      frames: images per traversal (odd).
+      steps: iterative traversal steps (each a Jacobian and an SVD).
+      sigma: traversal half-length in the latent.
+      taps: taps analysed (default :func:`default_taps`).
+      traversal_taps: taps traversed (default: a middle mapping layer, ``w`` and the smallest
+        feature-map tap).
+      max_tap_size: default taps hold at most this many numbers per sample.
+      truncation_psi: StyleGAN2 truncation for every tap and image.
+      class_idx: label of a conditional StyleGAN2 (required by one, refused by others).
+      chunk_size: latents per compiled batch.
+      seed: PRNG seed of the neighbours, random baselines and further sections.
+      rtol: when set, the local dimension counts singular values above ``rtol * s_1`` instead
+        of the Gavish-Donoho threshold (which reads a flat spectrum, e.g. a full-rank tap with
+        few inputs, as all noise).
+      quick: the further sections (:data:`SECTIONS`) run their small, seconds-long variant.
     """
 
     n_samples: int = 64
@@ -66,105 +88,24 @@ class ReportOptions:
     traversal_taps: tuple[str, ...] | None = None
     max_tap_size: int = 8192
     truncation_psi: float = 1.0
-    class_index: int = 0
+    class_idx: int | None = None
     chunk_size: int = 32
     seed: int = 0
     rtol: float | None = None
+    quick: bool = False
 
 
 #: A small report for tests and smoke runs (seconds of compute on the digits model).
 QUICK = ReportOptions(n_samples=16, n_latents=16, n_grassmann=8, k=4, traversal_seeds=(0, 1),
-                      traversal_directions=3, frames=5, steps=8)
-
-
-# ---------------------------------------------------------------------------------- model access
-def _is_stylegan2(model) -> bool:
-    return type(model).__name__ == "StyleGAN2"
-
-
-def _z_dim(model) -> int:
-    return int(getattr(model, "z_dim", None) or model.config.z_dim)
-
-
-def _label(model, options: ReportOptions, n: int):
-    c_dim = int(getattr(model.config, "c_dim", 0) or 0) if _is_stylegan2(model) else 0
-    if c_dim == 0:
-        return None
-    if not 0 <= options.class_index < c_dim:
-        raise ValueError(f"class_index must lie in [0, {c_dim}) for this conditional model, "
-                         f"found {options.class_index}")
-    return jnp.broadcast_to(jax.nn.one_hot(options.class_index, c_dim), (n, c_dim))
-
-
-def tap_fn(model, tap: str, options: ReportOptions) -> Callable:
-    """The batched callable the analyses take for ``tap`` (deterministic: no random noise)."""
-    if _is_stylegan2(model):
-        c = _label(model, options, 1)
-        return model.fn(tap, c=None if c is None else c[0], truncation_psi=options.truncation_psi,
-                        noise_mode="const")
-    return model.fn(tap, noise_mode="none")
-
-
-def render(model, z, options: ReportOptions, batch: int = 256) -> np.ndarray:
-    """Images (N, C, H, W) for latents z: (N, z_dim), in batches."""
-    z = jnp.asarray(z, jnp.float32)
-    out = []
-    for i in range(0, z.shape[0], batch):
-        zb = z[i:i + batch]
-        if _is_stylegan2(model):
-            out.append(model.generate(zb, c=_label(model, options, zb.shape[0]),
-                                      truncation_psi=options.truncation_psi, noise_mode="const"))
-        else:
-            out.append(model.generate(zb, noise_mode="none"))
-    return np.concatenate([np.asarray(o) for o in out])
-
-
-latents = latents_from_seeds
-
-
-def default_taps(model, max_tap_size: int = 8192) -> list[str]:
-    """Taps analysed by default, in computation order.
-
-    StyleGAN2: every mapping layer but the last (which equals ``w`` without truncation), ``w``,
-    the block outputs ``synthesis.b<res>`` and ``image`` holding at most ``max_tap_size``
-    numbers per sample. FastGAN: its taps under the same size bound (always at least one).
-    """
-    size = lambda t: int(np.prod(model.tap_shape(t)))  # noqa: E731
-    taps = model.taps()
-    if _is_stylegan2(model):
-        n_map = model.config.mapping_layers
-        chosen = [f"mapping.fc{i}" for i in range(n_map - 1)] + ["w"]
-        chosen += [t for t in taps if (t.startswith("synthesis.b") and t.count(".") == 1) or t == "image"]
-    else:
-        chosen = list(taps)
-    small = [t for t in chosen if t.startswith("mapping.") or t == "w" or size(t) <= max_tap_size]
-    return small or [min(taps, key=size)]
-
-
-def _default_traversal_taps(model, taps: list[str]) -> list[str]:
-    mapping = [t for t in taps if t.startswith("mapping.")]
-    maps = [t for t in taps if len(model.tap_shape(t)) == 3 and t != "image"]
-    chosen = []
-    if mapping:
-        chosen.append(mapping[len(mapping) // 2])
-    if "w" in taps:
-        chosen.append("w")
-    if maps:
-        chosen.append(maps[(len(maps) - 1) // 2])   # a middle one, the smaller if two
-
-    return chosen or taps[:1]
+                      traversal_directions=3, frames=5, steps=8, quick=True)
 
 
 # ---------------------------------------------------------------------------------- the report
 class _Steps:
-    """Progress over the report's sections (tqdm when available and asked for)."""
+    """Times the report's steps into ``timings`` (seconds), with a tqdm bar when asked for."""
 
     def __init__(self, names: list[str], progress: bool):
-        self.bar = None
-        if progress:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=len(names), desc="report", unit="step")
+        self.bar = tqdm(total=len(names), desc="report", unit="step") if progress else None
         self.timings: dict[str, float] = {}
 
     def run(self, name: str, fn: Callable[[], Any]) -> Any:
@@ -182,8 +123,9 @@ class _Steps:
             self.bar.close()
 
 
-def _tag(tap: str) -> str:
-    return tap.replace(".", "_")
+def section_name(module: ModuleType) -> str:
+    """The name a section's timings and results go under: its module's last component."""
+    return module.__name__.rsplit(".", 1)[-1]
 
 
 def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = ReportOptions(),
@@ -191,25 +133,31 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
                  progress: bool = True) -> dict:
     """Run every analysis on ``model`` and write ``report.html``, ``results.json``, ``arrays.npz``.
 
-    model: a loaded generator (``jaxlatent.load``). classifier: optional digit classifier (a
-    :class:`jaxlatent.digits.Classifier`) naming the class of each traversal frame.
-    quality: optional measurements shown as a table (the shipped model's ``quality.json``).
-    Returns the results dictionary written to ``results.json``.
-    """
-    from jaxlatent.analysis.distortion import distortion
-    from jaxlatent.analysis.grassmann import pairwise_grassmann, warpage
-    from jaxlatent.analysis.local_basis import local_basis
-    from jaxlatent.analysis.local_dimension import (local_dimension, optimal_threshold, relative_threshold,
-                                                    summarize_dimensions)
-    from jaxlatent.analysis.traversal import iterative_traversal
+    The built-in sections (samples, local dimensions, Distortion, Grassmannian distances and
+    warpage, Local Basis traversals) come first, then each module of :data:`SECTIONS`.
 
+    Args:
+      model: a loaded generator (:func:`jaxlatent.load`): StyleGAN2 or FastGAN.
+      out_dir: directory written (created when missing).
+      options: what to compute (:class:`ReportOptions`; :data:`QUICK` for a small report).
+      title: page title (default: the model's family).
+      source: where the model came from, shown under the title.
+      classifier: optional digit classifier (:class:`jaxlatent.digits.Classifier`) naming the
+        class of each traversal frame.
+      quality: optional measurements shown as a table (the shipped model's ``quality.json``).
+      progress: show a progress bar over the steps.
+
+    Returns:
+      The results dictionary written to ``results.json``; ``results["timings_s"]`` holds the
+      seconds of every step, further sections under their module's last name.
+    """
     out_dir = os.fspath(out_dir)
-    z_dim = _z_dim(model)
+    z_dim = int(model.z_dim)
     taps = list(options.taps or default_taps(model, options.max_tap_size))
     unknown = [t for t in taps if t not in model.taps()]
     if unknown:
         raise ValueError(f"report: unknown taps {unknown}; this model has {model.taps()}")
-    trav_taps = list(options.traversal_taps or _default_traversal_taps(model, taps))
+    trav_taps = list(options.traversal_taps or default_traversal_taps(model, taps))
     unknown = [t for t in trav_taps if t not in model.taps()]
     if unknown:
         raise ValueError(f"report: unknown traversal taps {unknown}; this model has {model.taps()}")
@@ -218,6 +166,7 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     if options.n_latents < 4 or options.n_grassmann < 2:
         raise ValueError("report: n_latents must be >= 4 and n_grassmann >= 2, found "
                          f"{options.n_latents} and {options.n_grassmann}")
+    label_batch(model, options, 1)  # a missing or refused class label stops before any work
     threshold = optimal_threshold if options.rtol is None else relative_threshold(options.rtol)
     fns = {t: tap_fn(model, t, options) for t in taps + [t for t in trav_taps if t not in taps]}
     key = jax.random.PRNGKey(options.seed)
@@ -225,42 +174,46 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     z_pop = jnp.asarray(latents(pop_seeds, z_dim))
     chunk = options.chunk_size
 
-    page = ReportPage(out_dir, title or f"jaxlatent report: {type(model).__name__}",
+    family = model.config.family
+    page = ReportPage(out_dir, title or f"jaxlatent report: {family}",
                       subtitle=f"{source} · jaxlatent · {jax.devices()[0].platform} · "
                                f"{time.strftime('%Y-%m-%d %H:%M')}")
     results: dict[str, Any] = page.results
-    results["model"] = {"family": type(model).__name__, "source": source, "z_dim": z_dim,
+    results["model"] = {"family": family, "source": source, "z_dim": z_dim,
                         "config": json.loads(model.config.to_json()) if hasattr(model.config, "to_json")
                         else dataclasses.asdict(model.config)}
     results["options"] = dataclasses.asdict(options) | {"taps": taps, "traversal_taps": trav_taps}
     results["machine"] = {"backend": jax.default_backend(), "devices": len(jax.devices()),
                           "cpu_count": os.cpu_count(), "platform": platform.platform()}
     arrays: dict[str, np.ndarray] = {}
-    sections = (["samples", "dimensions", "distortion", "grassmann"]
-                + [f"traversal {t}" for t in trav_taps])
-    steps = _Steps(sections, progress)
+    steps = _Steps(["samples", "dimensions", "distortion", "grassmann"]
+                   + [f"traversal {t}" for t in trav_taps] + [section_name(m) for m in SECTIONS], progress)
     try:
-        _samples(page, steps, model, options, z_dim)
+        imgs = steps.run("samples", lambda: render(model, latents(range(options.n_samples), z_dim), options))
+        samples_section(page, imgs, options)
         if quality:
-            _quality(page, quality)
+            quality_section(page, quality)
         dims = steps.run("dimensions", lambda: {
             t: local_dimension(fns[t], z_pop, threshold_fn=threshold, chunk_size=chunk) for t in taps})
-        _dimension_section(page, model, taps, dims, summarize_dimensions, arrays, options)
+        dimension_section(page, model, taps, dims, arrays, options)
         dist = steps.run("distortion", lambda: {
             t: distortion(fns[t], z_pop, jax.random.fold_in(key, 1), threshold_fn=threshold, chunk_size=chunk)
             for t in taps})
-        _distortion_section(page, taps, dist, arrays)
-        grass = steps.run("grassmann", lambda: _grassmann(
-            fns, trav_taps, z_pop, options, key, local_basis, pairwise_grassmann, warpage))
-        _grassmann_section(page, trav_taps, grass, options, arrays)
-        page.section("Local Basis traversals",
+        distortion_section(page, taps, dist, arrays)
+        grass = steps.run("grassmann", lambda: grassmann_distances(fns, trav_taps, z_pop, options, key))
+        grassmann_section(page, trav_taps, grass, options, arrays)
+        page.section("Local Basis traversals (Choi et al. 2022)",
                      "Each grid shows, for a few latents, the images along the leading Local Basis "
                      "directions of one tap (rows: latent, direction; columns: from -sigma through "
                      "the latent itself, the middle column, to +sigma). Iterative: the paper's curve "
                      "traversal, which re-estimates the basis at every step. Linear: a straight line.")
         for t in trav_taps:
-            steps.run(f"traversal {t}", lambda t=t: _traversal(
-                page, model, fns[t], t, options, z_dim, classifier, iterative_traversal, local_basis))
+            steps.run(f"traversal {t}", lambda t=t: traversal_section(page, model, fns[t], t, options, z_dim, classifier))
+        for index, module in enumerate(SECTIONS):
+            steps.run(section_name(module), lambda module=module, index=index: module.add_section(
+                page, model, quick=options.quick, key=jax.random.fold_in(key, 100 + index),
+                classifier=classifier, arrays=arrays, truncation_psi=options.truncation_psi,
+                progress=progress))
     finally:
         steps.close()
     results["timings_s"] = steps.timings
@@ -270,189 +223,3 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     return results
 
 
-# ---------------------------------------------------------------------------------- sections
-def _samples(page, steps, model, options, z_dim):
-    seeds = list(range(options.n_samples))
-    imgs = steps.run("samples", lambda: render(model, latents(seeds, z_dim), options))
-    nrow = int(math.ceil(math.sqrt(len(seeds))))
-    viz.save_image_grid(imgs, page.path("samples.png"), nrow=nrow)
-    page.section("Samples", f"Seeds 0-{len(seeds) - 1}, truncation psi {options.truncation_psi}.")
-    page.figure("samples.png", f"{len(seeds)} samples (seeds 0-{len(seeds) - 1})")
-    page.results["samples"] = {"seeds": seeds, "image_shape": list(imgs.shape[1:]),
-                               "pixel_mean": float(imgs.mean()), "pixel_std": float(imgs.std())}
-
-
-def _quality(page, quality):
-    page.section("Model quality", "Measured when the model was trained (quality.json beside it).")
-    rows = [[k, v] for k, v in quality.items() if isinstance(v, (int, float))]
-    gen = quality.get("generated", {})
-    rows += [[f"generated.{k}", v] for k, v in gen.items() if isinstance(v, (int, float))]
-    if "class_histogram" in gen:
-        rows.append(["generated class histogram (0-9)", " ".join(str(int(c)) for c in gen["class_histogram"])])
-    page.table(["measure", "value"], rows)
-    page.results["quality"] = quality
-
-
-def _dimension_section(page, model, taps, dims, summarize, arrays, options):
-    rule = ("the Gavish-Donoho optimal hard threshold" if options.rtol is None
-            else f"{options.rtol:g} times the largest (--rtol)")
-    page.section("Jacobian spectra and local dimensions (seeds 000, 003)",
-                 "Singular values of each tap's Jacobian with respect to z, over the population "
-                 f"(mean and 5-95% band), normalised by the largest; the local dimension counts "
-                 f"the values above {rule} (docs/methods-local-dimension.md).")
-    spectra = {}
-    res = {}
-    for t in taps:
-        s = np.asarray(dims[t].singular_values, np.float64)
-        spectra[t] = s / s[:, :1]
-        summary = summarize(dims[t].dimension)
-        res[t] = {"shape": [int(np.prod(model.tap_shape(t))), _z_dim(model)],   # Jacobian out x in
-                  "mean_dimension": summary.mean, "std_dimension": summary.std,
-                  "median_dimension": summary.median, "min_dimension": summary.min,
-                  "max_dimension": summary.max,
-                  "mean_singular_values": s.mean(axis=0).tolist(),
-                  "mean_threshold": float(np.mean(np.asarray(dims[t].threshold)))}
-        arrays[f"singular_values/{t}"] = s.astype(np.float32)
-        arrays[f"dimension/{t}"] = np.asarray(dims[t].dimension)
-    viz.plot_spectra(spectra, page.path("spectra.png"), title="Jacobian spectra per tap (s / s_1)",
-                     ylabel="s_i / s_1")
-    names = list(taps)
-    viz.plot_bars(names, [res[t]["mean_dimension"] for t in names], page.path("local_dimensions.png"),
-                  title="local dimension per tap (mean, std over latents)", ylabel="dimension",
-                  errors=[res[t]["std_dimension"] for t in names])
-    page.figure("spectra.png", "Jacobian singular values per tap, normalised by the largest")
-    page.figure("local_dimensions.png", "Estimated local dimension per tap")
-    flat = [t for t in names if res[t]["mean_dimension"] < 1]
-    if flat and options.rtol is None:
-        page.text(f"Note: {', '.join(flat)} estimated below 1: their spectra have no noise bulk for the "
-                  "Gavish-Donoho rule to measure (a flat spectrum reads as all noise). Rerun with --rtol "
-                  "(e.g. --rtol 0.01) to count singular values relative to the largest instead.")
-        page.results["warnings"] = page.results.get("warnings", []) + [
-            f"local dimension < 1 at {flat}: flat spectra; try rtol"]
-    page.table(["tap", "out x in", "mean dim", "std", "median", "min", "max", "s_1 (mean)"],
-               [[t, "x".join(map(str, res[t]["shape"])), res[t]["mean_dimension"], res[t]["std_dimension"],
-                 res[t]["median_dimension"], res[t]["min_dimension"], res[t]["max_dimension"],
-                 res[t]["mean_singular_values"][0]] for t in names])
-    page.results["local_dimension"] = res
-    page.results["local_dimension_rule"] = "gavish-donoho" if options.rtol is None else {"rtol": options.rtol}
-
-
-def _distortion_section(page, taps, dist, arrays):
-    page.section("Distortion (seed 000)",
-                 "Mean geodesic distance between the estimated tangent spaces at distinct latents "
-                 "over the mean distance to a neighbour 0.1 away (docs/methods-local-dimension.md); "
-                 "1 means tangent spaces vary no more across the space than next door.")
-    res = {}
-    for t in taps:
-        d = dist[t]
-        res[t] = {"distortion": float(d.distortion), "far": float(d.far), "near": float(d.near),
-                  "haar_baseline": float(d.baseline), "k": int(d.k)}
-        arrays[f"distortion_far/{t}"] = np.asarray(d.far_distances, np.float32)
-    viz.plot_bars(list(taps), [res[t]["distortion"] for t in taps], page.path("distortion.png"),
-                  title="Distortion per tap (far / near)", ylabel="distortion")
-    page.figure("distortion.png", "Distortion per tap")
-    page.table(["tap", "k", "distortion", "far", "near", "Haar baseline"],
-               [[t, res[t]["k"], res[t]["distortion"], res[t]["far"], res[t]["near"], res[t]["haar_baseline"]]
-                for t in taps])
-    page.results["distortion"] = res
-
-
-def _grassmann(fns, taps, z_pop, options, key, local_basis, pairwise_grassmann, warpage):
-    out = {}
-    z = z_pop[:options.n_grassmann]
-    for i, t in enumerate(taps):
-        k = min(options.k, z.shape[1])
-        bases = local_basis(fns[t], z, k=k, chunk_size=options.chunk_size).basis
-        k = min(k, bases.shape[1])
-        dist = np.asarray(pairwise_grassmann(bases[..., :k]))
-        warp = warpage(fns[t], z_pop, jax.random.fold_in(key, 10 + i), dims=range(1, k + 1),
-                       chunk_size=options.chunk_size)
-        out[t] = (dist, warp)
-    return out
-
-
-def _grassmann_section(page, taps, grass, options, arrays):
-    page.section("Grassmannian distances between Local Bases (seed 003)",
-                 f"Geodesic distance between the {options.k}-dimensional Local Bases at pairs of "
-                 "latents, and the warpage curves: distance between the Local Bases of random pairs "
-                 "of latents, of neighbours (0.1 apart), to the global PCA basis (GANSpace), and "
-                 "between Haar-random subspaces, for subspace dimensions 1..k.")
-    res = {}
-    for t in taps:
-        dist, warp = grass[t]
-        tag = _tag(t)
-        off = dist[~np.eye(len(dist), dtype=bool)]
-        curves = {name: np.asarray(getattr(warp, name)) for name in ("random_pairs", "neighbours",
-                                                                     "to_global", "haar")}
-        res[t] = {"pairwise_mean": float(off.mean()), "pairwise_std": float(off.std()),
-                  "warpage_dims": np.asarray(warp.dims).tolist(),
-                  "warpage_mean": {k: v.mean(axis=0).tolist() for k, v in curves.items()}}
-        arrays[f"grassmann/{t}"] = dist.astype(np.float32)
-        viz.plot_heatmap(dist, page.path(f"grassmann_{tag}.png"), colorbar_label="geodesic",
-                         title=f"distance between Local Bases at {t}")
-        dims = np.asarray(warp.dims)
-        viz.plot_lines(dims, {k: v.mean(axis=0) for k, v in curves.items()}, page.path(f"warpage_{tag}.png"),
-                       title=f"warpage at {t}", xlabel="subspace dimension", ylabel="geodesic distance",
-                       bands={k: (v.mean(0) - v.std(0), v.mean(0) + v.std(0)) for k, v in curves.items()})
-        page.figure(f"grassmann_{tag}.png", f"Pairwise Grassmannian distances at {t} "
-                                           f"({len(dist)} latents; mean {off.mean():.3f})")
-        page.figure(f"warpage_{tag}.png", f"Warpage curves at {t}")
-    page.results["grassmann"] = res
-
-
-def _traversal(page, model, f, tap, options, z_dim, classifier, iterative_traversal, local_basis):
-    seeds = list(options.traversal_seeds)
-    z = jnp.asarray(latents(seeds, z_dim))
-    n_dir = min(options.traversal_directions, z_dim, int(np.prod(model.tap_shape(tap))))
-    frames = options.frames
-    tag = _tag(tap)
-    # iterative curve traversal: every (latent, direction) pair in one compiled batch
-    tr = iterative_traversal(f, jnp.repeat(z, n_dir, axis=0), np.tile(np.arange(n_dir), len(seeds)),
-                             sigma=options.sigma, num_steps=options.steps, num_frames=frames,
-                             chunk_size=options.chunk_size)
-    iter_z = np.asarray(tr.latents).reshape(len(seeds), n_dir, frames, z_dim)
-    # linear traversal: in W along the Local Basis (scaled by s_i), else in z along v_i
-    lb = local_basis(f, z, k=n_dir)
-    t = np.linspace(-options.sigma, options.sigma, frames, dtype=np.float32)
-    if tap == "w" and _is_stylegan2(model):
-        w0 = np.asarray(f(z))                                # (L, w_dim)
-        step = np.asarray(lb.basis) * np.asarray(lb.singular_values)[:, None, :]   # (L, w_dim, dirs)
-        w = w0[:, None, None, :] + t[None, None, :, None] * np.moveaxis(step, -1, 1)[:, :, None, :]
-        flat_w = w.reshape(-1, w.shape[-1])
-        ws = np.broadcast_to(flat_w[:, None, :], (flat_w.shape[0], model.config.num_ws, flat_w.shape[1]))
-        lin = np.asarray(model.synthesis(jnp.asarray(ws), noise_mode="const"))
-        lin_what = "in W: w + t s_i u_i (u_i the Local Basis, s_i its singular value)"
-    else:
-        v = np.moveaxis(np.asarray(lb.directions), -1, 1)    # (L, dirs, z_dim)
-        lin_z = z[:, None, None, :] + t[None, None, :, None] * v[:, :, None, :]
-        lin = render(model, np.asarray(lin_z).reshape(-1, z_dim), options)
-        lin_what = "in z: z + t v_i (v_i the latent direction of the i-th singular value)"
-    it = render(model, iter_z.reshape(-1, z_dim), options)
-    viz.save_image_grid(it, page.path(f"traversal_{tag}_iterative.png"), nrow=frames)
-    viz.save_image_grid(lin, page.path(f"traversal_{tag}_linear.png"), nrow=frames)
-    page.text(f"{tap}: seeds {seeds}, directions 1-{n_dir}, sigma {options.sigma}, "
-              f"{options.steps} iterative steps.")
-    page.figure(f"traversal_{tag}_iterative.png", f"{tap}: iterative curve traversal")
-    page.figure(f"traversal_{tag}_linear.png", f"{tap}: linear traversal {lin_what}")
-    entry: dict[str, Any] = {"seeds": seeds, "directions": n_dir, "frames": frames, "sigma": options.sigma,
-                             "steps": options.steps,
-                             "singular_values": np.asarray(lb.singular_values).tolist(),
-                             "pixel_change_iterative": _pixel_change(it, len(seeds), n_dir, frames),
-                             "pixel_change_linear": _pixel_change(lin, len(seeds), n_dir, frames)}
-    if classifier is not None and it.shape[1] == 1:
-        for kind, imgs in (("iterative", it), ("linear", lin)):
-            pred = np.asarray(classifier.predict(imgs)).reshape(len(seeds), n_dir, frames)
-            entry[f"classes_{kind}"] = pred.tolist()
-        rows = []
-        for a, s in enumerate(seeds):
-            for d in range(n_dir):
-                rows.append([s, d + 1, " ".join(map(str, entry["classes_iterative"][a][d])),
-                             " ".join(map(str, entry["classes_linear"][a][d]))])
-        page.table(["seed", "direction", "classes along iterative", "classes along linear"], rows)
-    page.results.setdefault("traversal", {})[tap] = entry
-
-
-def _pixel_change(imgs, n_lat, n_dir, frames):
-    """Mean absolute pixel change between the end frames, per direction: how much each edits."""
-    x = np.asarray(imgs).reshape(n_lat, n_dir, frames, -1)
-    return np.abs(x[:, :, -1] - x[:, :, 0]).mean(axis=(0, 2)).tolist()

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import types
 
 import jax
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 
 import jaxlatent
 import jaxlatent.cli
+import jaxlatent.report
 from jaxlatent.report import QUICK, ReportOptions, build_report, default_taps, latents
 from jaxlatent.digits import assets_dir
 
@@ -24,11 +26,33 @@ TAPS = "mapping.fc1,w,synthesis.b4"
 TRAVERSE = "w,synthesis.b4"
 
 
+# A further report section (jaxlatent.sections contract) that records how it was called.
+SECTION_CALLS: list[dict] = []
+
+
+def _add_section(page, model, *, quick, key, classifier, arrays, truncation_psi, progress):
+    SECTION_CALLS.append(dict(out=page.out_dir, model=model, quick=quick, key=key, classifier=classifier,
+                              truncation_psi=truncation_psi, progress=progress))
+    page.section("A further section (Author et al. 2024)", "what it shows")
+    page.results["fake"] = {"answer": 42}
+    arrays["fake/values"] = np.arange(3)
+
+
+FAKE_SECTION = types.ModuleType("jaxlatent.sections.fake")
+FAKE_SECTION.add_section = _add_section
+
+
+def _calls_for(out):
+    return [c for c in SECTION_CALLS if c["out"] == str(out)]
+
+
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    rc = jaxlatent.cli.main(["demo", "--quick", "--no-progress", "--out", str(out),
-                             "--taps", TAPS, "--traversal-taps", TRAVERSE])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jaxlatent.report, "SECTIONS", jaxlatent.report.SECTIONS + (FAKE_SECTION,))
+        rc = jaxlatent.cli.main(["demo", "--quick", "--no-progress", "--out", str(out),
+                                 "--taps", TAPS, "--traversal-taps", TRAVERSE, "--seed", "7"])
     assert rc == 0
     return out
 
@@ -71,6 +95,23 @@ def test_report_files_and_numbers(demo_dir):
     assert dist.shape == (QUICK.n_grassmann,) * 2
     np.testing.assert_allclose(dist, dist.T, atol=1e-5)
     np.testing.assert_array_equal(np.diag(dist), 0)
+
+
+def test_demo_runs_the_further_sections_quick(demo_dir):
+    """Each module of report.SECTIONS gets add_section(page, model, *, quick, key, classifier,
+    arrays, truncation_psi, progress) after the built-in sections; its numbers, arrays, heading
+    and run time land in the report."""
+    (call,) = _calls_for(demo_dir)
+    assert call["quick"] is True and call["progress"] is False and call["truncation_psi"] == 1.0
+    assert call["classifier"] is not None and call["model"].config.family == "stylegan2"
+    np.testing.assert_array_equal(jax.random.key_data(call["key"]),
+                                  jax.random.key_data(jax.random.fold_in(jax.random.PRNGKey(7), 100)))
+    res = json.loads((demo_dir / "results.json").read_text())
+    assert res["fake"] == {"answer": 42} and list(res["timings_s"])[-1] == "fake"
+    np.testing.assert_array_equal(np.load(demo_dir / "arrays.npz")["fake/values"], np.arange(3))
+    html = (demo_dir / "report.html").read_text()
+    assert html.index("Local Basis traversals") < html.index("A further section (Author et al. 2024)")
+    assert "seed 00" not in html.lower() and "seeds 00" not in html.lower()
 
 
 def test_report_numbers_equal_the_library(demo_dir):
@@ -130,7 +171,7 @@ def test_default_taps_on_the_shipped_model():
     assert "image" in taps
 
 
-def test_report_on_any_checkpoint(tmp_path, capsys):
+def test_report_on_any_checkpoint(tmp_path, capsys, monkeypatch):
     """`jaxlatent report` on a converted random StyleGAN2: W-space traversal, no classifier."""
     from helpers import random_stylegan2
 
@@ -140,14 +181,20 @@ def test_report_on_any_checkpoint(tmp_path, capsys):
                              channel_base=64, channel_max=8)
     ckpt = jaxlatent.save(random_stylegan2(config, 3), tmp_path / "ckpt")
     out = tmp_path / "report"
-    rc = jaxlatent.cli.main(["report", str(ckpt), "--out", str(out), "--quick", "--no-progress",
-                             "--taps", "w", "--traversal-taps", "w", "--latents", "8", "--rtol", "0.01"])
+    monkeypatch.setattr(jaxlatent.report, "SECTIONS", (FAKE_SECTION,))
+    rc = jaxlatent.cli.main(["report", str(ckpt), "--out", str(out), "--no-progress", "--taps", "w",
+                             "--traversal-taps", "w", "--latents", "8", "--rtol", "0.01", "--trunc", "0.9",
+                             "--chunk-size", "4", "--quick"])
     assert rc == 0
+    (call,) = _calls_for(out)
+    assert call["quick"] and call["classifier"] is None and call["truncation_psi"] == 0.9
     res = json.loads((out / "results.json").read_text())
     assert res["local_dimension_rule"] == {"rtol": 0.01}
     s = np.load(out / "arrays.npz")["singular_values/w"]
     np.testing.assert_array_equal(np.load(out / "arrays.npz")["dimension/w"], (s > 0.01 * s[:, :1]).sum(1))
     assert res["model"]["config"]["z_dim"] == 8 and res["options"]["n_latents"] == 8
+    assert res["options"]["truncation_psi"] == 0.9 and res["options"]["chunk_size"] == 4
+    assert res["fake"] == {"answer": 42} and "fake" in res["timings_s"]
     assert "classes_iterative" not in res["traversal"]["w"] and "quality" not in res
     assert "local dim" in capsys.readouterr().out
     for name in _images((out / "report.html").read_text()):
@@ -187,3 +234,4 @@ def test_report_on_a_fastgan(tmp_path):
     assert res["local_dimension"]["init"]["mean_dimension"] < 1
     assert "flat spectra" in res["warnings"][0]
     assert "--rtol" in (tmp_path / "report.html").read_text()
+

@@ -1,8 +1,9 @@
 """The ``jaxlatent`` command: one subcommand per library entry point.
 
-Each module listed in ``_COMMAND_MODULES`` defines ``register(subparsers)``,
-which adds its subcommands and sets ``func`` on each parser; the command is a
-thin layer of argument parsing over library calls.
+Each module listed in ``_COMMAND_MODULES`` defines ``register(subparsers)``, which adds its
+subcommands and sets ``func`` on each parser; the command is a thin layer of argument parsing
+over library calls. The flags every command shares (``--seeds``, ``--trunc``, ``--class``,
+``--seed``, ``--chunk-size``, ``--out``) come from :mod:`jaxlatent.cli._common`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 _COMMAND_MODULES = (
-    "jaxlatent.cli.models",     # convert, generate
+    "jaxlatent.cli.convert",    # convert, generate
     "jaxlatent.cli.geometry",   # local-basis, grassmann
     "jaxlatent.cli.dimension",  # local-dim, distortion
-    "jaxlatent.cli.demo",       # demo, report
+    "jaxlatent.cli.report",     # report
+    "jaxlatent.cli.demo",       # demo
 )
 
 

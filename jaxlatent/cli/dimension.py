@@ -1,90 +1,68 @@
-"""``jaxlatent local-dim`` and ``jaxlatent distortion`` (seed 000).
+"""``jaxlatent local-dim`` and ``jaxlatent distortion``: Local Dimension Estimation and the
+Distortion metric of Choi et al. (Local Dimension Estimation of GANs, 2022).
 
-Both load a checkpoint, draw latents from seeds (NVlabs convention:
-``np.random.RandomState(seed).randn(z_dim)``), run the analysis on each named
-tap and write ``results.json`` (numbers), ``results.npz`` (arrays) and a plot
-into ``--out``.
+Both load a checkpoint, draw latents from seeds, run the analysis on each named tap and write
+``results.json`` (numbers), ``results.npz`` (arrays) and a plot into ``--out``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
+from tqdm import tqdm
 
-from jaxlatent.seeds import latents_from_seeds, parse_seeds
+from jaxlatent import viz
+from jaxlatent.analysis.distortion import layer_distortions
+from jaxlatent.analysis.local_dimension import local_dimension, summarize_dimensions
+from jaxlatent.cli import _common
 
-__all__ = ["register", "parse_seeds", "latents_from_seeds"]
+__all__ = ["register"]
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "local-dim", help="local dimension of each tap over a population of latents (seed 000)",
+        "local-dim", help="local dimension of each tap over a population of latents "
+                          "(Local Dimension Estimation)",
         description="Estimate the local dimension (rank of the tap Jacobian at the Gavish-Donoho "
-                    "optimal hard threshold) at each latent, and summarise it per tap.")
-    _common(p)
+                    "optimal hard threshold) at each latent, and summarise it per tap "
+                    "(Choi et al., Local Dimension Estimation of GANs).")
+    _common.add_model_args(p, prng=False)
+    _taps_arg(p)
     p.set_defaults(func=run_local_dim)
 
     p = subparsers.add_parser(
-        "distortion", help="Distortion of each tap's tangent spaces over a population (seed 000)",
+        "distortion", help="Distortion of each tap's tangent spaces over a population "
+                           "(Local Dimension Estimation)",
         description="Mean Grassmannian distance between estimated tangent spaces of distinct latents, "
-                    "over the same between each latent and an eps-neighbour.")
-    _common(p)
+                    "over the same between each latent and an eps-neighbour (the Distortion metric "
+                    "of Choi et al., Local Dimension Estimation of GANs).")
+    _common.add_model_args(p)
+    _taps_arg(p)
     p.add_argument("--k", type=int, default=None,
                    help="tangent-space dimension (default: median estimated local dimension per tap)")
     p.add_argument("--eps", type=float, default=0.1, help="neighbour distance in latent space (default 0.1)")
-    p.add_argument("--metric", default="geodesic", help="Grassmannian metric (default geodesic)")
-    p.add_argument("--key", type=int, default=0, help="PRNG seed for neighbours and baseline (default 0)")
+    _common.add_metric_arg(p)
     p.set_defaults(func=run_distortion)
 
 
-def _common(p) -> None:
-    p.add_argument("checkpoint", help="checkpoint file or converted directory (anything jaxlatent.load reads)")
+def _taps_arg(p) -> None:
     p.add_argument("--taps", default=None,
                    help="comma-separated tap names, e.g. mapping.fc0,mapping.fc1,w "
-                        "(default: every mapping tap and w); see model.taps()")
-    p.add_argument("--seeds", default="0-63", help="latent seeds, e.g. 0-63 or 1,5,9-12 (default 0-63)")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--chunk-size", type=int, default=16, help="latents per Jacobian batch (default 16)")
-    p.add_argument("--truncation-psi", type=float, default=None,
-                   help="truncation psi for the taps (StyleGAN2; default: none)")
+                        "(default: every mapping tap and w); see docs/taps.md")
 
 
 def _setup(args):
-    import jaxlatent
-
-    model = jaxlatent.load(args.checkpoint)
-    available = list(model.taps())
+    model, seeds, z = _common.load_model_and_latents(args)
     if args.taps:
-        taps = [t.strip() for t in args.taps.split(",") if t.strip()]
-        unknown = [t for t in taps if t not in available]
-        if unknown:
-            raise ValueError(f"{args.checkpoint}: unknown tap(s) {unknown}; this model has {available}")
+        taps = _common.check_taps(model, _common.split_list(args.taps))
     else:
-        taps = [t for t in available if t.startswith("mapping.") or t == "w"]
-    seeds = parse_seeds(args.seeds)
-    z_dim = getattr(model, "z_dim", None) or model.config.z_dim
-    z = latents_from_seeds(seeds, int(z_dim))
-    options = {} if args.truncation_psi is None else {"truncation_psi": args.truncation_psi}
-    fns = {t: model.fn(t, **options) for t in taps}
-    os.makedirs(args.out, exist_ok=True)
+        taps = [t for t in model.taps() if t.startswith("mapping.") or t == "w"]
+    fns = {t: _common.tap_fn(model, t, args) for t in taps}
     return fns, seeds, z
 
 
-def _write_json(path, obj) -> None:
-    from jaxlatent.report_page import to_jsonable
-
-    with open(path, "w") as fh:
-        json.dump(to_jsonable(obj), fh, indent=2)
-
-
 def run_local_dim(args) -> int:
-    from tqdm import tqdm
-
-    from jaxlatent import viz
-    from jaxlatent.analysis.local_dimension import local_dimension, summarize_dimensions
-
     fns, seeds, z = _setup(args)
     table, arrays, spectra = {}, {}, {}
     for name, fn in tqdm(fns.items(), desc="local-dim", unit="tap"):
@@ -96,8 +74,9 @@ def run_local_dim(args) -> int:
         arrays[f"{name}/singular_values"] = np.asarray(est.singular_values)
         spectra[name] = np.asarray(est.singular_values)
     np.savez_compressed(os.path.join(args.out, "results.npz"), seeds=np.asarray(seeds), **arrays)
-    _write_json(os.path.join(args.out, "results.json"), {
+    _common.write_json(os.path.join(args.out, "results.json"), {
         "analysis": "local_dimension", "checkpoint": args.checkpoint, "seeds": seeds,
+        "truncation_psi": args.truncation_psi,
         "threshold": "Gavish-Donoho optimal hard threshold, unknown noise", "taps": table})
     names = list(table)
     means = np.array([table[n]["mean"] for n in names])
@@ -116,26 +95,22 @@ def run_local_dim(args) -> int:
 
 
 def run_distortion(args) -> int:
-    import jax
-    from tqdm import tqdm
-
-    from jaxlatent import viz
-    from jaxlatent.analysis.distortion import distortion
-
     fns, seeds, z = _setup(args)
-    key = jax.random.PRNGKey(args.key)
+    results = layer_distortions(fns, z, _common.prng_key(args), k=args.k, eps=args.eps, metric=args.metric,
+                                chunk_size=args.chunk_size,
+                                progress=lambda it: tqdm(it, desc="distortion", unit="tap"))
     table, arrays = {}, {}
-    for name, fn in tqdm(fns.items(), desc="distortion", unit="tap"):
-        res = distortion(fn, z, key, k=args.k, eps=args.eps, metric=args.metric, chunk_size=args.chunk_size)
+    for name, res in results.items():
         table[name] = {"distortion": res.distortion, "far": res.far, "near": res.near,
                        "baseline": res.baseline, "k": res.k,
                        "mean_dimension": float(np.mean(np.asarray(res.dimension)))}
         for field in ("dimension", "far_distances", "near_distances"):
             arrays[f"{name}/{field}"] = np.asarray(getattr(res, field))
     np.savez_compressed(os.path.join(args.out, "results.npz"), seeds=np.asarray(seeds), **arrays)
-    _write_json(os.path.join(args.out, "results.json"), {
-        "analysis": "distortion", "checkpoint": args.checkpoint, "seeds": seeds, "eps": args.eps,
-        "metric": args.metric, "key": args.key, "taps": table})
+    _common.write_json(os.path.join(args.out, "results.json"), {
+        "analysis": "distortion", "checkpoint": args.checkpoint, "seeds": seeds,
+        "truncation_psi": args.truncation_psi, "eps": args.eps, "metric": args.metric,
+        "seed": args.seed, "taps": table})
     names = list(table)
     viz.plot_bars(names, [float(table[n]["distortion"]) for n in names],
                   os.path.join(args.out, "distortion.png"), title="Distortion per tap (far / near)",

@@ -1,20 +1,24 @@
 """``jaxlatent convert`` and ``jaxlatent generate``.
 
-``convert IN OUT`` reads any supported checkpoint (``jaxlatent.load``) and writes
-a converted directory (``jaxlatent.save``). ``generate CKPT --seeds 0-15`` draws
-one latent per seed like NVlabs ``gen_images.py`` (``RandomState(seed).randn``)
-and writes an image grid.
+``convert IN OUT`` reads any supported checkpoint (``jaxlatent.load``) and writes a converted
+directory (``jaxlatent.save``). ``generate CKPT --seeds 0-15 --out grid.png`` draws one latent
+per seed as NVlabs ``gen_images.py`` does (``RandomState(seed).randn``) and writes an image grid.
 """
 
 from __future__ import annotations
 
 import sys
 
+import jax
 import numpy as np
+from tqdm import tqdm
 
+import jaxlatent
+from jaxlatent import viz
+from jaxlatent.cli import _common
 from jaxlatent.seeds import latents_from_seeds, parse_seeds
 
-__all__ = ["register", "parse_seeds", "latents_from_seeds", "run_convert", "run_generate"]
+__all__ = ["register"]
 
 
 def register(subparsers) -> None:
@@ -35,29 +39,20 @@ def register(subparsers) -> None:
         "generate", help="generate an image grid from seeds",
         description="Generate one image per seed (z = RandomState(seed).randn(z_dim), as NVlabs "
                     "gen_images.py) and save them as one PNG grid.")
-    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or converted directory")
-    p.add_argument("--seeds", default="0-15", help="seeds, e.g. 0-15 or 0-3,7,10-12 (default 0-15)")
-    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1)")
+    _common.add_model_args(p, seeds="0-15", out_help="output PNG path", prng=False, chunk_size=8)
     p.add_argument("--trunc-cutoff", type=int, default=None,
-                   help="truncate only the first N ws (default: all)")
+                   help="truncate only the first N ws (StyleGAN2; default: all)")
     p.add_argument("--noise-mode", default=None, choices=("const", "random", "none"),
                    help="noise inputs: StyleGAN2 const (default), random or none; FastGAN "
                         "random (default, keyed by the first seed) or none")
     p.add_argument("--batchnorm", default=None, choices=("running", "batch"),
                    help="FastGAN batch norm: running statistics (default; each image independent of "
                         "the batch) or batch statistics (what the official eval.py computes)")
-    p.add_argument("--class", dest="class_idx", type=int, default=None,
-                   help="class label for a conditional model")
-    p.add_argument("--out", required=True, help="output PNG path")
-    p.add_argument("--batch", type=int, default=8, help="images per batch (default 8)")
     p.add_argument("--nrow", type=int, default=None, help="images per grid row (default: about square)")
-    p.add_argument("--which", default=None, help="network inside a training file (see convert)")
     p.set_defaults(func=run_generate)
 
 
 def run_convert(args) -> int:
-    import jaxlatent
-
     model = jaxlatent.load(args.input, which=args.which)
     try:
         out = jaxlatent.save(model, args.output, overwrite=args.overwrite)
@@ -70,44 +65,23 @@ def run_convert(args) -> int:
     return 0
 
 
-def _labels(model, class_idx, n, path):
-    c_dim = int(getattr(model.config, "c_dim", 0) or 0)
-    if c_dim == 0:
-        if class_idx is not None:
-            print("warning: --class ignored: the model is unconditional", file=sys.stderr)
-        return None
-    if class_idx is None or not 0 <= class_idx < c_dim:
-        raise ValueError(f"{path}: conditional model with {c_dim} classes: pass --class 0..{c_dim - 1}")
-    labels = np.zeros((n, c_dim), np.float32)
-    labels[:, class_idx] = 1.0
-    return labels
-
-
 def run_generate(args) -> int:
-    import jax
-    from tqdm import tqdm
-
-    import jaxlatent
-    from jaxlatent import viz
-
-    if args.batch < 1:
-        raise ValueError("--batch must be at least 1")
-    model = jaxlatent.load(args.checkpoint, which=args.which)
+    if args.chunk_size < 1:
+        raise ValueError(f"--chunk-size must be at least 1, found {args.chunk_size}")
+    model = _common.load_model(args)
     seeds = parse_seeds(args.seeds)
-    z_dim = getattr(model, "z_dim", None) or model.config.z_dim
-    z = latents_from_seeds(seeds, int(z_dim))
-    batch = min(args.batch, len(seeds))
+    z = latents_from_seeds(seeds, int(model.z_dim))
+    batch = min(args.chunk_size, len(seeds))
+    options = _common.model_options(model, args, batch=batch)
     if model.config.family == "stylegan2":
         if args.batchnorm is not None:
             raise ValueError(f"{args.checkpoint}: --batchnorm applies to FastGAN models only")
-        options = dict(c=_labels(model, args.class_idx, batch, args.checkpoint),
-                       truncation_psi=args.trunc, truncation_cutoff=args.trunc_cutoff,
-                       noise_mode=args.noise_mode or "const")
+        options.update(truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode or "const")
     else:
-        if args.trunc != 1.0 or args.trunc_cutoff is not None or args.class_idx is not None:
-            raise ValueError(f"{args.checkpoint}: --trunc/--trunc-cutoff/--class apply to "
-                             f"StyleGAN2 models only, not {model.config.family}")
-        options = dict(noise_mode=args.noise_mode or "random", batchnorm=args.batchnorm or "running")
+        if args.trunc_cutoff is not None:
+            raise ValueError(f"{args.checkpoint}: --trunc-cutoff applies to StyleGAN2 models only, "
+                             f"not {model.config.family}")
+        options.update(noise_mode=args.noise_mode or "random", batchnorm=args.batchnorm or "running")
 
     images = []
     for start in tqdm(range(0, len(seeds), batch), desc="generate", unit="batch",

@@ -9,7 +9,7 @@ import pytest
 
 import jaxlatent
 import jaxlatent.cli
-from jaxlatent.cli.models import latents_from_seeds, parse_seeds
+from jaxlatent.seeds import latents_from_seeds, parse_seeds
 from jaxlatent.models.stylegan2 import StyleGAN2Config
 from helpers import random_stylegan2
 
@@ -21,7 +21,7 @@ GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "rosinality", "small3
 @pytest.fixture()
 def cli(monkeypatch):
     # only this command group: the others are tested in their own files
-    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.models",))
+    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.convert",))
     return jaxlatent.cli.main
 
 
@@ -60,7 +60,7 @@ def test_convert_then_generate(cli, rosinality_pt, tmp_path, capsys):
     assert (out_dir / "config.json").exists() and (out_dir / "params").is_dir()
     grid = tmp_path / "grid.png"
     assert cli(["generate", str(out_dir), "--seeds", "0-2,9,4", "--trunc", "0.7",
-                "--out", str(grid), "--batch", "2"]) == 0
+                "--out", str(grid), "--chunk-size", "2"]) == 0
     model = jaxlatent.load(out_dir)
     z = latents_from_seeds([0, 1, 2, 9, 4], 32)
     expected = viz.save_image_grid(np.asarray(model.generate(z, truncation_psi=0.7)), tmp_path / "ref.png")

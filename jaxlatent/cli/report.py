@@ -1,0 +1,114 @@
+"""``jaxlatent report CKPT --out DIR``: every analysis of the library on one checkpoint, as a page.
+
+It runs :func:`jaxlatent.report.build_report` (samples, Jacobian spectra and local dimensions,
+Distortion, Grassmannian distances and warpage, Local Basis traversals, then the sections of
+:mod:`jaxlatent.sections`) and writes ``report.html`` with its figures, ``results.json`` and
+``arrays.npz``. ``jaxlatent demo`` (:mod:`jaxlatent.cli.demo`) is the same on the shipped model;
+both take the options of :func:`add_report_args`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+
+from jaxlatent.cli import _common
+from jaxlatent.digits import load_classifier
+from jaxlatent.report import QUICK, ReportOptions, build_report
+
+__all__ = ["register", "add_report_args", "report_options", "read_quality", "run_and_print"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report", help="full analysis report on any checkpoint",
+        description="Run every analysis of jaxlatent on one checkpoint and write report.html, "
+                    "results.json and arrays.npz into --out.")
+    _common.add_model_args(p, seeds=None, chunk_size=ReportOptions.chunk_size)
+    p.add_argument("--classifier", default=None,
+                   help="digit classifier directory naming traversal frames (default: classifier/ "
+                        "beside a converted checkpoint, when present)")
+    add_report_args(p)
+    p.set_defaults(func=run_report)
+
+
+def add_report_args(p: argparse.ArgumentParser) -> None:
+    """The report's own options (``--taps``, ``--latents``, ``--rtol``, ``--quick``...)."""
+    p.add_argument("--taps", default=None,
+                   help="comma-separated taps to analyse (default: mapping layers, w and small "
+                        "feature maps; see docs/taps.md)")
+    p.add_argument("--traversal-taps", default=None,
+                   help="comma-separated taps to traverse (default: a middle mapping layer, w, a feature map)")
+    p.add_argument("--latents", type=int, default=None,
+                   help=f"population size (default {ReportOptions.n_latents}; --quick {QUICK.n_latents})")
+    p.add_argument("--rtol", type=float, default=None,
+                   help="local dimension = singular values above rtol * s_1 (default: Gavish-Donoho "
+                        "optimal hard threshold)")
+    p.add_argument("--quick", action="store_true",
+                   help="a small report in seconds, every section in its quick variant (smoke runs, tests)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def report_options(args: argparse.Namespace) -> ReportOptions:
+    """:class:`ReportOptions` from the flags (:data:`QUICK` with ``--quick``)."""
+    opts = QUICK if args.quick else ReportOptions()
+    change = {}
+    if args.taps:
+        change["taps"] = _common.split_list(args.taps)
+    if args.traversal_taps:
+        change["traversal_taps"] = _common.split_list(args.traversal_taps)
+    if args.latents is not None:
+        change["n_latents"] = args.latents
+        change["n_grassmann"] = min(opts.n_grassmann, args.latents)
+    if args.truncation_psi is not None:
+        change["truncation_psi"] = args.truncation_psi
+    if args.class_idx is not None:
+        change["class_idx"] = args.class_idx
+    if args.seed is not None:
+        change["seed"] = args.seed
+    if args.chunk_size is not None:
+        change["chunk_size"] = args.chunk_size
+    if args.rtol is not None:
+        if not 0 < args.rtol < 1:
+            raise ValueError(f"--rtol must lie in (0, 1), found {args.rtol}")
+        change["rtol"] = args.rtol
+    return dataclasses.replace(opts, **change)
+
+
+def read_quality(directory: str) -> dict | None:
+    """``quality.json`` of a model directory, when it has one."""
+    path = os.path.join(directory, "quality.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def run_and_print(model, args, source: str, classifier, quality, title: str) -> int:
+    """Build the report into ``--out`` and print its local dimensions and Distortions."""
+    t0 = time.perf_counter()
+    results = build_report(model, args.out, report_options(args), title=title, source=source,
+                           classifier=classifier, quality=quality, progress=not args.no_progress)
+    dims = results["local_dimension"]
+    print(f"{source}: {len(dims)} taps, {results['options']['n_latents']} latents, "
+          f"{time.perf_counter() - t0:.1f} s")
+    for tap, d in dims.items():
+        print(f"  {tap:<22s} local dim {d['mean_dimension']:6.2f} +- {d['std_dimension']:.2f}   "
+              f"Distortion {results['distortion'][tap]['distortion']:.3f}")
+    print(f"wrote {os.path.join(args.out, 'report.html')} (results.json, arrays.npz, figures beside it)")
+    return 0
+
+
+def run_report(args) -> int:
+    model = _common.load_model(args)
+    directory = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(args.checkpoint)
+    if args.classifier and not os.path.isdir(args.classifier):
+        raise FileNotFoundError(f"--classifier {args.classifier}: no such directory")
+    clf_dir = args.classifier or os.path.join(directory, "classifier")
+    classifier = load_classifier(clf_dir) if os.path.isdir(clf_dir) else None
+    quality = read_quality(directory) if os.path.isdir(args.checkpoint) else None
+    name = os.path.basename(os.path.normpath(args.checkpoint))
+    return run_and_print(model, args, name, classifier, quality, f"jaxlatent report: {name}")
