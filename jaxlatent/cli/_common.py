@@ -37,7 +37,9 @@ Functions (stable API; other command modules import them):
 
 * ``add_model_args(parser, *, seeds="0-63", out_help=..., prng=True, chunk_size=None)``: the
   flags above but ``--metric``. ``seeds=None`` leaves out ``--seeds``, ``prng=False`` leaves
-  out ``--seed``.
+  out ``--seed``. It is ``add_checkpoint_args`` (``CKPT --which``) then
+  ``add_run_args(parser, *, seeds, out_help, out_default=None, prng, chunk_size)`` (the rest;
+  for commands without a checkpoint, such as ``demo``).
 * ``add_metric_arg(parser, default="geodesic")``: ``--metric`` with ``choices=METRICS``.
 * ``load_model(args)``: ``jaxlatent.load(CKPT, which=...)``.
 * ``load_model_and_latents(args) -> Loaded(model, seeds, z)``: the model, the parsed seed list
@@ -69,7 +71,7 @@ from jaxlatent.analysis.grassmann import METRICS
 from jaxlatent.report_page import to_jsonable
 from jaxlatent.seeds import class_labels, latents_from_seeds, parse_seeds
 
-__all__ = ["Loaded", "add_model_args", "add_metric_arg", "load_model", "load_model_and_latents",
+__all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "load_model", "load_model_and_latents",
            "model_options", "tap_fn", "check_taps", "split_list", "prng_key", "progress", "write_json"]
 
 
@@ -90,11 +92,26 @@ def add_model_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63
     own latents). ``prng=False``: no ``--seed``, for commands that draw nothing at random.
     ``chunk_size``: default of ``--chunk-size`` (``None``: the library chooses).
     """
+    add_checkpoint_args(parser)
+    add_run_args(parser, seeds=seeds, out_help=out_help, prng=prng, chunk_size=chunk_size)
+
+
+def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
+    """Add ``CKPT --which``."""
     parser.add_argument("checkpoint", metavar="CKPT",
                         help="checkpoint file (.pkl, .pt, .pth) or converted directory")
     parser.add_argument("--which", default=None,
                         help="network inside a training file: NVlabs G_ema (default) or G; "
                              "rosinality g_ema (default) or g")
+
+
+def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
+                 out_help: str = "output directory", out_default: str | None = None, prng: bool = True,
+                 chunk_size: int | None = None) -> None:
+    """Add ``[--seeds] --trunc --class [--seed] --chunk-size --out`` (see :func:`add_model_args`).
+
+    ``out_default``: default of ``--out`` (``None``: required).
+    """
     if seeds is not None:
         parser.add_argument("--seeds", default=seeds,
                             help=f"latent seeds, e.g. 0-63 or 1,5,9-12 (default {seeds})")
@@ -108,7 +125,10 @@ def add_model_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63
     parser.add_argument("--chunk-size", type=int, default=chunk_size,
                         help="latents per compiled batch (default: %s)"
                              % ("chosen by the library" if chunk_size is None else chunk_size))
-    parser.add_argument("--out", required=True, help=out_help)
+    if out_default is None:
+        parser.add_argument("--out", required=True, help=out_help)
+    else:
+        parser.add_argument("--out", default=out_default, help=f"{out_help} (default {out_default})")
 
 
 def add_metric_arg(parser: argparse.ArgumentParser, default: str = "geodesic") -> None:
