@@ -29,7 +29,9 @@ def register(subparsers) -> None:
     for name in registry.names():
         analysis = registry.get(name)
         q = sub.add_parser(name, help=analysis.help, description=analysis.help)
-        _common.add_checkpoint_args(q)
+        q.add_argument("checkpoint", metavar="CKPT", help="checkpoint file (.pkl, .pt, .pth) or converted directory")
+        q.add_argument("--which", default=None, help="network inside a training file: NVlabs G_ema (default) "
+                                                     "or G; rosinality g_ema (default) or g")
         q.add_argument("--n", type=int, required=True, help="number of latents N (>= 1)")
         q.add_argument("--out", required=True, help="run folder: new, empty, or holding this same run")
         q.add_argument("--seed", type=int, default=0,

@@ -1,0 +1,129 @@
+"""Long runs: ``jaxlatent.runs.run`` against the in-memory call, and a projection to 10^6 latents.
+
+    python benchmarks/runs.py [--n 4096] [--chunk 256] [--repeats 3] [--smoke]
+
+Rows (shipped 16x16 digits StyleGAN2, tap ``w``, same latents, one process):
+  in-memory   what ``jaxlatent local-dim`` / ``local-basis`` do: latents from seeds
+              (``latents_from_seeds``), then the analysis on all N with ``chunk_size``, results
+              held as arrays
+  run         ``jaxlatent.runs.run`` on the same N: the same latents and analysis chunk by
+              chunk, each chunk written to the zarr v3 store, checksummed and committed
+overhead = run / in-memory - 1 (the store's cost: writes, SHA-256s, commit records, fsyncs).
+The projection to 10^6 latents multiplies the measured run rate and store bytes per latent.
+Rows are timed in interleaved rounds and the best round of each is kept (noisy shared hosts).
+No reference implementation streams its results, so there is no PyTorch row here.
+
+``run(budget_s, smoke) -> rows`` is the entry point ``benchmarks/device.py`` calls.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # as the jaxlatent command does (cli/__init__.py)
+
+import argparse
+import shutil
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+import jaxlatent
+import jaxlatent.digits
+from jaxlatent.analysis.local_basis import local_basis
+from jaxlatent.analysis.local_dimension import local_dimension
+from jaxlatent.runs.runner import DEFAULT_CHUNK_SIZE, run as run_store
+from jaxlatent.seeds import latents_from_seeds
+
+ANALYSES = {
+    "local-dim": ({"tap": "w"}, lambda f, z, chunk: local_dimension(f, z, chunk_size=chunk).singular_values),
+    "local-basis": ({"tap": "w", "k": 8}, lambda f, z, chunk: local_basis(f, z, k=8, chunk_size=chunk).basis),
+}
+
+
+def _in_memory(model, name, n, chunk):
+    options, call = ANALYSES[name]
+    z = latents_from_seeds(range(n), int(model.z_dim))
+    jax.block_until_ready(call(model.fn(options["tap"]), z, chunk))
+
+
+def _run(model, name, n, chunk, folder):
+    shutil.rmtree(folder, ignore_errors=True)
+    run_store(name, model, n, folder, chunk_size=chunk, options=ANALYSES[name][0], progress=False)
+
+
+def _bytes(folder):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files)
+
+
+def measure(name, n, chunk, repeats, model, scratch):
+    folder = os.path.join(scratch, name)
+    _in_memory(model, name, chunk, chunk)          # compile both paths once
+    _run(model, name, chunk, chunk, folder)
+    best = {"in-memory": np.inf, "run": np.inf}
+    for _ in range(repeats):                       # interleaved rounds: a slow spell hits both rows
+        t = time.perf_counter()
+        _in_memory(model, name, n, chunk)
+        best["in-memory"] = min(best["in-memory"], time.perf_counter() - t)
+        t = time.perf_counter()
+        _run(model, name, n, chunk, folder)
+        best["run"] = min(best["run"], time.perf_counter() - t)
+    per_latent = _bytes(folder) / n
+    rate = n / best["run"]
+    return {"analysis": name, "n": n, "chunk": chunk, "in_memory_s": best["in-memory"], "run_s": best["run"],
+            "overhead_pct": 100.0 * (best["run"] / best["in-memory"] - 1.0), "latents_per_s": rate,
+            "hours_per_1e6": 1e6 / rate / 3600.0, "store_gb_per_1e6": per_latent * 1e6 / 1e9,
+            "device": jax.devices()[0].platform}
+
+
+def run(budget_s: float = 300.0, smoke: bool = False) -> list[dict]:
+    """Rows for ``benchmarks/device.py``: one per analysis (see the module docstring)."""
+    n, repeats = (512, 1) if smoke else (4096, 3)
+    model = jaxlatent.load(jaxlatent.digits.assets_dir())
+    scratch = tempfile.mkdtemp(prefix="jaxlatent-runs-bench-")
+    rows, start = [], time.monotonic()
+    try:
+        for name in ANALYSES:
+            if time.monotonic() - start > budget_s:
+                break
+            rows.append(measure(name, n, DEFAULT_CHUNK_SIZE, repeats, model, scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return rows
+
+
+def table(rows) -> str:
+    head = (f"{'analysis':<12} {'N':>6} {'chunk':>5} {'in-memory s':>11} {'run s':>8} {'overhead':>8} "
+            f"{'latents/s':>10} {'10^6: hours':>11} {'10^6: GB':>8}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['analysis']:<12} {r['n']:>6} {r['chunk']:>5} {r['in_memory_s']:>11.3f} "
+                     f"{r['run_s']:>8.3f} {r['overhead_pct']:>7.1f}% {r['latents_per_s']:>10.0f} "
+                     f"{r['hours_per_1e6']:>11.2f} {r['store_gb_per_1e6']:>8.2f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=4096)
+    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK_SIZE)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round (< 60 s)")
+    args = parser.parse_args()
+    if args.smoke:
+        rows = run(smoke=True)
+    else:
+        model = jaxlatent.load(jaxlatent.digits.assets_dir())
+        scratch = tempfile.mkdtemp(prefix="jaxlatent-runs-bench-")
+        try:
+            rows = [measure(name, args.n, args.chunk, args.repeats, model, scratch) for name in ANALYSES]
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print(f"device: {jax.devices()[0].device_kind} x{len(jax.devices())}")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
