@@ -10,6 +10,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+from flax.traverse_util import unflatten_dict
 
 import jaxlatent
 from jaxlatent import io
@@ -175,11 +176,11 @@ def test_fastgan_files_go_to_the_fastgan_reader(tmp_path, monkeypatch):
 
 def test_fastgan_round_trip(tmp_path):
     from jaxlatent.models import fastgan
-    from jaxlatent.models.stylegan2_config import nest
 
     config = fastgan.FastGANConfig(im_size=256, nz=8, ngf=2)
     rng = np.random.RandomState(0)
-    params = nest({k: np.asarray(rng.randn(*s), np.float32) for k, s in fastgan.param_shapes(config).items()})
+    params = unflatten_dict({k: np.asarray(rng.randn(*s), np.float32)
+                            for k, s in fastgan.param_shapes(config).items()}, sep=".")
     model = fastgan.FastGAN(config, params, source_info={"format": "test"})
     loaded = jaxlatent.load(io.save(model, tmp_path / "fg"))
     assert loaded.config == model.config and loaded.source == {"format": "test"}

@@ -35,14 +35,16 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxlatent.models import stylegan2_layers as L
 from jaxlatent.models.errors import UnknownTapError
+from jaxlatent.models.stylegan2_layers import (NOISE_MODES, WRT, Generator, MappingNetwork,
+                                               SynthesisNetwork, check_wrt)
 from jaxlatent.models.stylegan2_config import (SynthesisLayerSpec, StyleGAN2Config,
-                                               expected_shapes, flatten, nest,
-                                               params_from_state_dict, random_params)
+                                               expected_shapes, params_from_state_dict,
+                                               random_params)
 
-__all__ = ["StyleGAN2", "StyleGAN2Config", "expected_shapes", "params_from_state_dict",
-           "random_params", "nest", "flatten", "SynthesisLayerSpec", "tap_value"]
+__all__ = ["StyleGAN2", "StyleGAN2Config", "Generator", "MappingNetwork", "SynthesisNetwork",
+           "expected_shapes", "params_from_state_dict", "random_params", "SynthesisLayerSpec",
+           "tap_value"]
 
 
 def _tap_shapes(config: StyleGAN2Config) -> dict[str, tuple[int, ...]]:
@@ -71,40 +73,14 @@ def _tap_shapes(config: StyleGAN2Config) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-WRT = ("z", "w", "ws")
-
-
-def check_wrt(config: StyleGAN2Config, tap: str, wrt: str) -> None:
-    """Raise ``ValueError`` unless ``tap`` can be computed from the latent space ``wrt``."""
-    if wrt not in WRT:
-        raise ValueError(f"wrt must be one of {WRT} (input space Z, W or W+), got {wrt!r}")
-    if wrt != "z" and tap.startswith("mapping."):
-        raise ValueError(f"tap {tap!r} lies upstream of w (in the mapping network), so it is not "
-                         f"a function of {wrt!r}; use wrt='z' for mapping taps, or a tap from "
-                         "'w' on")
-
-
-def _input_ws(config: StyleGAN2Config, x, wrt: str):
-    """W+ from an input in W (broadcast to every layer) or W+ (as is); shapes checked."""
-    x = jnp.asarray(x)
-    if wrt == "w":
-        if x.ndim != 2 or x.shape[1] != config.w_dim:
-            raise ValueError(f"wrt='w': w must have shape (N, {config.w_dim}), got {x.shape}")
-        return jnp.broadcast_to(x[:, None, :], (x.shape[0], config.num_ws, config.w_dim))
-    if x.ndim != 3 or x.shape[1:] != (config.num_ws, config.w_dim):
-        raise ValueError(f"wrt='ws': ws must have shape (N, {config.num_ws}, {config.w_dim}), "
-                         f"got {x.shape}")
-    return x
-
-
 def tap_value(config: StyleGAN2Config, params, tap: str, z, c=None, truncation_psi: float = 1.0,
               truncation_cutoff: int | None = None, noise_mode: str = "const", key=None,
               wrt: str = "z"):
-    """Value of ``tap`` at a batch of latents; pure and traceable.
+    """Value of ``tap`` at a batch of latents: :meth:`Generator.tap` on ``params``; traceable.
 
     Args:
       config: the generator's :class:`StyleGAN2Config`.
-      params: its nested parameters.
+      params: its nested parameters (``model.params``).
       tap: a name from :meth:`StyleGAN2.taps`.
       z: the input, in the space ``wrt`` names: z: (N, z_dim) for ``'z'``, w: (N, w_dim) for
         ``'w'`` (one w per sample, broadcast to every layer), ws: (N, num_ws, w_dim) for ``'ws'``.
@@ -117,29 +93,8 @@ def tap_value(config: StyleGAN2Config, params, tap: str, z, c=None, truncation_p
     Returns:
       (N, *tap_shape) for the tap.
     """
-    check_wrt(config, tap, wrt)
-    if wrt == "z":
-        z = jnp.asarray(z)
-        if z.ndim != 2 or z.shape[1] != config.z_dim:
-            raise ValueError(f"z must have shape (N, {config.z_dim}), got {z.shape}")
-        if tap.startswith("mapping."):
-            return L.run_until(L.mapping_layers, config, params, z, c, stop=tap)
-        w = L.mapping_layers(config, params, z, c)
-        ws = L.truncate(config, params, w, truncation_psi, truncation_cutoff)
-    else:
-        ws = _input_ws(config, z, wrt)
-    if tap == "ws":
-        return ws
-    if tap == "w":
-        return ws[:, 0]
-    if tap == "styles":
-        return jnp.concatenate([L.style(config, params, ws, s.res, s.name)
-                                for s in config.synthesis_layers], axis=1)
-    if tap.startswith("style."):
-        _, block, name = tap.split(".")
-        return L.style(config, params, ws, int(block[1:]), name)
-    stop = None if tap == "image" else tap
-    return L.run_until(L.synthesis, config, params, ws, noise_mode, key, stop=stop)
+    return Generator(config).apply({"params": params}, z, tap, c, truncation_psi,
+                                   truncation_cutoff, noise_mode, key, wrt, method=Generator.tap)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "tap", "truncation_psi",
@@ -152,20 +107,38 @@ def _tap_jit(params, z, c, key, *, config, tap, truncation_psi, truncation_cutof
 
 @functools.partial(jax.jit, static_argnames=("config", "noise_mode"))
 def _synthesis_jit(params, ws, key, *, config, noise_mode):
-    return L.synthesis(config, params, ws, noise_mode, key)
+    return SynthesisNetwork(config).apply({"params": params["synthesis"]}, ws, noise_mode, key)
 
 
 class StyleGAN2:
-    """A StyleGAN2 generator: ``config`` (:class:`StyleGAN2Config`) and ``params`` (a pytree).
+    """A StyleGAN2 generator: ``config``, ``params`` and pure functions of latents.
 
     Images are NCHW float32 in about [-1, 1], not clipped, as the reference returns them.
+
+    Attributes:
+      config: :class:`StyleGAN2Config`.
+      params: nested dict of arrays keyed like the NVlabs state dict, PyTorch layouts.
+      source: provenance (what the converter read: file, format, which network), or None.
+      module: the Flax linen :class:`Generator`; ``module.apply(variables, z)`` is the image.
+      variables: ``{"params": params}``, the module's variables.
     """
 
     family = "stylegan2"
 
-    def __init__(self, config: StyleGAN2Config, params):
+    def __init__(self, config: StyleGAN2Config, params, source: dict | None = None):
         self.config = config
         self.params = params
+        self.source = source
+
+    @property
+    def module(self) -> Generator:
+        """The generator as a Flax linen module (:class:`Generator`)."""
+        return Generator(self.config)
+
+    @property
+    def variables(self) -> dict:
+        """``{"params": params}``: the variables of :attr:`module`."""
+        return {"params": self.params}
 
     # ----- construction -------------------------------------------------------------------
     @classmethod
@@ -175,8 +148,12 @@ class StyleGAN2:
 
     @classmethod
     def from_state_dict(cls, config: StyleGAN2Config, state_dict, source: str = "<state dict>"):
-        """Model from a flat NVlabs state dict (see :func:`params_from_state_dict`)."""
-        return cls(config, params_from_state_dict(config, state_dict, source))
+        """Model from a flat NVlabs state dict (see :func:`params_from_state_dict`).
+
+        ``source`` names the dict in error messages and in ``model.source``.
+        """
+        return cls(config, params_from_state_dict(config, state_dict, source),
+                   source={"format": "nvlabs-state-dict", "file": source})
 
     # ----- sizes --------------------------------------------------------------------------
     z_dim = property(lambda self: self.config.z_dim)
@@ -194,8 +171,8 @@ class StyleGAN2:
 
     # ----- forward passes -----------------------------------------------------------------
     def _check_noise(self, noise_mode, key):
-        if noise_mode not in L.NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {L.NOISE_MODES}, got {noise_mode!r}")
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         if noise_mode == "random" and key is None and self.config.use_noise:
             raise ValueError("noise_mode='random' needs an explicit jax.random key: pass key=...")
 
@@ -262,7 +239,7 @@ class StyleGAN2:
           ``f(x: (N, *input_shape)) -> (N, *tap_shape(tap))``.
         """
         self.tap_shape(tap)
-        check_wrt(self.config, tap, wrt)
+        check_wrt(tap, wrt)
         self._check_noise(noise_mode, key)
         if c is not None:
             c = jnp.asarray(c, jnp.float32)

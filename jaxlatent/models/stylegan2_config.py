@@ -17,6 +17,7 @@ from typing import Any, Mapping, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.traverse_util import unflatten_dict
 
 from jaxlatent.models import ops
 
@@ -252,29 +253,6 @@ def expected_shapes(config: StyleGAN2Config) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def nest(flat: Mapping[str, Any]) -> dict:
-    """``{'a.b.c': v}`` -> ``{'a': {'b': {'c': v}}}``."""
-    tree: dict = {}
-    for key, value in flat.items():
-        node = tree
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
-
-
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Inverse of :func:`nest`."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def params_from_state_dict(config: StyleGAN2Config, state_dict: Mapping[str, Any],
                            source: str = "<state dict>") -> dict:
     """Nested float32 params from a flat NVlabs generator state dict.
@@ -313,7 +291,7 @@ def params_from_state_dict(config: StyleGAN2Config, state_dict: Mapping[str, Any
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise ValueError(f"{source}: state dict does not match the StyleGAN2 config:"
                          f"\n  {shown}{more}")
-    return jax.tree_util.tree_map(jnp.asarray, nest(flat))
+    return jax.tree_util.tree_map(jnp.asarray, unflatten_dict(flat, sep="."))
 
 
 def random_params(config: StyleGAN2Config, key: jax.Array) -> dict:
@@ -339,5 +317,4 @@ def random_params(config: StyleGAN2Config, key: jax.Array) -> dict:
     for name, shape in shapes.items():
         if name not in drawn:
             flat[name] = np.full(shape, 1.0 if name.endswith("affine.bias") else 0.0, np.float32)
-    flat = {k: jnp.asarray(flat[k]) for k in shapes}
-    return nest(flat)
+    return unflatten_dict({k: jnp.asarray(flat[k]) for k in shapes}, sep=".")
