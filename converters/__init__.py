@@ -11,13 +11,21 @@ reader imports it when it runs).
   ``.pt`` checkpoints and renames their keys onto the NVlabs layout.
 * :mod:`jaxlatent.converters.fastgan` reads FastGAN ``.pth`` files.
 
-Every reader returns a :class:`Converted` record; ``jaxlatent.load`` turns it
-into a model object. See ``docs/checkpoints.md``.
+Every reader is named ``read_<format>(path, ...)`` and returns a :class:`Converted`
+record; ``convert_<format>(obj, path, ...)`` does the same for an object already
+loaded with :func:`load_torch_file`. ``jaxlatent.load`` turns the record into a
+model object. See ``docs/checkpoints.md``.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import pickle
+import zipfile
 from typing import Any, NamedTuple
+
+import numpy as np
 
 
 class CheckpointError(ValueError):
@@ -57,10 +65,6 @@ def load_torch_file(path):
     training checkpoints) is the one class allowed beyond torch's own safe set,
     and it only holds attributes. Errors name the file.
     """
-    import argparse  # noqa: PLC0415
-    import pickle  # noqa: PLC0415
-    import zipfile  # noqa: PLC0415
-
     torch = import_torch(path, "a PyTorch checkpoint")
     mmap = zipfile.is_zipfile(path)
     try:
@@ -83,12 +87,20 @@ def load_torch_file(path):
 
 def tensor_to_numpy(tensor):
     """A float32 (or integer) numpy copy of a torch tensor."""
-    import numpy as np  # noqa: PLC0415
-
     array = tensor.detach().cpu()
     if array.is_floating_point():
         array = array.float()
     return np.array(array.numpy(), copy=True)
 
 
-__all__ = ["CheckpointError", "Converted", "import_torch", "load_torch_file", "tensor_to_numpy"]
+def file_sha256(path) -> str:
+    """SHA-256 hex digest of a file, read in 4 MiB blocks (recorded in ``Converted.source``)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+__all__ = ["CheckpointError", "Converted", "file_sha256", "import_torch", "load_torch_file",
+           "tensor_to_numpy"]

@@ -18,14 +18,16 @@ axis first: axis 0 for convolutions, axis 1 for the transposed convolution of ``
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 
 import numpy as np
+from flax.traverse_util import unflatten_dict
 
-from jaxlatent.converters import CheckpointError, Converted, load_torch_file, tensor_to_numpy
+from jaxlatent.converters import (CheckpointError, Converted, file_sha256, load_torch_file,
+                                  tensor_to_numpy)
+from jaxlatent.models.fastgan_config import FastGANConfig, check_params
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +86,6 @@ def fold_spectral_norm(state: dict, source: str = "state dict") -> dict:
 
 def infer_config(state: dict, source: str = "state dict", im_size=None, nz=None, ngf=None, nc=None):
     """``FastGANConfig`` from the shapes of a folded state dict; given values must agree."""
-    from jaxlatent.models.fastgan import FastGANConfig  # noqa: PLC0415
-
     init = state.get("init.init.0.weight")
     if init is None or np.ndim(init) != 4:
         sample = list(state)[:6]
@@ -122,14 +122,12 @@ def params_from_state_dict(state: dict, source: str = "state dict", **config_opt
     ``num_batches_tracked``); ``config_options`` (``im_size``, ``nz``, ``ngf``, ``nc``) are
     checked against the shapes.
     """
-    from jaxlatent.models import fastgan  # noqa: PLC0415
-
     state = {_strip(k): np.asarray(v) for k, v in state.items()}
     folded = fold_spectral_norm(state, source)
     config = infer_config(folded, source, **config_options)
-    params = fastgan.nest({k: np.asarray(v, np.float32) for k, v in folded.items()})
+    params = unflatten_dict({k: np.asarray(v, np.float32) for k, v in folded.items()}, sep=".")
     try:
-        fastgan.check_params(config, params, source)
+        check_params(config, params, source)
     except ValueError as err:
         raise CheckpointError(str(err)) from None
     return config, params
@@ -191,48 +189,39 @@ def _select(data, path, weights):
         f"like 'init.init.0.weight_orig'; found keys {list(data)[:8]}")
 
 
-def read_fastgan(path, weights: str | None = None, im_size=None, nz=None, ngf=None, nc=None) -> Converted:
+_WHICH = {"ema": "ema", "g_ema": "ema", "raw": "raw", "g": "g"}
+
+
+def convert_fastgan(obj, path, weights: str | None = None, im_size=None, nz=None, ngf=None,
+                    nc=None, which: str | None = None) -> Converted:
+    """Convert an already loaded FastGAN checkpoint object (see :func:`read_fastgan`)."""
+    if which is not None:
+        if which not in _WHICH or (weights is not None and weights != _WHICH[which]):
+            raise ValueError(f"{path}: which={which!r} (weights={weights!r}): FastGAN files offer "
+                             f"which='ema'/'g_ema', 'raw' or 'g'")
+        weights = _WHICH[which]
+    state, layout, taken, note = _select(obj, path, weights)
+    config, params = params_from_state_dict(state, str(path), im_size=im_size, nz=nz, ngf=ngf, nc=nc)
+    source = {"format": "fastgan-pth", "file": os.path.abspath(path),
+              "sha256": file_sha256(path) if os.path.isfile(path) else None,
+              "layout": layout, "weights": taken, "note": note}
+    log.info("FastGAN %s: took %s", path, note)
+    return Converted(config, params, source)
+
+
+def read_fastgan(path, weights: str | None = None, im_size=None, nz=None, ngf=None, nc=None,
+                 which: str | None = None) -> Converted:
     """Read a FastGAN ``.pth`` file into a :class:`Converted` record.
 
     Args:
       path: per-iteration ``<iter>.pth``, ``all_<iter>.pth`` or a bare generator state dict.
       weights: ``'ema'``, ``'raw'`` or ``None`` (EMA where the file has them).
       im_size, nz, ngf, nc: optional; inferred from the shapes, and checked when given.
+      which: the name ``jaxlatent.load`` passes: ``'ema'``/``'g_ema'``, ``'raw'``, or ``'g'``
+        (the ``g`` entry as stored: EMA in a per-iteration file, raw in ``all_*.pth``).
 
     Returns:
       ``Converted(config, params, source)``; ``source['weights']`` says which weights were
       taken (``'ema'``, ``'raw'``, or ``'unknown'`` for a bare state dict).
     """
-    data = load_torch_file(path)
-    state, layout, taken, note = _select(data, path, weights)
-    config, params = params_from_state_dict(state, str(path), im_size=im_size, nz=nz, ngf=ngf, nc=nc)
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            sha.update(block)
-    source = {"format": "fastgan-pth", "file": os.path.abspath(path), "sha256": sha.hexdigest(),
-              "layout": layout, "weights": taken, "note": note}
-    log.info("FastGAN %s: took %s", path, note)
-    return Converted(config, params, source)
-
-
-_WHICH = {"ema": "ema", "g_ema": "ema", "raw": "raw", "g": "g"}
-
-
-def load_fastgan(path, weights: str | None = None, im_size=None, nz=None, ngf=None, nc=None,
-                 which: str | None = None):
-    """Read a FastGAN ``.pth`` file and return a ``FastGAN`` model (see :func:`read_fastgan`).
-
-    ``which`` is the name ``jaxlatent.load`` passes: ``'ema'``/``'g_ema'``, ``'raw'``, or ``'g'``
-    (the ``g`` entry as stored: EMA in a per-iteration file, raw in ``all_*.pth``).
-    ``model.source_info`` records the file, its layout and which weights were taken.
-    """
-    from jaxlatent.models.fastgan import FastGAN  # noqa: PLC0415
-
-    if which is not None:
-        if which not in _WHICH or (weights is not None and weights != _WHICH[which]):
-            raise ValueError(f"{path}: which={which!r} (weights={weights!r}): FastGAN files offer "
-                             f"which='ema'/'g_ema', 'raw' or 'g'")
-        weights = _WHICH[which]
-    converted = read_fastgan(path, weights, im_size=im_size, nz=nz, ngf=ngf, nc=nc)
-    return FastGAN(converted.config, converted.params, source_info=converted.source)
+    return convert_fastgan(load_torch_file(path), path, weights, im_size, nz, ngf, nc, which)

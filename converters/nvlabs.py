@@ -13,22 +13,14 @@ the NVlabs state dict (``docs/architecture.md``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 
-from jaxlatent.converters import CheckpointError, Converted, import_torch
+from jaxlatent.converters import CheckpointError, Converted, file_sha256, import_torch
 from jaxlatent.converters._safe_pickle import PersistentObject, module_state_dict, read_pickle
+from jaxlatent.models.stylegan2_config import StyleGAN2Config, params_from_state_dict
 
 NETWORK_KEYS = ("G_ema", "G")  # preference order when the caller names none
-
-
-def _file_digest(path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def _pick_network(data, which, path):
@@ -96,8 +88,6 @@ def config_from_network(net: PersistentObject, path):
     the flavour is read from the stored source text (never run), and the values
     the layers actually recorded (``conv_clamp``, ``w_avg_beta``) take precedence.
     """
-    from jaxlatent.models.stylegan2 import StyleGAN2Config  # noqa: PLC0415
-
     init_kwargs = net.state.get("_init_kwargs")
     if not isinstance(init_kwargs, dict):
         raise CheckpointError(f"{path}: generator has no constructor arguments (_init_kwargs)")
@@ -141,8 +131,6 @@ def read_nvlabs(path, which: str | None = None) -> Converted:
       :class:`Converted` with a ``StyleGAN2Config`` and params keyed like the
       NVlabs state dict (``resample_filter`` buffers checked against the config, dropped).
     """
-    from jaxlatent.models import stylegan2  # noqa: PLC0415  (models stay optional here)
-
     import_torch(path, "an NVlabs pickle")  # tensors are decoded with torch.load(weights_only=True)
     data = read_pickle(path)
     net, which = _pick_network(data, which, path)
@@ -153,22 +141,14 @@ def read_nvlabs(path, which: str | None = None) -> Converted:
     except CheckpointError as err:
         raise CheckpointError(f"{path}: network {which!r}: {err}") from None
     try:
-        params = stylegan2.params_from_state_dict(config, state, source=f"{path} [{which}]")
+        params = params_from_state_dict(config, state, source=f"{path} [{which}]")
     except ValueError as err:
         raise CheckpointError(str(err)) from None
     source = {
         "format": "nvlabs-pkl",
         "file": os.path.abspath(path),
-        "sha256": _file_digest(path),
+        "sha256": file_sha256(path),
         "network": which,
         "class_name": net.class_name,
     }
     return Converted(config, params, source)
-
-
-def load_nvlabs(path, which: str | None = None):
-    """Read an NVlabs ``.pkl`` and return a ``StyleGAN2`` model (see :func:`read_nvlabs`)."""
-    from jaxlatent.models.stylegan2 import StyleGAN2  # noqa: PLC0415
-
-    converted = read_nvlabs(path, which)
-    return StyleGAN2(converted.config, converted.params)

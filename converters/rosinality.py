@@ -30,7 +30,9 @@ import re
 
 import numpy as np
 
-from jaxlatent.converters import CheckpointError, Converted, load_torch_file, tensor_to_numpy
+from jaxlatent.converters import (CheckpointError, Converted, file_sha256, load_torch_file,
+                                  tensor_to_numpy)
+from jaxlatent.models.stylegan2_config import StyleGAN2Config, params_from_state_dict
 
 GENERATOR_KEYS = ("g_ema", "g")
 _BLUR_1D = np.array([1.0, 3.0, 3.0, 1.0])
@@ -169,8 +171,6 @@ def _check_blur_kernels(state, path):
 
 def convert_rosinality(obj, path, which=None, lr_mlp=0.01) -> Converted:
     """Convert an already loaded rosinality checkpoint object (see :func:`read_rosinality`)."""
-    from jaxlatent.models import stylegan2  # noqa: PLC0415
-
     generator, which = _pick_generator(obj, which, path)
     state = {_strip_module(k): tensor_to_numpy(v) for k, v in generator.items()}
     options = infer_options(state, path)
@@ -189,16 +189,17 @@ def convert_rosinality(obj, path, which=None, lr_mlp=0.01) -> Converted:
     nv_state = to_nvlabs_state_dict(state, latent_avg, options, path)
     d = options["style_dim"]
     try:
-        config = stylegan2.StyleGAN2Config(
+        config = StyleGAN2Config(
             z_dim=d, c_dim=0, w_dim=d, img_resolution=options["size"], img_channels=3,
             mapping_layers=options["n_mlp"], mapping_lr_multiplier=lr_mlp,
             architecture="skip", conv_clamp=None, resample_filter=(1, 3, 3, 1),
             **channel_options(options["channels"]),
         )
-        params = stylegan2.params_from_state_dict(config, nv_state, source=f"{path} [{which}]")
+        params = params_from_state_dict(config, nv_state, source=f"{path} [{which}]")
     except ValueError as err:
         raise CheckpointError(f"{path}: {err}" if str(path) not in str(err) else str(err)) from None
-    source = {"format": "rosinality-pt", "file": os.path.abspath(path), "network": which,
+    source = {"format": "rosinality-pt", "file": os.path.abspath(path),
+              "sha256": file_sha256(path) if os.path.isfile(path) else None, "network": which,
               "notes": notes}
     return Converted(config, params, source)
 

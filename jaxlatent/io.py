@@ -13,24 +13,39 @@ PyTorch is imported only when a PyTorch-era file is read.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
+from typing import Callable, NamedTuple
 
 import numpy as np
+import orbax.checkpoint as ocp
+from flax.traverse_util import flatten_dict
 
-from jaxlatent.converters import CheckpointError, Converted
+from jaxlatent.converters import CheckpointError, Converted, load_torch_file
+from jaxlatent.converters.fastgan import convert_fastgan
+from jaxlatent.converters.nvlabs import read_nvlabs
+from jaxlatent.converters.rosinality import convert_rosinality, is_rosinality_state_dict
+from jaxlatent.models import fastgan, stylegan2
 
 FORMAT_NAME = "jaxlatent.converted"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 PARAMS_DIR = "params"
 
-# family -> (module, config class, model class)
+
+
+class Family(NamedTuple):
+    """A model family: its config class, model class and parameter layout."""
+
+    config: type
+    model: type
+    expected_shapes: Callable  # config -> {dotted key: shape}
+
+
 FAMILIES = {
-    "stylegan2": ("jaxlatent.models.stylegan2", "StyleGAN2Config", "StyleGAN2"),
-    "fastgan": ("jaxlatent.models.fastgan", "FastGANConfig", "FastGAN"),
+    "stylegan2": Family(stylegan2.StyleGAN2Config, stylegan2.StyleGAN2, stylegan2.expected_shapes),
+    "fastgan": Family(fastgan.FastGANConfig, fastgan.FastGAN, fastgan.expected_shapes),
 }
 
 SUPPORTED = (
@@ -41,31 +56,24 @@ SUPPORTED = (
 )
 
 
-def _family(name: str, where):
+def _family(name: str, where) -> Family:
     if name not in FAMILIES:
         raise CheckpointError(f"{where}: unknown model family {name!r}; known: {sorted(FAMILIES)}")
-    module_name, config_name, model_name = FAMILIES[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise CheckpointError(
-            f"{where}: model family {name!r} is not available ({module_name}: {err})"
-        ) from None
-    return module, getattr(module, config_name), getattr(module, model_name)
-
-
-def _with_source(model, source):
-    try:
-        model.source = source
-    except (AttributeError, TypeError):  # frozen or slotted model objects keep no provenance
-        pass
-    return model
+    return FAMILIES[name]
 
 
 def model_from_converted(converted: Converted, where=None):
-    """Build the family's model object from a converter's :class:`Converted` record."""
-    _, _, model_cls = _family(converted.config.family, where or converted.source.get("file"))
-    return _with_source(model_cls(converted.config, converted.params), converted.source)
+    """Build the family's model object from a converter's :class:`Converted` record.
+
+    Args:
+      converted: what a reader returned.
+      where: the file to name in errors (default: ``converted.source['file']``).
+
+    Returns:
+      the model (``StyleGAN2`` or ``FastGAN``) with ``model.source = converted.source``.
+    """
+    family = _family(converted.config.family, where or converted.source.get("file"))
+    return family.model(converted.config, converted.params, source=converted.source)
 
 
 def load(path, *, which: str | None = None, **options):
@@ -93,8 +101,6 @@ def load(path, *, which: str | None = None, **options):
         return load_converted(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".pkl":
-        from jaxlatent.converters.nvlabs import read_nvlabs  # noqa: PLC0415
-
         return model_from_converted(read_nvlabs(path, which, **options))
     if suffix in (".pt", ".pth"):
         return _load_torch_checkpoint(path, which, options)
@@ -111,8 +117,6 @@ def _is_fastgan_state(state) -> bool:
 
 def sniff_torch_object(obj) -> str | None:
     """``'rosinality'``, ``'fastgan'`` or None for a loaded ``torch.save`` object."""
-    from jaxlatent.converters.rosinality import is_rosinality_state_dict  # noqa: PLC0415
-
     if is_rosinality_state_dict(obj):
         return "rosinality"
     if _is_fastgan_state(obj):
@@ -125,30 +129,20 @@ def sniff_torch_object(obj) -> str | None:
     return None
 
 
-def _load_torch_checkpoint(path, which, options):
-    from jaxlatent.converters import load_torch_file  # noqa: PLC0415
+_CONVERT = {"rosinality": convert_rosinality, "fastgan": convert_fastgan}
 
+
+def _load_torch_checkpoint(path, which, options):
     obj = load_torch_file(path)
     kind = sniff_torch_object(obj)
-    if kind == "rosinality":
-        from jaxlatent.converters.rosinality import convert_rosinality  # noqa: PLC0415
-
-        return model_from_converted(convert_rosinality(obj, path, which, **options))
-    if kind == "fastgan":
-        del obj  # the FastGAN reader opens the file itself
-        try:
-            from jaxlatent.converters.fastgan import load_fastgan  # noqa: PLC0415
-        except ImportError as err:
-            raise CheckpointError(f"{path}: FastGAN support is not available ({err})") from None
-        if which is not None:
-            options = dict(options, which=which)
-        return load_fastgan(path, **options)
-    keys = sorted(map(str, obj))[:12] if isinstance(obj, dict) else type(obj).__name__
-    raise CheckpointError(
-        f"{path}: a PyTorch checkpoint, but neither rosinality StyleGAN2 (a 'g_ema' state dict "
-        "with 'style.1.weight', 'input.input', ...) nor FastGAN (a 'g' state dict with "
-        f"'init.init.0.weight_orig', ...); found {keys}"
-    )
+    if kind is None:
+        keys = sorted(map(str, obj))[:12] if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(
+            f"{path}: a PyTorch checkpoint, but neither rosinality StyleGAN2 (a 'g_ema' state dict "
+            "with 'style.1.weight', 'input.input', ...) nor FastGAN (a 'g' state dict with "
+            f"'init.init.0.weight_orig', ...); found {keys}"
+        )
+    return model_from_converted(_CONVERT[kind](obj, path, which=which, **options))
 
 
 def _to_numpy_tree(tree):
@@ -175,8 +169,6 @@ def save(model, out_dir, *, source: dict | None = None, overwrite: bool = False)
 
     Returns the directory path.
     """
-    import orbax.checkpoint as ocp  # noqa: PLC0415  (orbax is heavy; load it when saving)
-
     out_dir = os.path.abspath(os.fspath(out_dir))
     config_path = os.path.join(out_dir, CONFIG_FILE)
     params_path = os.path.join(out_dir, PARAMS_DIR)
@@ -227,21 +219,9 @@ def _read_record(path):
     return record
 
 
-def _check_shapes(module, config, params, where):
-    expected = getattr(module, "expected_shapes", None)
-    if expected is None:
-        return
-    flat = {}
-
-    def walk(tree, prefix):
-        for key, value in tree.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            else:
-                flat[prefix + key] = tuple(np.shape(value))
-
-    walk(params, "")
-    want = {k: tuple(v) for k, v in expected(config).items()}
+def _check_shapes(family: Family, config, params, where):
+    flat = {k: tuple(np.shape(v)) for k, v in flatten_dict(params, sep=".").items()}
+    want = {k: tuple(v) for k, v in family.expected_shapes(config).items()}
     missing = sorted(set(want) - set(flat))
     extra = sorted(set(flat) - set(want))
     wrong = [f"{k}: {flat[k]} (expected {want[k]})" for k in sorted(want) if k in flat and flat[k] != want[k]]
@@ -256,13 +236,11 @@ def _check_shapes(module, config, params, where):
 
 def load_converted(path):
     """Load a directory written by :func:`save`; errors name the directory and the fault."""
-    import orbax.checkpoint as ocp  # noqa: PLC0415
-
     path = os.path.abspath(os.fspath(path))
     record = _read_record(path)
-    module, config_cls, model_cls = _family(record.get("family"), path)
+    family = _family(record.get("family"), path)
     try:
-        config = config_cls.from_json(json.dumps(record["config"]))
+        config = family.config.from_json(json.dumps(record["config"]))
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{os.path.join(path, CONFIG_FILE)}: bad config ({err})") from None
     params_path = os.path.join(path, PARAMS_DIR)
@@ -280,8 +258,8 @@ def load_converted(path):
         raise CheckpointError(
             f"{params_path}: orbax checkpoint unreadable or incomplete ({type(err).__name__}: {first})"
         ) from None
-    _check_shapes(module, config, params, path)
-    return _with_source(model_cls(config, params), record.get("source") or {})
+    _check_shapes(family, config, params, path)
+    return family.model(config, params, source=record.get("source") or {})
 
 
 def _dtype_tree(meta):

@@ -8,9 +8,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from jaxlatent.converters import CheckpointError  # noqa: E402
+from flax.traverse_util import flatten_dict  # noqa: E402
+
 from jaxlatent.converters.fastgan import (  # noqa: E402
-    fold_spectral_norm, load_fastgan, params_from_state_dict, parameter_names, read_fastgan)
-from jaxlatent.models.fastgan import flatten  # noqa: E402
+    fold_spectral_norm, params_from_state_dict, parameter_names, read_fastgan)
+from jaxlatent.io import model_from_converted  # noqa: E402
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "fastgan")
 
@@ -37,8 +39,12 @@ def _raw_variant(state):
     return raw
 
 
+def load_fastgan(path, **options):
+    return model_from_converted(read_fastgan(path, **options))
+
+
 def _same(params_a, params_b):
-    a, b = flatten(params_a), flatten(params_b)
+    a, b = flatten_dict(params_a, sep="."), flatten_dict(params_b, sep=".")
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
@@ -49,7 +55,7 @@ def test_per_iteration_file_with_module_prefix(golden, tmp_path):
     path = tmp_path / "50000.pth"
     torch.save({"g": _tensors(state, "module."), "d": {"module.x.weight": torch.zeros(2)}}, path)
     model = load_fastgan(path)
-    assert model.source_info["layout"] == "per-iteration" and model.source_info["weights"] == "ema"
+    assert model.source["layout"] == "per-iteration" and model.source["weights"] == "ema"
     config, params = params_from_state_dict(state)
     assert model.config == config
     _same(model.params, params)
@@ -57,7 +63,7 @@ def test_per_iteration_file_with_module_prefix(golden, tmp_path):
     assert np.linalg.norm(np.asarray(init) - g["init"]) / np.linalg.norm(g["init"]) < 1e-5
     with pytest.raises(CheckpointError, match="only the EMA weights"):
         read_fastgan(path, weights="raw")
-    assert load_fastgan(path, which="g").source_info["weights"] == "ema"
+    assert load_fastgan(path, which="g").source["weights"] == "ema"
 
 
 def test_all_file_ema_list_in_parameter_order(golden, tmp_path):
@@ -72,11 +78,11 @@ def test_all_file_ema_list_in_parameter_order(golden, tmp_path):
     _, ema_params = params_from_state_dict(state)
     _, raw_params = params_from_state_dict(raw)
     model = load_fastgan(path)
-    assert model.source_info["weights"] == "ema" and model.source_info["layout"] == "all"
+    assert model.source["weights"] == "ema" and model.source["layout"] == "all"
     _same(model.params, ema_params)
     for which in ({"weights": "raw"}, {"which": "g"}, {"which": "raw"}):
         model = load_fastgan(path, **which)
-        assert model.source_info["weights"] == "raw"
+        assert model.source["weights"] == "raw"
         _same(model.params, raw_params)
     torch.save({"g": _tensors(raw), "g_ema": ema[:-1]}, path)
     with pytest.raises(CheckpointError, match="holds 43 tensors but the generator .g. has 44"):
@@ -139,7 +145,7 @@ def test_jaxlatent_load_and_save_round_trip(golden, tmp_path):
     path = tmp_path / "100.pth"
     torch.save({"g": _tensors(state, "module."), "d": {}}, path)
     model = io.load(str(path))
-    assert type(model).__name__ == "FastGAN" and model.source_info["weights"] == "ema"
+    assert type(model).__name__ == "FastGAN" and model.source["weights"] == "ema"
     out = io.save(model, tmp_path / "converted")
     back = io.load(out)
     assert back.config == model.config and back.config.family == "fastgan"
@@ -152,7 +158,7 @@ def test_cli_convert_and_generate_fastgan(golden, tmp_path, monkeypatch, capsys)
     import jaxlatent.cli
     from jaxlatent.seeds import latents_from_seeds
 
-    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.models",))
+    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.convert",))
     g, state = golden
     pth = tmp_path / "all_50000.pth"
     torch.save({"g": _tensors(state)}, pth)
@@ -166,7 +172,7 @@ def test_cli_convert_and_generate_fastgan(golden, tmp_path, monkeypatch, capsys)
     for bn in ("running", "batch"):
         out = tmp_path / f"grid_{bn}.png"
         argv = ["generate", str(conv), "--seeds", "0-1", "--noise-mode", "none", "--batchnorm", bn,
-                "--out", str(out), "--nrow", "2", "--batch", "2"]
+                "--out", str(out), "--nrow", "2", "--chunk-size", "2"]
         assert jaxlatent.cli.main(argv) == 0
         z = latents_from_seeds([0, 1], model.z_dim)
         want = viz.image_grid(np.asarray(model.generate(z, noise_mode="none", batchnorm=bn)), nrow=2)

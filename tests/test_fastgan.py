@@ -9,7 +9,7 @@ import pytest
 
 import jaxlatent
 from jaxlatent.converters.fastgan import params_from_state_dict
-from jaxlatent.models.fastgan import FastGAN, FastGANConfig, param_shapes
+from jaxlatent.models.fastgan import FastGAN, FastGANConfig, expected_shapes
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "fastgan")
 
@@ -154,7 +154,7 @@ def test_param_order_matches_official_parameters():
     for name in ("fg256", "fg1024"):
         g = np.load(os.path.join(GOLDEN, f"{name}.npz"))
         config = FastGANConfig(im_size=int(g["im_size"]), nz=int(g["nz"]), ngf=int(g["ngf"]))
-        ours = [k for k in param_shapes(config) if not k.endswith(("running_mean", "running_var"))]
+        ours = [k for k in expected_shapes(config) if not k.endswith(("running_mean", "running_var"))]
         assert ours == [k.replace("weight_orig", "weight") for k in g["param_names"]]
 
 

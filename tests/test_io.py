@@ -163,15 +163,18 @@ def test_import_and_converted_load_without_torch(saved, tmp_path):
 
 def test_fastgan_files_go_to_the_fastgan_reader(tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
-    import jaxlatent.converters.fastgan as fastgan_reader
-
     calls = []
-    monkeypatch.setattr(fastgan_reader, "load_fastgan",
-                        lambda path, **options: calls.append((path, options)) or "model")
+
+    def convert(obj, path, **options):
+        calls.append((sorted(obj), path, options))
+        raise CheckpointError("stop here")
+
+    monkeypatch.setattr(io, "_CONVERT", dict(io._CONVERT, fastgan=convert))
     path = tmp_path / "all_1000.pth"
     torch.save({"g": {"init.init.0.weight_orig": torch.zeros(1)}, "g_ema": [torch.zeros(1)]}, path)
-    assert jaxlatent.load(path, which="raw", im_size=256) == "model"
-    assert calls == [(str(path), {"which": "raw", "im_size": 256})]
+    with pytest.raises(CheckpointError, match="stop here"):
+        jaxlatent.load(path, which="raw", im_size=256)
+    assert calls == [(["g", "g_ema"], str(path), {"which": "raw", "im_size": 256})]
 
 
 def test_fastgan_round_trip(tmp_path):
@@ -180,8 +183,8 @@ def test_fastgan_round_trip(tmp_path):
     config = fastgan.FastGANConfig(im_size=256, nz=8, ngf=2)
     rng = np.random.RandomState(0)
     params = unflatten_dict({k: np.asarray(rng.randn(*s), np.float32)
-                            for k, s in fastgan.param_shapes(config).items()}, sep=".")
-    model = fastgan.FastGAN(config, params, source_info={"format": "test"})
+                            for k, s in fastgan.expected_shapes(config).items()}, sep=".")
+    model = fastgan.FastGAN(config, params, source={"format": "test"})
     loaded = jaxlatent.load(io.save(model, tmp_path / "fg"))
     assert loaded.config == model.config and loaded.source == {"format": "test"}
     flat = dict(jax.tree_util.tree_leaves_with_path(loaded.params))

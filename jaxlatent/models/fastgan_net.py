@@ -1,141 +1,43 @@
-"""FastGAN generator network as pure functions: state-dict layout, layers, forward pass.
+"""FastGAN generator network as Flax linen modules (Liu et al., ICLR 2021; author's ``models.py``).
 
-Split from :mod:`jaxlatent.models.fastgan` (which holds the config and the model object); see
-that module's docstring for the architecture and ``docs/fastgan.md`` for the modes.
+The modules mirror the official module tree, numbered ``nn.Sequential`` children included, so
+their variables are ``{"params": params}`` with ``params`` the official state dict nested at its
+dots (:func:`jaxlatent.models.fastgan_config.expected_shapes`): ``feat_8.1.weight`` is
+``variables["params"]["feat_8"]["1"]["weight"]``, ``(out, in, kh, kw)`` as in PyTorch. Batch-norm
+running statistics are params too (the converters' layout keeps them beside the weights).
+
+* ``init``: a 4x4 transposed convolution of ``z`` (as ``(N, nz, 1, 1)``), batch norm, GLU, giving
+  ``(16 * ngf, 4, 4)`` features;
+* ``feat_<res>``: nearest up-sampling x2, 3x3 convolution, batch norm, GLU; the blocks at 8, 32,
+  128 and 512 add a second convolution and inject noise (``x + w * noise``, before each batch
+  norm); 64, 128, 256 and 512 are gated by skip-layer excitation (``se_<res>``) from 4, 8, 16
+  and 32;
+* outputs ``image`` (``to_big``, 3x3) and ``image128`` (``to_128``, 1x1), with the official
+  quirk that only im_size 1024 applies ``tanh``.
+
+Batch norm runs with running statistics (``batchnorm="running"``, evaluation mode) or with the
+statistics of the batch (``"batch"``: what the official ``eval.py`` computes).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
-if TYPE_CHECKING:
-    from jaxlatent.models.fastgan import FastGANConfig
+from jaxlatent.models import ops
+from jaxlatent.models.fastgan_config import (DEFAULT_BATCHNORM, NOISY, SE_SOURCE, FastGANConfig,
+                                             tap_shapes)
 
-_DIMS = ("NCHW", "OIHW", "NCHW")
 _BN_EPS = 1e-5  # torch.nn.BatchNorm2d default, which the official code keeps
-NOISY = (8, 32, 128, 512)  # blocks with two convolutions and noise injection
-SE_SOURCE = {64: 4, 128: 8, 256: 16, 512: 32}  # excited block -> resolution of its gate
-DEFAULT_BATCHNORM = "running"
+_INIT_STD = 0.02  # the official weights_init: conv N(0, 0.02), batch norm weight N(1, 0.02)
 
 
-# ----------------------------------------------------------------------------- state-dict layout
-
-def param_shapes(config: FastGANConfig) -> dict[str, tuple[int, ...]]:
-    """Flat ``{dotted key: shape}`` of a converted generator, in official parameter order.
-
-    Spectral-norm layers appear as their effective ``weight``; batch norms carry
-    ``weight, bias, running_mean, running_var``; noise injections a ``weight`` of shape ``(1,)``.
-    """
-    c, shapes = config, {}
-
-    def bn(prefix, ch):
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            shapes[f"{prefix}.{name}"] = (ch,)
-
-    c4 = c.nfc(4)
-    shapes["init.init.0.weight"] = (c.nz, 2 * c4, 4, 4)
-    bn("init.init.1", 2 * c4)
-    blocks = {}
-    for res in c.resolutions:
-        cin, cout = c.nfc(res // 2), c.nfc(res)
-        keys = {f"feat_{res}.1.weight": (2 * cout, cin, 3, 3)}
-        if res in NOISY:
-            keys[f"feat_{res}.2.weight"] = (1,)
-            keys.update({f"feat_{res}.3.{n}": (2 * cout,) for n in ("weight", "bias", "running_mean", "running_var")})
-            keys[f"feat_{res}.5.weight"] = (2 * cout, cout, 3, 3)
-            keys[f"feat_{res}.6.weight"] = (1,)
-            keys.update({f"feat_{res}.7.{n}": (2 * cout,) for n in ("weight", "bias", "running_mean", "running_var")})
-        else:
-            keys.update({f"feat_{res}.2.{n}": (2 * cout,) for n in ("weight", "bias", "running_mean", "running_var")})
-        blocks[res] = keys
-
-    def se(res):
-        src, ch = c.nfc(SE_SOURCE[res]), c.nfc(res)
-        return {f"se_{res}.main.1.weight": (ch, src, 4, 4), f"se_{res}.main.3.weight": (ch, ch, 1, 1)}
-
-    # module registration order of the official __init__ (parameters() and g_ema follow it)
-    for res in (8, 16, 32, 64, 128, 256):
-        shapes.update(blocks[res])
-    for res in (64, 128, 256):
-        shapes.update(se(res))
-    shapes["to_128.weight"] = (c.nc, c.nfc(128), 1, 1)
-    shapes["to_big.weight"] = (c.nc, c.nfc(c.im_size), 3, 3)
-    if c.im_size > 256:
-        shapes.update(blocks[512])
-        shapes.update(se(512))
-    if c.im_size > 512:
-        shapes.update(blocks[1024])
-    return shapes
-
-
-def nest(flat: dict) -> dict:
-    """``{'a.b.c': x}`` -> ``{'a': {'b': {'c': x}}}``."""
-    tree: dict = {}
-    for key, value in flat.items():
-        node = tree
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    """Inverse of :func:`nest`."""
-    out = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
-
-
-def check_params(config: FastGANConfig, params: dict, source: str = "params") -> None:
-    """Raise ``ValueError`` naming every missing, unexpected or misshapen key."""
-    expected = param_shapes(config)
-    found = {k: tuple(np.shape(v)) for k, v in flatten(params).items()}
-    missing = [k for k in expected if k not in found]
-    extra = [k for k in found if k not in expected]
-    wrong = [f"{k}: expected {expected[k]}, found {found[k]}" for k in expected
-             if k in found and found[k] != expected[k]]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-    if extra:
-        problems.append(f"unexpected keys {extra[:8]}{' ...' if len(extra) > 8 else ''}")
-    if wrong:
-        problems.append("shapes that do not fit: " + "; ".join(wrong[:8]))
-    if problems:
-        raise ValueError(
-            f"{source}: not a FastGAN generator for im_size={config.im_size}, nz={config.nz}, "
-            f"ngf={config.ngf}, nc={config.nc}: " + "; ".join(problems)
-        )
-
-
-# ----------------------------------------------------------------------------- layers
-
-def _conv(x, w, padding: int):
-    """PyTorch ``conv2d`` (cross-correlation), stride 1, zero padding."""
-    return lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), [(padding, padding)] * 2,
-                                    dimension_numbers=_DIMS)
-
-
-def _batch_norm(x, p, batchnorm: str):
-    """``BatchNorm2d``: running statistics (eval mode) or biased batch statistics (train mode)."""
-    if batchnorm == "running":
-        mean, var = p["running_mean"], p["running_var"]
-    else:
-        mean = jnp.mean(x, axis=(0, 2, 3))
-        var = jnp.mean(jnp.square(x - mean[None, :, None, None]), axis=(0, 2, 3))
-    scale = p["weight"] * lax.rsqrt(var + _BN_EPS)
-    return (x - mean[None, :, None, None]) * scale[None, :, None, None] + p["bias"][None, :, None, None]
+def _normal(mean: float = 0.0, std: float = _INIT_STD):
+    return lambda key, shape, dtype=jnp.float32: mean + std * jax.random.normal(key, shape, dtype)
 
 
 def _glu(x):
@@ -147,81 +49,222 @@ def _upsample(x):
     return jnp.repeat(jnp.repeat(x, 2, axis=2), 2, axis=3)
 
 
-def _excite(p, small, big):
-    """Skip-layer excitation: ``big * sigmoid(conv1x1(swish(conv4x4(avgpool4(small)))))``."""
-    n, c, h, w = small.shape
-    # adaptive average pooling to 4x4; every FastGAN source size is a multiple of 4
-    pooled = small.reshape(n, c, 4, h // 4, 4, w // 4).mean(axis=(3, 5))
-    gate = _conv(pooled, p["main"]["1"]["weight"], 0)
-    gate = gate * jax.nn.sigmoid(gate)
-    gate = jax.nn.sigmoid(_conv(gate, p["main"]["3"]["weight"], 0))
-    return big * gate
+# ----------------------------------------------------------------------------- layers
+
+class Conv2d(nn.Module):
+    """Bias-free PyTorch ``conv2d`` (stride 1, zero padding), param ``weight: (out, in, k, k)``.
+
+    ``module.init`` draws the official ``weights_init``, N(0, 0.02), without the spectral norm
+    that converted weights carry folded in.
+    """
+
+    features: int
+    in_features: int
+    kernel: int
+    padding: int = 0
+
+    @nn.compact
+    def __call__(self, x):
+        w = self.param("weight", _normal(), (self.features, self.in_features, self.kernel,
+                                             self.kernel))
+        return ops.conv2d(x, w, padding=(self.padding, self.padding))
 
 
-def _up_block(p, x, res, noise, batchnorm):
-    """``feat_<res>``; ``noise`` is an iterator over this block's two inputs (noisy blocks only)."""
-    x = _conv(_upsample(x), p["1"]["weight"], 1)
-    if res not in NOISY:
-        return _glu(_batch_norm(x, p["2"], batchnorm))
-    x = x + p["2"]["weight"].astype(x.dtype) * next(noise)
-    x = _glu(_batch_norm(x, p["3"], batchnorm))
-    x = _conv(x, p["5"]["weight"], 1)
-    x = x + p["6"]["weight"].astype(x.dtype) * next(noise)
-    return _glu(_batch_norm(x, p["7"], batchnorm))
+class BatchNorm2d(nn.Module):
+    """``BatchNorm2d``: params ``weight, bias, running_mean, running_var`` of shape (C,).
+
+    ``batchnorm="running"`` normalises with the running statistics (evaluation mode),
+    ``"batch"`` with the biased statistics of the batch (training mode); running statistics are
+    read, never updated.
+    """
+
+    features: int
+    batchnorm: str = DEFAULT_BATCHNORM
+
+    @nn.compact
+    def __call__(self, x):
+        shape = (self.features,)
+        weight = self.param("weight", _normal(1.0), shape).astype(x.dtype)
+        bias = self.param("bias", nn.initializers.zeros, shape).astype(x.dtype)
+        running_mean = self.param("running_mean", nn.initializers.zeros, shape).astype(x.dtype)
+        running_var = self.param("running_var", nn.initializers.ones, shape).astype(x.dtype)
+        if self.batchnorm == "running":
+            mean, var = running_mean, running_var
+        else:
+            mean = jnp.mean(x, axis=(0, 2, 3))
+            var = jnp.mean(jnp.square(x - mean[None, :, None, None]), axis=(0, 2, 3))
+        scale = weight * lax.rsqrt(var + _BN_EPS)
+        return ((x - mean[None, :, None, None]) * scale[None, :, None, None]
+                + bias[None, :, None, None])
 
 
-def tap_shapes(config: FastGANConfig) -> dict[str, tuple[int, ...]]:
-    """``{tap: per-sample shape}`` in forward order."""
-    shapes = {"init": (config.nfc(4), 4, 4)}
-    for res in config.resolutions:
-        shapes[f"feat_{res}"] = (config.nfc(res), res, res)
-    shapes["image128"] = (config.nc, 128, 128)
-    shapes["image"] = (config.nc, config.im_size, config.im_size)
-    return shapes
+class NoiseInjection(nn.Module):
+    """``x + weight * noise`` with a learnt scalar ``weight: (1,)`` (official init 0)."""
+
+    @nn.compact
+    def __call__(self, x, noise):
+        w = self.param("weight", nn.initializers.zeros, (1,))
+        return x + w.astype(x.dtype) * noise
 
 
-def forward(config: FastGANConfig, params: dict, z, noises: Sequence, batchnorm: str = DEFAULT_BATCHNORM,
-            taps: Sequence[str] = ("image",)) -> dict:
-    """Run the generator as far as the requested taps need.
+class _InitSequential(nn.Module):
+    """``init.init``: 4x4 transposed convolution of z (child ``0``), batch norm (``1``), GLU."""
+
+    config: FastGANConfig
+    batchnorm: str
+
+    @nn.compact
+    def __call__(self, z):
+        c = self.config
+        conv = _TransposedInput(c.nz, 2 * c.nfc(4), name="0")
+        return _glu(BatchNorm2d(2 * c.nfc(4), self.batchnorm, name="1")(conv(z)))
+
+
+class _TransposedInput(nn.Module):
+    """4x4 ``ConvTranspose2d`` of a 1x1 input: z contracted with each kernel tap; param
+    ``weight: (nz, out, 4, 4)`` (PyTorch's transposed layout)."""
+
+    in_features: int
+    features: int
+
+    @nn.compact
+    def __call__(self, z):
+        w = self.param("weight", _normal(), (self.in_features, self.features, 4, 4))
+        return jnp.einsum("nc,cohw->nohw", z, w.astype(z.dtype))
+
+
+class InitLayer(nn.Module):
+    """The official ``InitLayer``: (N, nz) -> (N, 16 ngf, 4, 4); child ``init``."""
+
+    config: FastGANConfig
+    batchnorm: str = DEFAULT_BATCHNORM
+
+    @nn.compact
+    def __call__(self, z):
+        return _InitSequential(self.config, self.batchnorm, name="init")(z)
+
+
+class UpBlock(nn.Module):
+    """``feat_<res>``: the official ``UpBlock`` (children ``1``, ``2``) or, at 8, 32, 128, 512,
+    ``UpBlockComp`` (``1`` conv, ``2`` noise, ``3`` BN, ``5`` conv, ``6`` noise, ``7`` BN)."""
+
+    config: FastGANConfig
+    res: int
+    batchnorm: str = DEFAULT_BATCHNORM
+
+    @nn.compact
+    def __call__(self, x, noises=()):
+        """x: (N, nfc(res / 2), res / 2, res / 2); ``noises``: this block's two noise inputs."""
+        c, bn = self.config, self.batchnorm
+        cin, cout = c.nfc(self.res // 2), c.nfc(self.res)
+        x = Conv2d(2 * cout, cin, 3, 1, name="1")(_upsample(x))
+        if self.res not in NOISY:
+            return _glu(BatchNorm2d(2 * cout, bn, name="2")(x))
+        x = NoiseInjection(name="2")(x, noises[0])
+        x = _glu(BatchNorm2d(2 * cout, bn, name="3")(x))
+        x = Conv2d(2 * cout, cout, 3, 1, name="5")(x)
+        x = NoiseInjection(name="6")(x, noises[1])
+        return _glu(BatchNorm2d(2 * cout, bn, name="7")(x))
+
+
+class _ExciteMain(nn.Module):
+    """``se_<res>.main``: 4x4 average pool, conv4x4 (``1``), swish, conv1x1 (``3``), sigmoid."""
+
+    config: FastGANConfig
+    res: int
+
+    @nn.compact
+    def __call__(self, small):
+        c = self.config
+        src, ch = c.nfc(SE_SOURCE[self.res]), c.nfc(self.res)
+        n, k, h, w = small.shape
+        # adaptive average pooling to 4x4; every FastGAN source size is a multiple of 4
+        pooled = small.reshape(n, k, 4, h // 4, 4, w // 4).mean(axis=(3, 5))
+        gate = Conv2d(ch, src, 4, name="1")(pooled)
+        gate = gate * jax.nn.sigmoid(gate)
+        return jax.nn.sigmoid(Conv2d(ch, ch, 1, name="3")(gate))
+
+
+class SEBlock(nn.Module):
+    """Skip-layer excitation ``big * gate(small)`` (the official ``SEBlock``); child ``main``."""
+
+    config: FastGANConfig
+    res: int
+
+    @nn.compact
+    def __call__(self, small, big):
+        return big * _ExciteMain(self.config, self.res, name="main")(small)
+
+
+# ----------------------------------------------------------------------------- the generator
+
+class Generator(nn.Module):
+    """The official FastGAN ``Generator``: children ``init``, ``feat_<res>``, ``se_<res>``,
+    ``to_128``, ``to_big``.
+
+    ``Generator(config).apply({"params": params}, z, noises, taps=("image",))`` runs the network
+    as far as the requested taps need and returns ``{tap: (N, *tap_shape)}``.
+    """
+
+    config: FastGANConfig
+    batchnorm: str = DEFAULT_BATCHNORM
+
+    @nn.compact
+    def __call__(self, z, noises: Sequence, taps: Sequence[str] = ("image",)) -> dict:
+        """Args:
+          z: (N, nz) latents.
+          noises: one array per injection point, broadcastable to ``(N, 1, H, W)``, in
+            :attr:`FastGANConfig.noise_shapes` order (zeros for no noise).
+          taps: names from :func:`jaxlatent.models.fastgan_config.tap_shapes`.
+
+        Returns:
+          ``{tap: (N, *tap_shape)}``.
+        """
+        c, bn = self.config, self.batchnorm
+        wanted = set(taps)
+        order = list(tap_shapes(c))
+        last = max(order.index(t) for t in wanted)
+        if "image128" in wanted:
+            last = max(last, order.index("feat_128"))
+        out, feats = {}, {}
+        noise = iter(noises)
+        feats[4] = out["init"] = InitLayer(c, bn, name="init")(z)
+        for res in c.resolutions:
+            if order.index(f"feat_{res}") > last:
+                break
+            block_noise = (next(noise), next(noise)) if res in NOISY else ()
+            x = UpBlock(c, res, bn, name=f"feat_{res}")(feats[res // 2], block_noise)
+            if res in SE_SOURCE:
+                x = SEBlock(c, res, name=f"se_{res}")(feats[SE_SOURCE[res]], x)
+            feats[res] = out[f"feat_{res}"] = x
+        act = jnp.tanh if c.tanh else (lambda a: a)
+        # declared even when not run, so that init creates every output layer
+        to_128 = Conv2d(c.nc, c.nfc(128), 1, name="to_128")
+        to_big = Conv2d(c.nc, c.nfc(c.im_size), 3, 1, name="to_big")
+        if "image128" in wanted:
+            out["image128"] = act(to_128(feats[128]))
+        if "image" in wanted:
+            out["image"] = act(to_big(feats[c.im_size]))
+        return {t: out[t] for t in taps}
+
+
+def forward(config: FastGANConfig, params: dict, z, noises: Sequence,
+            batchnorm: str = DEFAULT_BATCHNORM, taps: Sequence[str] = ("image",)) -> dict:
+    """:class:`Generator` on a params pytree: ``{tap: (N, *tap_shape)}``.
 
     Args:
-      config, params: the model (params nested, spectral norm folded).
+      config: the generator's :class:`FastGANConfig`.
+      params: nested params (spectral norm folded), as the converter returns them.
       z: (N, nz) latents.
       noises: one array per injection point, broadcastable to ``(N, 1, H, W)``, in
-        :attr:`FastGANConfig.noise_shapes` order (zeros for no noise).
+        :attr:`FastGANConfig.noise_shapes` order.
       batchnorm: ``"running"`` or ``"batch"``.
-      taps: names from :func:`tap_shapes`.
+      taps: names from :func:`jaxlatent.models.fastgan_config.tap_shapes`.
 
     Returns:
       ``{tap: (N, *tap_shape)}``.
     """
-    wanted = set(taps)
-    order = list(tap_shapes(config))
-    last = max(order.index(t) for t in wanted)
-    if "image128" in wanted:
-        last = max(last, order.index("feat_128"))
-    dtype = z.dtype
-    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
-    out, feats = {}, {}
-    noise = iter(noises)
-
-    # (N, nz, 1, 1) through a 4x4 transposed convolution is z contracted with each kernel tap
-    x = jnp.einsum("nc,cohw->nohw", z, params["init"]["init"]["0"]["weight"])
-    feats[4] = _glu(_batch_norm(x, params["init"]["init"]["1"], batchnorm))
-    out["init"] = feats[4]
-    for res in config.resolutions:
-        if order.index(f"feat_{res}") > last:
-            break
-        x = _up_block(params[f"feat_{res}"], feats[res // 2], res, noise, batchnorm)
-        if res in SE_SOURCE:
-            x = _excite(params[f"se_{res}"], feats[SE_SOURCE[res]], x)
-        feats[res] = out[f"feat_{res}"] = x
-    act = jnp.tanh if config.tanh else (lambda a: a)
-    if "image128" in wanted:
-        out["image128"] = act(_conv(feats[128], params["to_128"]["weight"], 0))
-    if "image" in wanted:
-        out["image"] = act(_conv(feats[config.im_size], params["to_big"]["weight"], 1))
-    return {t: out[t] for t in taps}
+    return Generator(config, batchnorm).apply({"params": params}, z, noises, tuple(taps))
 
 
 def draw_noise(config: FastGANConfig, key, batch: int, dtype=jnp.float32) -> list:
@@ -231,5 +274,3 @@ def draw_noise(config: FastGANConfig, key, batch: int, dtype=jnp.float32) -> lis
     """
     keys = jax.random.split(key, len(config.noise_shapes))
     return [jax.random.normal(k, (batch, 1) + hw, dtype) for k, hw in zip(keys, config.noise_shapes)]
-
-
