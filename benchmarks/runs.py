@@ -3,9 +3,9 @@
     python benchmarks/runs.py [--n 4096] [--chunk 256] [--repeats 3] [--smoke]
 
 Rows (shipped 16x16 digits StyleGAN2, tap ``w``, same latents, one process):
-  in-memory   what ``jaxlatent local-dim`` / ``local-basis`` do: latents from seeds
-              (``latents_from_seeds``), then the analysis on all N with ``chunk_size``, results
-              held as arrays
+  in-memory   what ``jaxlatent local-dim`` / ``local-basis`` do: latents from seeds (the
+              run's generator, ``jaxlatent.runs.latents``), then the analysis on all N with
+              ``chunk_size``, results held as arrays
   run         ``jaxlatent.runs.run`` on the same N: the same latents and analysis chunk by
               chunk, each chunk written to the zarr v3 store, checksummed and committed
 overhead = run / in-memory - 1 (the store's cost: writes, SHA-256s, commit records, fsyncs).
@@ -34,8 +34,7 @@ import jaxlatent
 import jaxlatent.digits
 from jaxlatent.analysis.local_basis import local_basis
 from jaxlatent.analysis.local_dimension import local_dimension
-from jaxlatent.runs.runner import DEFAULT_CHUNK_SIZE, run as run_store
-from jaxlatent.seeds import latents_from_seeds
+from jaxlatent.runs.runner import DEFAULT_CHUNK_SIZE, latents, run as run_store
 
 ANALYSES = {
     "local-dim": ({"tap": "w"}, lambda f, z, chunk: local_dimension(f, z, chunk_size=chunk).singular_values),
@@ -45,7 +44,7 @@ ANALYSES = {
 
 def _in_memory(model, name, n, chunk):
     options, call = ANALYSES[name]
-    z = latents_from_seeds(range(n), int(model.z_dim))
+    z = latents(0, 0, n, int(model.z_dim))
     jax.block_until_ready(call(model.fn(options["tap"]), z, chunk))
 
 

@@ -72,6 +72,10 @@ def test_local_basis_run_with_options_and_lazy_reads(model, tmp_path):
     np.testing.assert_array_equal(res["singular_values"][3:9, 0], np.asarray(want.singular_values)[3:9, 0])
 
 
+def test_latents_are_nvlabs_seeds():
+    np.testing.assert_array_equal(latents(5, 3, 9, 7), latents_from_seeds(range(8, 14), 7))
+
+
 def test_row_keys_are_fold_in_per_latent():
     import jax
 
@@ -167,11 +171,9 @@ def test_corrupted_chunk_and_manifest_detected_named_and_repaired(model, tmp_pat
 def test_full_or_read_only_disk_stops_cleanly_then_resumes(model, tmp_path, monkeypatch, code):
     out = tmp_path / "r"
     good = arrays(run("local-dim", model, 32, tmp_path / "good", chunk_size=8, progress=False))
-    calls = []
     original = ChunkedStore._put
 
     def failing(self, name, start, stop, x):
-        calls.append(start)
         if start == 16 and name == "singular_values":   # mid-chunk: other outputs of chunk 2 written
             raise OSError(code, os.strerror(code))
         return original(self, name, start, stop, x)

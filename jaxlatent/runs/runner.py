@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import numpy as np
@@ -33,15 +34,25 @@ from jaxlatent.runs.results import SUMMARY_FILE, RunResult, open_run
 from jaxlatent.runs.store import (GROUP_FILE, RECORDS_DIR, ChunkedStore, RunCorruptError, RunError,
                                   json_bytes, write_atomic)
 from jaxlatent.runs.summaries import Summary
-from jaxlatent.seeds import latents_from_seeds
 
 DEFAULT_CHUNK_SIZE = 256
 SUMMARY_EVERY_S = 5.0
 
 
 def latents(seed: int, start: int, stop: int, z_dim: int) -> np.ndarray:
-    """``z: (stop - start, z_dim)`` float32: latents ``start..stop-1`` of a run with ``seed``."""
-    return latents_from_seeds(range(seed + start, seed + stop), z_dim)
+    """``z: (stop - start, z_dim)`` float32: latents ``start..stop-1`` of a run with ``seed``.
+
+    Row ``r`` is ``RandomState(seed + start + r).randn(z_dim)``, the values of
+    :func:`jaxlatent.seeds.latents_from_seeds`; one generator is re-seeded per row, which is
+    about 20 times faster than a new ``RandomState`` per row (13 vs 290 us per latent) and
+    keeps latent generation far below the analyses' cost at 10^6 latents.
+    """
+    rs = np.random.RandomState()
+    z = np.empty((stop - start, z_dim), np.float64)
+    for row, s in enumerate(range(seed + start, seed + stop)):
+        rs.seed(s)
+        z[row] = rs.randn(z_dim)
+    return z.astype(np.float32)
 
 
 @jax.jit
@@ -118,6 +129,12 @@ def _prepare(store: ChunkedStore, wanted: dict, stored: dict | None, repair: boo
 
 
 def _compute(spec, model, options, store, mine, seed, mesh, verbose, pid, nproc, ident) -> None:
+    """Compute and commit the chunks ``mine``, three stages deep.
+
+    While the device computes chunk j+1 (JAX dispatch is asynchronous), the host copies chunk j
+    out and a writer thread writes and commits it (file writes and fsyncs wait on the disk,
+    not the CPU). At most two chunks are in flight, so memory stays bounded.
+    """
     z_dim, size = int(model.z_dim), store.chunk_size
     summary = Summary() if pid == 0 else None
     last_summary = time.monotonic()
@@ -126,35 +143,42 @@ def _compute(spec, model, options, store, mine, seed, mesh, verbose, pid, nproc,
     bar = tqdm(total=total, unit="latent", desc=desc, disable=not verbose, mininterval=1.0,
                dynamic_ncols=True, file=sys.stderr)
 
-    def commit(index, result):
+    def committed(job):
         nonlocal last_summary
-        start, stop = store.rows(index)
-        arrays = {o.name: np.asarray(result[o.name])[:stop - start].astype(o.dtype, copy=False)
-                  for o in store.outputs}
-        store.write_chunk(index, arrays, {"run": ident, "process": pid})
-        bar.update(stop - start)
+        arrays = job.result()          # re-raises the writer's error (disk full, ...)
+        bar.update(len(next(iter(arrays.values()))))
         if summary is not None:
             summary.add(arrays.get(spec.spectrum), arrays.get(spec.dimension))
             if time.monotonic() - last_summary > SUMMARY_EVERY_S:
                 _write_summary(store.path, summary, complete=False, sample=nproc > 1)
                 last_summary = time.monotonic()
 
-    pending = None
-    try:
-        for index in mine:
-            start, stop = store.rows(index)
-            z = pad_rows(latents(seed, start, stop, z_dim), size)
-            keys = pad_rows(row_keys(seed, start, stop), size)
-            # dispatch this chunk before writing the previous one: the device computes while
-            # the host writes (JAX dispatch is asynchronous)
-            result = spec.compute(model, z, options, keys, mesh=mesh)
-            if pending is not None:
-                commit(*pending)
-            pending = (index, result)
-        if pending is not None:
-            commit(*pending)
-    finally:
-        bar.close()
+    def write(index, arrays):
+        store.write_chunk(index, arrays, {"run": ident, "process": pid})
+        return arrays
+
+    computing, writing = None, None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxlatent-run-writer") as writer:
+        try:
+            for index in [*mine, None]:
+                if index is not None:
+                    start, stop = store.rows(index)
+                    z = pad_rows(latents(seed, start, stop, z_dim), size)
+                    keys = pad_rows(row_keys(seed, start, stop), size)
+                    result = (index, spec.compute(model, z, options, keys, mesh=mesh))
+                if computing is not None:
+                    done, out = computing
+                    lo, hi = store.rows(done)
+                    arrays = {o.name: np.asarray(out[o.name])[:hi - lo].astype(o.dtype, copy=False)
+                              for o in store.outputs}
+                    if writing is not None:
+                        committed(writing)
+                    writing = writer.submit(write, done, arrays)
+                computing = result if index is not None else None
+            if writing is not None:
+                committed(writing)
+        finally:
+            bar.close()
 
 
 def _write_summary(path: str, summary: Summary, complete: bool, sample: bool = False) -> None:

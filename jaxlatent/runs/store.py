@@ -60,7 +60,7 @@ class Output(NamedTuple):
 def write_atomic(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
 
-    Temporary file beside the target, fsync, ``os.replace``. An OSError (disk full,
+    Temporary file beside the target, fsync, ``os.replace``, fsync of the folder. An OSError (disk full,
     read-only, permissions) becomes a :class:`RunWriteError` naming the file; the
     temporary file is removed.
     """
@@ -71,6 +71,7 @@ def write_atomic(path: str, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(os.path.dirname(path))
     except OSError as err:
         try:
             os.remove(tmp)
@@ -79,11 +80,30 @@ def write_atomic(path: str, data: bytes) -> None:
         raise write_error(path, err) from None
 
 
+_DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+                errno.EACCES: "permission denied", errno.EDQUOT: "the disk quota is exceeded"}
+
+
+def _fsync_dir(path: str) -> None:
+    """Make a rename durable: flush the folder's entry list (POSIX; skipped where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_error(path: str, err: BaseException) -> RunWriteError:
     """A :class:`RunWriteError` that says what the disk said and that rerunning resumes."""
     code = getattr(err, "errno", None)
-    what = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
-            errno.EACCES: "permission denied", errno.EDQUOT: "the disk quota is exceeded"}.get(code)
+    if code is None:  # tensorstore's errors carry the OS error in their text only
+        code = next((c for c in _DISK_ERRORS if os.strerror(c) in str(err)), None)
+    what = _DISK_ERRORS.get(code)
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     detail = what or first
     return RunWriteError(
@@ -227,27 +247,37 @@ class ChunkedStore:
         extra: more fields for the commit record. Returns the record.
         """
         start, stop = self.rows(index)
-        digests = {}
+        digests, values = {}, {}
         for out in self.outputs:
             x = np.asarray(arrays[out.name])
             want = (stop - start, *out.shape)
             if x.shape != want or x.dtype != np.dtype(out.dtype):
                 raise RunError(f"{self.path}: chunk {index} of output {out.name!r} is {x.shape} "
                                f"{x.dtype}, expected {want} {out.dtype} (the analysis's declaration)")
-            digests[out.name] = array_digest(x)
-            self._write_rows(out.name, start, stop, x)
+            digests[out.name], values[out.name] = array_digest(x), x
+        self._write_rows(index, values)
         record = with_checksum({"chunk": index, "rows": [start, stop], "outputs": digests, **dict(extra or {})})
         write_atomic(self.record_path(index), json_bytes(record))
         return record
 
-    def _write_rows(self, name: str, start: int, stop: int, x: np.ndarray) -> None:
-        try:
-            self._put(name, start, stop, x)
-        except (OSError, ValueError) as err:  # tensorstore reports I/O faults as ValueError
-            raise write_error(self.chunk_file(name, start // self.chunk_size), err) from None
+    def _write_rows(self, index: int, values: Mapping[str, np.ndarray]) -> None:
+        """Write chunk ``index`` of every output; the files are written concurrently, all awaited."""
+        start, stop = self.rows(index)
+        pending = []
+        for name, x in values.items():
+            try:
+                pending.append((name, self._put(name, start, stop, x)))
+            except (OSError, ValueError) as err:
+                raise write_error(self.chunk_file(name, index), err) from None
+        for name, future in pending:
+            try:
+                future.result()
+            except (OSError, ValueError) as err:  # tensorstore reports I/O faults as ValueError
+                raise write_error(self.chunk_file(name, index), err) from None
 
-    def _put(self, name: str, start: int, stop: int, x: np.ndarray) -> None:
-        self.array(name)[start:stop].write(x).result()
+    def _put(self, name: str, start: int, stop: int, x: np.ndarray):
+        """Start writing rows ``[start, stop)`` of output ``name``; returns the write's future."""
+        return self.array(name)[start:stop].write(x)
 
     def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows ``[start, stop)`` of output ``name`` as stored (no checksum test)."""
