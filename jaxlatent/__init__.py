@@ -45,8 +45,8 @@ _EXPORTS = {
     "principal_angles": "jaxlatent.analysis.grassmann",
     "grassmann_distance": "jaxlatent.analysis.grassmann",
     "pairwise_grassmann": "jaxlatent.analysis.grassmann",
-    "random_orthonormal": "jaxlatent.analysis.grassmann",
-    "warpage": "jaxlatent.analysis.grassmann",
+    "random_orthonormal": "jaxlatent.analysis.sampling",
+    "warpage": "jaxlatent.analysis.warpage",
     # local dimension and Distortion (seed 000)
     "local_dimension": "jaxlatent.analysis.local_dimension",
     "layer_dimensions": "jaxlatent.analysis.local_dimension",

@@ -1,12 +1,14 @@
-"""Distortion (seed 000): closed forms on a circle and linear maps, numpy reference."""
+"""Distortion (Choi et al., Local Dimension Estimation): closed forms on a circle and linear maps,
+numpy reference."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.distortion import distortion, layer_distortions, neighbours, pairwise_distances
-from jaxlatent.analysis.local_dimension import relative_threshold
+from jaxlatent.analysis.distortion import distortion, layer_distortions
+from jaxlatent.analysis.sampling import neighbours
+from jaxlatent.analysis.thresholds import relative_threshold
 
 
 def _circle(a):
@@ -77,19 +79,6 @@ def test_numpy_reference_on_a_warped_map(x64):
     np.testing.assert_allclose(res.near_distances, near, atol=1e-6)
     assert float(res.distortion) == pytest.approx(far.sum() / 20 / near.mean(), rel=1e-5)
     assert float(res.distortion) > 1.0
-
-
-def test_neighbours_are_at_distance_eps():
-    z = jnp.zeros((4, 7))
-    np.testing.assert_allclose(jnp.linalg.norm(neighbours(jax.random.PRNGKey(0), z, 0.25), axis=-1), 0.25,
-                               rtol=1e-6)
-
-
-def test_pairwise_distances_symmetric_zero_diagonal():
-    q = jnp.linalg.qr(jax.random.normal(jax.random.PRNGKey(0), (4, 9, 2)))[0]
-    d = pairwise_distances(q)
-    np.testing.assert_allclose(d, d.T, atol=1e-5)
-    np.testing.assert_array_equal(jnp.diag(d), 0)
 
 
 def test_layer_distortions_and_errors():

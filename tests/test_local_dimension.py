@@ -1,21 +1,13 @@
-"""Local dimension estimation (seed 000): threshold rule, closed forms, float64 reference."""
+"""Local dimension (Choi et al., Local Dimension Estimation): exact ranks, rank plus a noise bulk,
+closed forms, float64 reference, the per-layer summary and the CLI."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.local_dimension import (
-    dimension_from_spectrum,
-    layer_dimensions,
-    local_dimension,
-    marchenko_pastur_median,
-    optimal_coefficient,
-    optimal_coefficient_approx,
-    optimal_rank,
-    optimal_threshold,
-    relative_threshold,
-)
+from jaxlatent.analysis.local_dimension import dimension_from_spectrum, layer_dimensions, local_dimension
+from jaxlatent.analysis.thresholds import optimal_coefficient_approx, relative_threshold
 
 
 def _low_rank_plus_noise(rng, out, inn, gains, noise):
@@ -23,34 +15,6 @@ def _low_rank_plus_noise(rng, out, inn, gains, noise):
     u = np.linalg.qr(rng.normal(size=(out, r)))[0]
     v = np.linalg.qr(rng.normal(size=(inn, r)))[0]
     return u @ np.diag(gains) @ v.T + noise * rng.normal(size=(out, inn))
-
-
-def test_optimal_coefficient_matches_gavish_donoho():
-    # their Section III.E: omega(1) ~ 2.858; the cubic fit is within 0.02 of the exact value
-    assert optimal_coefficient(1.0) == pytest.approx(2.858, abs=1e-3)
-    for beta in np.linspace(0.02, 1.0, 15):
-        assert optimal_coefficient(beta) == pytest.approx(optimal_coefficient_approx(beta), abs=0.02)
-
-
-def test_marchenko_pastur_median_against_sampled_wishart():
-    rng = np.random.default_rng(0)
-    for m, n in [(300, 600), (400, 400)]:
-        x = rng.normal(size=(m, n))
-        eig = np.linalg.eigvalsh(x @ x.T / n)
-        assert marchenko_pastur_median(m / n) == pytest.approx(np.median(eig), abs=0.02)
-
-
-def test_rank_of_low_rank_plus_noise_matrices():
-    rng = np.random.default_rng(1)
-    for out, inn, gains in [(128, 64, [9.0, 7, 5, 4, 3]), (96, 96, [6.0] * 12), (40, 200, [4.0, 2.5])]:
-        mats = np.stack([_low_rank_plus_noise(rng, out, inn, gains, 0.02) for _ in range(3)])
-        s = jnp.linalg.svd(jnp.asarray(mats, jnp.float32), compute_uv=False)
-        assert np.all(np.asarray(optimal_rank(s, (out, inn))) == len(gains))
-
-
-def test_threshold_needs_the_full_spectrum():
-    with pytest.raises(ValueError, match="all 8 singular values"):
-        optimal_threshold(jnp.ones((2, 3)), (10, 8))
 
 
 def test_linear_map_rank_recovered_batched_and_chunked():
@@ -99,6 +63,7 @@ def test_float64_reference_on_a_small_network(x64):
         np.testing.assert_allclose(est.singular_values[i], s, rtol=1e-10, atol=1e-12)
         assert float(est.threshold[i]) == pytest.approx(tau, rel=2e-3)
         assert int(est.dimension[i]) == int(np.sum(s > tau)) == hid
+    assert bool(np.all(est.noise_bulk))      # the small full-rank path is the noise bulk
 
 
 def test_relative_threshold_for_small_noiseless_maps():
@@ -108,11 +73,65 @@ def test_relative_threshold_for_small_noiseless_maps():
     np.testing.assert_array_equal(est.dimension, 2)
 
 
+def _tanh_tap(rank, dtype, seed=0, noise=0.0):
+    """tanh(0.05 z A^T) with A = G1 @ G2 (128 x 64) of the given rank, plus ``noise`` * z B^T (B Gaussian)."""
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    a = jax.random.normal(k1, (128, rank), dtype) @ jax.random.normal(k2, (rank, 64), dtype)
+    b = noise * jax.random.normal(k3, (128, 64), dtype)
+    return lambda z: jnp.tanh(0.05 * z @ a.T) + z @ b.T
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_exact_rank_through_a_nonlinearity(dtype, request):
+    """An exactly rank-r tap has local dimension r: rounding is never signal, signal never noise."""
+    if dtype == "float64":
+        request.getfixturevalue("x64")
+    z = jax.random.normal(jax.random.key(5), (6, 64), dtype)
+    for rank in (1, 10, 40, 64):
+        est = local_dimension(_tanh_tap(rank, jnp.dtype(dtype)), z)
+        assert est.singular_values.dtype == jnp.dtype(dtype)
+        np.testing.assert_array_equal(est.dimension, rank, err_msg=f"rank {rank}")
+        # no noise bulk in a noiseless spectrum: the numerical rank decided
+        assert not bool(np.any(est.noise_bulk)), f"rank {rank}"
+        s = np.asarray(est.singular_values, np.float64)
+        np.testing.assert_allclose(est.tolerance, s[:, 0] * 128 * np.finfo(dtype).eps, rtol=1e-6)
+
+
+@pytest.mark.parametrize("noise", [1e-4, 1e-3, 1e-2])
+def test_rank_plus_a_noise_bulk(noise):
+    """Rank r plus a small full-rank Gaussian part: the Gavish-Donoho rule finds the bulk and cuts it."""
+    z = jax.random.normal(jax.random.key(6), (6, 64))
+    for rank in (3, 10):
+        est = local_dimension(_tanh_tap(rank, jnp.float32, noise=noise), z)
+        np.testing.assert_array_equal(est.dimension, rank, err_msg=f"rank {rank}")
+        assert bool(np.all(est.noise_bulk)), f"rank {rank}"
+
+
+def test_flat_spectra_and_pure_noise():
+    """The two spectra behind the report's note for dimension < 1: an isometry has no noise bulk and
+    counts every direction; a Gaussian linear tap is one Marchenko-Pastur bulk, read as all noise."""
+    q = jnp.linalg.qr(jax.random.normal(jax.random.key(7), (96, 48)))[0]
+    z = jnp.ones((2, 48))
+    flat = local_dimension(lambda x: x @ q.T, z)
+    np.testing.assert_array_equal(flat.dimension, 48)
+    assert not bool(np.any(flat.noise_bulk))
+    g = jax.random.normal(jax.random.key(8), (96, 48))
+    noise = local_dimension(lambda x: x @ g.T, z)
+    np.testing.assert_array_equal(noise.dimension, 0)
+    assert bool(np.all(noise.noise_bulk))
+    # what the report's --rtol suggests instead: every direction above 1% of the largest
+    np.testing.assert_array_equal(local_dimension(lambda x: x @ g.T, z, relative_threshold(0.01)).dimension, 48)
+
+
 def test_dimension_from_spectrum_is_jittable_and_vmappable():
     s = jnp.linalg.svd(jax.random.normal(jax.random.PRNGKey(0), (3, 7, 64, 32)), compute_uv=False)
     s = s.at[..., :3].add(100.0)
     dims = jax.jit(lambda x: dimension_from_spectrum(x, (64, 32)).dimension)(s)
     np.testing.assert_array_equal(dims, 3)
+    # values below the tolerance never count, whatever the threshold function says
+    low = jnp.concatenate([s[0, 0, :4], jnp.zeros(28)])[None]
+    est = dimension_from_spectrum(low, (64, 32), lambda v, shape: jnp.zeros(v.shape[:-1]))
+    assert int(est.dimension[0]) == 4 and float(est.threshold[0]) == float(est.tolerance[0])
 
 
 def test_layer_dimensions_summary():
@@ -134,6 +153,10 @@ class _TinyModel:
 
     class config:
         z_dim = 32
+        family = "stylegan2"
+        c_dim = 0
+
+    z_dim = 32
 
     def __init__(self):
         rng = np.random.default_rng(6)

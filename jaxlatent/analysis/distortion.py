@@ -1,26 +1,24 @@
-"""Distortion: how inconsistent a latent space's tangent spaces are (seed 000).
+"""Distortion: how inconsistent a latent space's tangent spaces are (Choi et al., Local Dimension Estimation).
 
-Choi, Hwang, Cho and Kang (arXiv 2205.13182) call *Distortion* a purely
-geometric, label-free score of "an inconsistency of intrinsic tangent space on
-the learned latent space", which tracks how well one global basis can serve
-every latent. The copies of the paper within reach do not show its formula, so
-the one here is our documented choice (``docs/methods-local-dimension.md``):
+Choi, Hwang, Cho and Kang (arXiv 2205.13182) call *Distortion* a purely geometric, label-free
+score of "an inconsistency of intrinsic tangent space on the learned latent space", which tracks
+how well one global basis can serve every latent. The paper gives no formula; ours
+(``docs/methods-local-dimension.md``):
 
-* at each latent ``z_i`` the estimated tangent space ``T_i`` of the tap is the
-  span of the top ``k`` left singular vectors of its Jacobian (the Local Basis
-  of seed 003), with one ``k`` for the whole tap: by default the median of the
-  population's estimated local dimensions (:mod:`.local_dimension`);
-* ``far``: mean Grassmannian distance ``d(T_i, T_j)`` over all pairs ``i < j``
-  of the population (distant latents);
-* ``near``: mean ``d(T_i, T_i')`` with ``z_i' = z_i + eps * u_i``, ``u_i`` a
-  random unit vector (the neighbour test of the Local Basis code, eps = 0.1);
-* ``Distortion = far / near``: how much more the tangent space turns between
-  distant latents than within a small neighbourhood. Near 1 means globally
-  consistent (a global basis fits every latent as well as a local one fits its
-  neighbours); large means warped.
+* at each latent ``z_i`` the estimated tangent space ``T_i`` of the tap is the span of the top
+  ``k`` left singular vectors of its Jacobian (the Local Basis, Choi et al., ICLR 2022), with
+  one ``k`` for the whole tap: by default the median of the population's estimated local
+  dimensions (:mod:`.local_dimension`);
+* ``far``: mean Grassmannian distance ``d(T_i, T_j)`` over all pairs ``i < j`` of the
+  population (distant latents);
+* ``near``: mean ``d(T_i, T_i')`` with ``z_i' = z_i + eps * u_i``, ``u_i`` a random unit vector
+  (the neighbour test of the Local Basis code, eps = 0.1);
+* ``Distortion = far / near``: how much more the tangent space turns between distant latents
+  than within a small neighbourhood. Near 1 means globally consistent (a global basis fits every
+  latent as well as a local one fits its neighbours); large means warped.
 
-A map whose tangent space is the same everywhere (a linear map) has
-``far = near = 0``; the ratio is then left to rounding, so read ``far`` too.
+A map whose tangent space is the same everywhere (a linear map) has ``far = near = 0``; the
+ratio is then left to rounding, so read ``far`` too.
 """
 
 from __future__ import annotations
@@ -34,16 +32,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.local_dimension import (
-    ThresholdFn,
-    dimension_from_spectrum,
-    jacobian_spectrum,
-    optimal_threshold,
-)
-from jaxlatent.analysis.ordering import after
-from jaxlatent.parallel import pad_rows
+from jaxlatent.analysis.grassmann import grassmann_distance, pairwise_grassmann
+from jaxlatent.analysis.linalg import after
+from jaxlatent.analysis.local_dimension import dimension_from_spectrum, jacobian_spectrum
+from jaxlatent.analysis.sampling import neighbours, random_orthonormal
+from jaxlatent.analysis.thresholds import ThresholdFn, optimal_threshold
 
-__all__ = ["Distortion", "distortion", "layer_distortions", "neighbours", "pairwise_distances"]
+__all__ = ["Distortion", "distortion", "layer_distortions"]
 
 
 class Distortion(NamedTuple):
@@ -69,51 +64,8 @@ class Distortion(NamedTuple):
     near_distances: jax.Array
 
 
-@jax.jit
-def neighbours(key: jax.Array, z: jax.Array, eps: float = 0.1) -> jax.Array:
-    """``z + eps * u`` with ``u`` uniform on the unit sphere, one per latent: (N, in) -> (N, in)."""
-    u = jax.random.normal(key, z.shape, dtype=z.dtype)
-    return z + eps * u / jnp.linalg.norm(u, axis=-1, keepdims=True)
-
-
-@functools.partial(jax.jit, static_argnames=("metric", "batch_size"))
-def pairwise_distances(bases: jax.Array, metric: str = "geodesic", batch_size: int = 16) -> jax.Array:
-    """Grassmannian distances between every pair of N bases (N, n, k) -> (N, N), zero diagonal.
-
-    Only the ``N(N-1)/2`` pairs ``i < j`` are computed, ``batch_size`` at a time, from the
-    cosines of the principal angles (SVD of the k x k matrix ``B_i^T B_j``). That is the
-    cheap half of the stable formula of ``grassmann.principal_angles`` (which also takes an
-    SVD of the n x k residual per pair: 10x the time at n = 512, k = 200). Its error is
-    ~sqrt(machine eps) per angle near 0 (4e-4 rad in float32), negligible for the distant
-    pairs Distortion averages; the near pairs use the stable formula.
-    """
-    n_items = bases.shape[0]
-    ii, jj = np.triu_indices(n_items, 1)
-    d = _pair_distances(bases, jnp.asarray(np.stack([ii, jj], -1)), metric, batch_size)
-    dist = jnp.zeros((n_items, n_items), d.dtype).at[ii, jj].set(d)
-    return dist + dist.T
-
-
-@functools.partial(jax.jit, static_argnames=("metric", "batch_size"))
-def _pair_distances(bases, pairs, metric, batch_size):
-    from jaxlatent.analysis.grassmann import distance_from_angles
-
-    def pair(ij):
-        cos = jnp.linalg.svd(bases[ij[0]].T @ bases[ij[1]], compute_uv=False)
-        return distance_from_angles(jnp.arccos(jnp.clip(cos, 0.0, 1.0)), metric)
-
-    # whole batches only: lax.map would run a remainder as a second SVD beside the loop's,
-    # and independent batched SVDs in one program can deadlock (ordering.py)
-    n = pairs.shape[0]
-    batch_size = max(1, min(batch_size, n))
-    padded = -(-n // batch_size) * batch_size
-    return jax.lax.map(pair, pad_rows(pairs, padded), batch_size=batch_size)[:n]
-
-
 @functools.partial(jax.jit, static_argnames=("n_pairs", "dim", "k", "dtype", "metric"))
 def _random_baseline(key, n_pairs: int, dim: int, k: int, dtype, metric: str):
-    from jaxlatent.analysis.grassmann import grassmann_distance, random_orthonormal
-
     # both sides from one draw
     ab = random_orthonormal(key, dim, k, (2, n_pairs), dtype)
     return jnp.mean(grassmann_distance(ab[0], ab[1], metric=metric))
@@ -155,10 +107,8 @@ def distortion(f, z: jax.Array, key: jax.Array, k: int | None = None, eps: float
 @functools.partial(jax.jit, static_argnames=("metric",))
 def _far_near(basis, basis_nb, metric):
     """Distances between the tangent spaces of distinct latents and of each latent and its neighbour."""
-    from jaxlatent.analysis.grassmann import grassmann_distance
-
-    far_d = pairwise_distances(basis, metric)
-    # the near pairs' decompositions start once the far pairs' are done (ordering.py)
+    far_d = pairwise_grassmann(basis, metric, formula="cosine")
+    # the near pairs' decompositions start once the far pairs' are done (linalg module docstring)
     near_d = grassmann_distance(after(basis, far_d), basis_nb, metric=metric)
     n = basis.shape[0]
     return far_d, near_d, jnp.sum(far_d) / (n * (n - 1)), jnp.mean(near_d)

@@ -1,27 +1,13 @@
-"""Run one LAPACK call after another inside a compiled program (a jaxlib CPU deadlock guard).
+"""Linear-algebra leaf of the analyses: ordered decompositions, thin spectra, a program checker.
 
-In jaxlib 0.10 every batched LAPACK kernel on CPU (QR, SVD, eigh, Cholesky, LU, triangular
-solve) splits its batch over XLA's intra-op thread pool and blocks its thread until the pieces
-finish. XLA's CPU runtime runs independent operations of one program at the same time, on the
-same pool. When two batched decompositions run side by side, every pool thread can end up
-blocked inside a kernel waiting for work that only a pool thread could do: the program never
-finishes. On a 2-core machine (a pool of 2 threads) two independent ``(64, 512, 30)`` QRs in one
-``jit`` hang every time, two eighs of ``(64, 512, 512)`` hung in 3 runs of 3; the same calls with
-a data dependence between them, or in separate programs, never do. jaxlib 0.11.1 and later do
-not split batches in open-source builds (upstream commit 859992407d).
-
-The rule: within one compiled program, batched decompositions run one after another.
-
-- :func:`qr_each` factors a batch one matrix at a time (``lax.map``): a single-matrix call never
-  waits on the pool, so our QRs cannot hang whatever runs beside them in one program, ours or
-  a caller's (measured: 64 QRs of 512 x 30 take 59 ms instead of 51 on 2 cores).
-- :func:`after` makes an array a data dependant of others without changing it, which orders the
-  decompositions that read it after those that made the others: ``principal_angles`` ties its
-  cosine SVD to the sine's QR (a caller's ``vmap`` batches that QR again), warpage's curves run
-  one subspace dimension after another, Distortion's near pairs after its far pairs.
-  (``lax.optimization_barrier`` does not order calls on XLA's CPU runtime: measured, it still hangs.)
-- :func:`unordered_lapack_calls` lists the pairs of batched LAPACK calls that a compiled program
-  may still run side by side; ``tests/test_ordering.py`` asserts there are none in ours.
+jaxlib 0.10's batched CPU LAPACK kernels (QR, SVD, eigh, Cholesky, LU, triangular solve) split
+their batch over XLA's intra-op thread pool and block a pool thread until the pieces finish; two
+such calls that one compiled program runs side by side can deadlock the pool. The rule for every
+program of :mod:`jaxlatent.analysis`: batched decompositions run one after another, either chained
+by a data dependence (:func:`after`) or done one matrix at a time (:func:`qr_each`: a single-matrix
+call never waits on the pool). :func:`unordered_lapack_calls` lists the pairs of a compiled program
+that break the rule. ``docs/architecture.md`` links here. (jaxlib 0.11.1 and later no longer split
+batches in open-source builds.)
 """
 
 from __future__ import annotations
@@ -39,6 +25,14 @@ def after(x: jax.Array, *deps: jax.Array) -> jax.Array:
     Adds ``0.0 * isnan(d)`` for one element ``d`` of each dependency (``0.0 * (d == 0)``
     for integers): always exactly 0, never NaN whatever ``d`` holds, and not folded away by
     XLA, which keeps ``0.0 * y`` for floats. No gradient flows through the tie.
+    (``lax.optimization_barrier`` does not order calls on XLA's CPU runtime.)
+
+    Args:
+      x: any array.
+      *deps: arrays that must be computed before ``x`` is used.
+
+    Returns:
+      ``x``, same shape and dtype.
     """
     x = jnp.asarray(x)
     tie = jnp.zeros((), x.dtype)
@@ -51,10 +45,17 @@ def after(x: jax.Array, *deps: jax.Array) -> jax.Array:
 
 
 def qr_each(x: jax.Array, mode: str = "reduced"):
-    """``jnp.linalg.qr(x, mode)`` for ``x: (..., m, n)``, one matrix at a time over the batch axes.
+    """``jnp.linalg.qr(x, mode)``, one matrix at a time over the batch axes (``lax.map``).
 
-    Same results as the batched call (the same LAPACK routine per matrix); see the module
-    docstring for why. ``mode``: ``"reduced"`` -> ``(q, r)``, ``"r"`` -> ``r``, as numpy.
+    Same results as the batched call (the same LAPACK routine per matrix), but it never waits
+    on the thread pool, so it cannot deadlock beside another decomposition (module docstring).
+
+    Args:
+      x: (..., m, n).
+      mode: ``"reduced"`` or ``"r"``, as :func:`jax.numpy.linalg.qr`.
+
+    Returns:
+      ``(q (..., m, p), r (..., p, n))`` for ``"reduced"``, ``r`` for ``"r"``; ``p = min(m, n)``.
     """
     x = jnp.asarray(x)
     batch = x.shape[:-2]
@@ -63,6 +64,30 @@ def qr_each(x: jax.Array, mode: str = "reduced"):
     flat = jnp.reshape(x, (-1,) + x.shape[-2:])
     out = jax.lax.map(lambda mat: jnp.linalg.qr(mat, mode=mode), flat)
     return jax.tree_util.tree_map(lambda a: jnp.reshape(a, batch + a.shape[1:]), out)
+
+
+
+def singular_values(x: jax.Array) -> jax.Array:
+    """Singular values only, no vectors: the thin spectrum of ``x``.
+
+    A tall or wide matrix is first reduced to its ``min(m, n)``-square triangular factor
+    (:func:`qr_each`, same singular values to float rounding); then an SVD without vectors.
+    Calling ``jnp.linalg.svd(x, compute_uv=False)`` on the tall matrix directly makes XLA's CPU
+    SVD allocate a ``max(m, n)^2`` workspace per matrix (1 GB for four 8192 x 30 bases).
+
+    Args:
+      x: (..., m, n).
+
+    Returns:
+      (..., min(m, n)) singular values, descending.
+    """
+    x = jnp.asarray(x)
+    m, n = x.shape[-2:]
+    if m > n:
+        x = qr_each(x, mode="r")
+    elif n > m:
+        x = qr_each(jnp.swapaxes(x, -1, -2), mode="r")
+    return jnp.linalg.svd(x, compute_uv=False)
 
 
 _HEADER = re.compile(r"^(ENTRY )?%([\w.\-]+) .*\{\s*$")
@@ -108,14 +133,19 @@ def _parse_hlo(text: str) -> dict[str, dict[str, tuple[set[str], set[str], str]]
 def unordered_lapack_calls(fn, *args, **kwargs) -> list[tuple[str, str, str]]:
     """Pairs of batched LAPACK calls that one compiled program of ``fn`` may run at the same time.
 
-    ``fn`` is jitted (if it is not already) and compiled for ``args``; in every computation of
-    the optimised program (the entry, loop bodies, called computations), each instruction that
-    is, or contains, a batched LAPACK custom call (QR, SVD, eigh, Cholesky, LU, triangular
-    solve, ...) must be reachable from every other such instruction through data dependences.
-    Returns ``(computation, instruction, instruction)`` for each pair that is not: on jaxlib
-    0.10's CPU runtime such a pair can deadlock a machine with few cores (module docstring).
-    An empty list means the program is safe in this respect. CPU only (other backends do not
-    lower to LAPACK custom calls and always give an empty list).
+    In every computation of the optimised program (the entry, loop bodies, called
+    computations), each instruction that is, or contains, a batched LAPACK custom call must be
+    reachable from every other such instruction through data dependences; a pair that is not
+    can deadlock jaxlib 0.10's CPU runtime (module docstring). Single-matrix calls never wait
+    on the pool and are not counted. CPU only: other backends do not lower to LAPACK custom
+    calls and always give an empty list.
+
+    Args:
+      fn: a function of arrays (jitted here if it is not already).
+      *args, **kwargs: example arguments to compile ``fn`` for.
+
+    Returns:
+      ``[(computation, instruction, instruction), ...]``, empty when the program is safe.
     """
     jitted = fn if hasattr(fn, "lower") else jax.jit(fn)
     comps = _parse_hlo(jitted.lower(*args, **kwargs).compile().as_text())
