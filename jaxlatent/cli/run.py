@@ -46,7 +46,8 @@ def register(subparsers) -> None:
         for opt in analysis.options:
             kind = None if opt.type is str else opt.type
             q.add_argument(opt.flag, dest=f"opt_{opt.name}", type=kind, default=opt.default,
-                           choices=opt.choices, help=opt.help)
+                           choices=opt.choices, help=opt.help,
+                           metavar=None if opt.choices else opt.flag.lstrip("-").upper())
         q.set_defaults(func=run_command)
 
 

@@ -101,7 +101,11 @@ TRUNC = Option("truncation_psi", "--trunc", float, None, "truncation psi for the
 def tap_fn(model, options: dict):
     """The batched callable ``z (n, z_dim) -> (n, ...)`` of the tap named in ``options``."""
     psi = options.get("truncation_psi")
-    return model.fn(options["tap"]) if psi is None else model.fn(options["tap"], truncation_psi=psi)
+    if psi is None:
+        return model.fn(options["tap"])
+    if model.config.family != "stylegan2":
+        raise RunError(f"--trunc applies to StyleGAN2 models only, not {model.config.family}")
+    return model.fn(options["tap"], truncation_psi=psi)
 
 
 def tap_jacobian_shape(model, options: dict) -> tuple[int, int]:
@@ -111,9 +115,19 @@ def tap_jacobian_shape(model, options: dict) -> tuple[int, int]:
     return math.prod(out.shape[1:]), z_dim
 
 
-def execution(fn: Callable, mesh) -> dict:
-    """``mesh=`` for analyses that take it (the execution options of docs/architecture.md)."""
-    return {"mesh": mesh} if "mesh" in inspect.signature(fn).parameters else {}
+def execution(fn: Callable, z, mesh) -> dict:
+    """Execution options for one chunk: the whole chunk as one batch, over ``mesh``.
+
+    ``chunk_size = len(z)``: the run's chunk is already the memory bound, and a chunk size of
+    the analysis's own choosing (which may follow the free memory) would change the compiled
+    program between runs and with it the last bits of the results. ``mesh`` is passed to
+    analyses that take it (the execution options of docs/architecture.md).
+    """
+    params = inspect.signature(fn).parameters
+    options = {"chunk_size": int(z.shape[0])} if "chunk_size" in params else {}
+    if "mesh" in params:
+        options["mesh"] = mesh
+    return options
 
 
 # -- Local Basis (Choi et al., ICLR 2022) ----------------------------------------------------
@@ -130,7 +144,8 @@ def _local_basis_outputs(model, options):
 
 
 def _local_basis(model, z, options, keys, *, mesh=None):
-    res = local_basis(tap_fn(model, options), z, k=options["k"], solver=options["solver"], mesh=mesh)
+    res = local_basis(tap_fn(model, options), z, k=options["k"], solver=options["solver"],
+                      **execution(local_basis, z, mesh))
     return res._asdict()
 
 
@@ -152,7 +167,7 @@ def _local_dim_outputs(model, options):
 
 
 def _local_dim(model, z, options, keys, *, mesh=None):
-    res = local_dimension(tap_fn(model, options), z, **execution(local_dimension, mesh))
+    res = local_dimension(tap_fn(model, options), z, **execution(local_dimension, z, mesh))
     return res._asdict()
 
 
