@@ -170,3 +170,33 @@ def test_fn_takes_only_z(tiny):
     assert tiny.z_dim == 8
     with pytest.raises(ValueError, match="no mapping network.*wrt='z'"):
         tiny.fn("image", wrt="w")
+
+
+# ----- the Flax module and the model contract ----------------------------------------------
+def test_module_variables_are_the_converter_params(tiny):
+    from flax.traverse_util import flatten_dict
+
+    z = jnp.zeros((2, 8))
+    noises = [jnp.zeros((1, 1) + hw) for hw in tiny.config.noise_shapes]
+    shapes = jax.eval_shape(lambda k, z, n: tiny.module.init(k, z, n, ("image", "image128")),
+                            jax.random.key(0), z, noises)
+    got = {k: v.shape for k, v in flatten_dict(shapes["params"], sep=".").items()}
+    assert set(shapes) == {"params"} and got == expected_shapes(tiny.config)
+    assert jax.tree_util.tree_structure(shapes) == jax.tree_util.tree_structure(tiny.variables)
+    # module.apply is generate(): the same program compiled separately (float32 rounding only)
+    zz = jax.random.normal(jax.random.key(2), (2, 8))
+    apply = jax.jit(lambda v, z: tiny.module.apply(v, z, noises)["image"])
+    want = tiny.generate(zz, noise_mode="none")
+    np.testing.assert_allclose(apply(tiny.variables, zz), want, rtol=1e-6, atol=1e-6 * float(np.abs(want).max()))
+
+
+def test_fn_is_a_partial_with_the_weights_as_leaves(tiny):
+    f = tiny.fn("init")
+    assert isinstance(f, jax.tree_util.Partial)
+    leaves = jax.tree_util.tree_leaves(f)
+    assert len(leaves) == len(jax.tree_util.tree_leaves(tiny.params))
+    assert f.func == tiny.fn("init").func  # equal taps: one compiled program
+    # passed through jit, the weights are inputs of the compiled program, not constants
+    lowered = jax.jit(lambda f, z: f(z)).lower(f, jnp.zeros((2, 8)))
+    assert len(jax.tree_util.tree_leaves(lowered.args_info)) == len(leaves) + 1
+    np.testing.assert_array_equal(jax.jit(lambda f, z: f(z))(f, jnp.ones((2, 8))), f(jnp.ones((2, 8))))

@@ -249,10 +249,6 @@ class SynthesisBlock(nn.Module):
         if resnet:
             self.skip = SkipLayer(cfg, cfg.block_channels(res // 2), cfg.block_channels(res))
 
-    def layer(self, name: str):
-        """The submodule ``'conv0'``, ``'conv1'`` or ``'torgb'``."""
-        return getattr(self, name)
-
     def __call__(self, x, img, styles: dict, noises: dict, stop: str | None = None):
         """Run the block; returns ``(x, img, stopped)``.
 
@@ -303,7 +299,7 @@ class SynthesisNetwork(nn.Module):
     def style(self, ws, res: int, name: str):
         """Style s = A(w) of layer ``name`` of block ``res``: (N, in_channels) from ws."""
         spec = next(s for s in self.config.synthesis_layers if s.res == res and s.name == name)
-        return getattr(self, f"b{res}").layer(name).style(ws[:, spec.w_index])
+        return getattr(getattr(self, f"b{res}"), name).style(ws[:, spec.w_index])
 
     def styles(self, ws):
         """Every style vector concatenated in execution order: (N, sum of in_channels)."""
@@ -326,8 +322,8 @@ class SynthesisNetwork(nn.Module):
             for (r, nm), size in zip(layers, sizes):
                 samples[(r, nm)] = draw[:, start:start + size].reshape(n, 1, r, r)
                 start += size
-        return {(r, nm): getattr(self, f"b{r}").layer(nm).noise(noise_mode, samples[(r, nm)],
-                                                                dtype)
+        return {(r, nm): getattr(getattr(self, f"b{r}"), nm).noise(noise_mode, samples[(r, nm)],
+                                                                   dtype)
                 for r, nm in layers}
 
     def __call__(self, ws, noise_mode: str = "const", key=None, stop: str | None = None):
