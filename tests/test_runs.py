@@ -41,7 +41,10 @@ def test_local_dim_run_equals_in_memory_call(model, tmp_path):
     z = latents_from_seeds(range(3, 48), 8)          # latent i is seed 3 + i
     want = local_dimension(model.fn("w"), z)
     got = arrays(res)
-    assert res.complete and res.chunks_done == [0, 1, 2] and set(got) == {"dimension", "threshold", "singular_values"}
+    assert res.complete and res.chunks_done == [0, 1, 2]
+    assert set(got) == {"dimension", "threshold", "singular_values", "tolerance", "noise_bulk"}
+    np.testing.assert_array_equal(got["noise_bulk"], want.noise_bulk)
+    assert got["noise_bulk"].dtype == bool
     # the in-memory call runs all 45 latents in one batch, the run 16 at a time: other batch
     # shapes, so a few float32 ulps (singular values ~1)
     np.testing.assert_allclose(got["singular_values"], want.singular_values, rtol=1e-5, atol=1e-6)

@@ -163,7 +163,8 @@ register(Analysis(
 def _local_dim_outputs(model, options):
     n_out, n_in = tap_jacobian_shape(model, options)
     return (Output("dimension", (), "int32"), Output("threshold", (), "float32"),
-            Output("singular_values", (min(n_out, n_in),), "float32"))
+            Output("singular_values", (min(n_out, n_in),), "float32"), Output("tolerance", (), "float32"),
+            Output("noise_bulk", (), "bool"))
 
 
 def _local_dim(model, z, options, keys, *, mesh=None):

@@ -43,7 +43,8 @@ class StoredArray:
             if index in self._done:
                 chunk = store.read_chunk(self._output.name, index)
             elif self._partial:
-                chunk = np.full((hi - lo, *self._output.shape), np.nan if self.dtype.kind == "f" else 0, self.dtype)
+                chunk = np.full((hi - lo, *self._output.shape), np.nan if self.dtype.kind == "f" else 0,
+                                self.dtype)
             else:
                 raise RunError(f"{store.path}: chunk {index} (latents {lo}-{hi - 1}) of output "
                                f"{self._output.name!r} is not done yet; rerun the command to finish the run, "

@@ -142,6 +142,8 @@ def array_digest(x: np.ndarray) -> str:
 
 
 def _fill(dtype: np.dtype):
+    if dtype == np.bool_:
+        return False
     return float("nan") if np.issubdtype(dtype, np.floating) else 0
 
 
