@@ -11,6 +11,8 @@ the median time per call, images/s and the ratio ours / reference (above 1: we a
     .venv/bin/python benchmarks/generate.py fastgan --fastgan /path/to/FastGAN-pytorch \
         --im-size 1024 --batch-sizes 1 4 16
 
+``--smoke`` runs tiny sizes in well under a minute.
+
 Another model family is added as a function ``bench_<family>(args) -> Result`` registered in
 ``FAMILIES`` with its own argument group.
 """
@@ -26,7 +28,13 @@ import time
 import types
 from typing import Callable, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from jaxlatent.converters.fastgan import params_from_state_dict
+from jaxlatent.models.fastgan import FastGAN
+from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
 
 # Generator kwargs (NVlabs ``Generator(**kwargs)``) for the StyleGAN2 presets.
 STYLEGAN2_PRESETS = {
@@ -79,11 +87,7 @@ def _import_nvlabs(path: str):
 
 def bench_stylegan2(args) -> Result:
     """StyleGAN2: ``model.generate`` under jit against NVlabs ``Generator.forward``."""
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-    import torch  # noqa: PLC0415
-
-    from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config  # noqa: PLC0415
+    import torch  # noqa: PLC0415  (the reference side only)
 
     if not args.nvlabs:
         sys.exit("stylegan2 needs --nvlabs PATH (a local stylegan2-ada-pytorch checkout)")
@@ -141,12 +145,7 @@ def bench_fastgan(args) -> Result:
     (``noise_mode='random'`` with a fixed key against ``torch.randn``); the relative error is
     measured separately with every noise input set to zero on both sides.
     """
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-    import torch  # noqa: PLC0415
-
-    from jaxlatent.converters.fastgan import params_from_state_dict  # noqa: PLC0415
-    from jaxlatent.models.fastgan import FastGAN  # noqa: PLC0415
+    import torch  # noqa: PLC0415  (the reference side only)
 
     if not args.fastgan:
         sys.exit("fastgan needs --fastgan PATH (a local FastGAN-pytorch checkout)")
@@ -165,7 +164,8 @@ def bench_fastgan(args) -> Result:
     G.to(dev)
     config, params = params_from_state_dict({k: v.cpu().numpy() for k, v in G.state_dict().items()})
     model = FastGAN(config, params)
-    generate = jax.jit(model.fn("image", noise_mode="random", key=jax.random.key(0)))
+    # the Partial jits its forward pass inside, with the weights as inputs of the program
+    generate = model.fn("image", noise_mode="random", key=jax.random.key(0))
     no_noise = model.fn("image", noise_mode="none")
     original = models.NoiseInjection.forward
 
@@ -233,7 +233,12 @@ def main(argv=None):
     fg.add_argument("--im-size", type=int, choices=(256, 512, 1024), default=1024)
     fg.add_argument("--nz", type=int, default=256)
     fg.add_argument("--ngf", type=int, default=64)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes, one batch of 1, one timed call (a quick check, < 60 s)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.batch_sizes, args.repeats, args.warmup = [1], 1, 1
+        args.preset, args.im_size, args.nz, args.ngf = "32", 256, 16, 8
     print(format_table(FAMILIES[args.family](args)))
 
 
