@@ -94,7 +94,14 @@ def tensor_to_numpy(tensor):
 
 
 def file_sha256(path) -> str:
-    """SHA-256 hex digest of a file, read in 4 MiB blocks (recorded in ``Converted.source``)."""
+    """SHA-256 of a file, read in 4 MiB blocks (recorded in ``Converted.source``).
+
+    Args:
+      path: the file.
+
+    Returns:
+      the hex digest.
+    """
     sha = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):

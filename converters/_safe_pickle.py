@@ -4,8 +4,8 @@ NVlabs pickles (``torch_utils/persistence.py``) store each network as a call to
 ``torch_utils.persistence._reconstruct_persistent_obj(meta)`` whose ``meta``
 carries the Python source of the defining module; the ordinary unpickler
 executes that source. Here :class:`RestrictedUnpickler` resolves only a short
-list of globals (spec ``sources.md``, "NVlabs pickles") and maps each to a
-stand-in of ours that records its arguments:
+list of globals (the table in ``docs/checkpoints.md``, "Safety") and maps each
+to a stand-in of ours that records its arguments:
 
 * the persistence reconstructor -> :class:`PersistentObject` (keeps
   ``class_name``, ``state``; the source text is kept as a string and never run);

@@ -194,7 +194,16 @@ _WHICH = {"ema": "ema", "g_ema": "ema", "raw": "raw", "g": "g"}
 
 def convert_fastgan(obj, path, weights: str | None = None, im_size=None, nz=None, ngf=None,
                     nc=None, which: str | None = None) -> Converted:
-    """Convert an already loaded FastGAN checkpoint object (see :func:`read_fastgan`)."""
+    """Convert an already loaded FastGAN checkpoint object.
+
+    Args:
+      obj: what ``load_torch_file(path)`` returned.
+      path: the file, named in errors and recorded in ``source``.
+      weights, im_size, nz, ngf, nc, which: as in :func:`read_fastgan`.
+
+    Returns:
+      ``Converted(FastGANConfig, params, source)``.
+    """
     if which is not None:
         if which not in _WHICH or (weights is not None and weights != _WHICH[which]):
             raise ValueError(f"{path}: which={which!r} (weights={weights!r}): FastGAN files offer "

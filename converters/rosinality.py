@@ -170,7 +170,17 @@ def _check_blur_kernels(state, path):
 
 
 def convert_rosinality(obj, path, which=None, lr_mlp=0.01) -> Converted:
-    """Convert an already loaded rosinality checkpoint object (see :func:`read_rosinality`)."""
+    """Convert an already loaded rosinality checkpoint object.
+
+    Args:
+      obj: what ``load_torch_file(path)`` returned (a training dict or a bare state dict).
+      path: the file, named in errors and recorded in ``source``.
+      which: ``'g_ema'`` (default when present) or ``'g'``.
+      lr_mlp: the mapping network's learning-rate multiplier used at training.
+
+    Returns:
+      ``Converted(StyleGAN2Config, params, source)``.
+    """
     generator, which = _pick_generator(obj, which, path)
     state = {_strip_module(k): tensor_to_numpy(v) for k, v in generator.items()}
     options = infer_options(state, path)
@@ -212,5 +222,8 @@ def read_rosinality(path, which: str | None = None, lr_mlp: float = 0.01) -> Con
       which: ``'g_ema'`` (default when present) or ``'g'``.
       lr_mlp: the mapping network's learning-rate multiplier used at training
         (rosinality's ``lr_mlp``, default 0.01); not stored in the file.
+
+    Returns:
+      ``Converted(StyleGAN2Config, params, source)``.
     """
     return convert_rosinality(load_torch_file(path), path, which, lr_mlp)

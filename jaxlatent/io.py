@@ -116,7 +116,14 @@ def _is_fastgan_state(state) -> bool:
 
 
 def sniff_torch_object(obj) -> str | None:
-    """``'rosinality'``, ``'fastgan'`` or None for a loaded ``torch.save`` object."""
+    """Tell the PyTorch checkpoint formats apart by their keys.
+
+    Args:
+      obj: what ``torch.load`` returned.
+
+    Returns:
+      ``'rosinality'``, ``'fastgan'`` or None.
+    """
     if is_rosinality_state_dict(obj):
         return "rosinality"
     if _is_fastgan_state(obj):
@@ -163,11 +170,17 @@ def save(model, out_dir, *, source: dict | None = None, overwrite: bool = False)
     """Write ``model`` as a converted directory: ``config.json`` + orbax ``params/``.
 
     ``config.json`` holds the format name and version, ``family``, the config
-    (``config.to_json()``) and ``source`` (provenance; defaults to ``model.source``
-    when the model carries one). It is written last, so an interrupted save
-    leaves no ``config.json`` and is recognisably incomplete.
+    (``config.to_json()``) and ``source`` (provenance). It is written last, so an
+    interrupted save leaves no ``config.json`` and is recognisably incomplete.
 
-    Returns the directory path.
+    Args:
+      model: a ``StyleGAN2`` or ``FastGAN``.
+      out_dir: directory to write (new or empty unless ``overwrite``).
+      source: provenance to record; default ``model.source``.
+      overwrite: replace an existing converted directory.
+
+    Returns:
+      the absolute directory path.
     """
     out_dir = os.path.abspath(os.fspath(out_dir))
     config_path = os.path.join(out_dir, CONFIG_FILE)
@@ -182,7 +195,7 @@ def save(model, out_dir, *, source: dict | None = None, overwrite: bool = False)
     ocp.PyTreeCheckpointer().save(params_path, _to_numpy_tree(model.params))
     drop_commit_marker(params_path)
     if source is None:
-        source = getattr(model, "source", None)
+        source = model.source
     record = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -235,7 +248,15 @@ def _check_shapes(family: Family, config, params, where):
 
 
 def load_converted(path):
-    """Load a directory written by :func:`save`; errors name the directory and the fault."""
+    """Load a directory written by :func:`save`.
+
+    Args:
+      path: the converted directory.
+
+    Returns:
+      the model, with ``model.source`` as recorded; ``CheckpointError`` names the directory
+      and the fault (missing or damaged files, params that do not fit the config).
+    """
     path = os.path.abspath(os.fspath(path))
     record = _read_record(path)
     family = _family(record.get("family"), path)

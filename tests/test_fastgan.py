@@ -65,7 +65,7 @@ def test_config_json_round_trip():
     assert config.noise_shapes == ((8, 8),) * 2 + ((32, 32),) * 2 + ((128, 128),) * 2 + ((512, 512),) * 2
     assert FastGANConfig(im_size=256).noise_shapes[-1] == (128, 128) and len(FastGANConfig(im_size=256).noise_shapes) == 6
     assert not config.tanh and FastGANConfig().tanh
-    assert FastGANConfig().nfc(4) * 16 == 16384  # seed 002's "conv1" at ngf 64
+    assert FastGANConfig().nfc(4) * 16 == 16384  # the init features at ngf 64
     with pytest.raises(ValueError, match="im_size"):
         FastGANConfig(im_size=128)
     with pytest.raises(ValueError, match="family"):

@@ -130,7 +130,15 @@ class FastGAN:
 
     @classmethod
     def init(cls, config: FastGANConfig, key) -> "FastGAN":
-        """Model with random parameters (for tests and benchmarks; see :func:`random_params`)."""
+        """Model with random parameters (for tests and benchmarks).
+
+        Args:
+          config: the generator's hyper-parameters.
+          key: ``jax.random`` key.
+
+        Returns:
+          a :class:`FastGAN` with :func:`random_params`.
+        """
         return cls(config, random_params(config, key), source={"format": "random"})
 
     def __repr__(self):
@@ -139,7 +147,14 @@ class FastGAN:
                 f"batchnorm default={self.batchnorm_default!r}, source={self.source})")
 
     def noise_shapes(self, batch: int = 1) -> list[tuple[int, ...]]:
-        """``(batch, 1, H, W)`` of each noise input, in the official draw order."""
+        """Shapes of the noise inputs.
+
+        Args:
+          batch: leading size.
+
+        Returns:
+          ``(batch, 1, H, W)`` of each noise input, in the official draw order.
+        """
         return [(batch, 1) + hw for hw in self.config.noise_shapes]
 
     # ------------------------------------------------------------------ evaluation
@@ -148,7 +163,14 @@ class FastGAN:
         return list(tap_shapes(self.config))
 
     def tap_shape(self, tap: str) -> tuple[int, ...]:
-        """Shape of one sample of ``tap`` (without the batch axis); :class:`UnknownTapError` if absent."""
+        """Shape of one sample of a tap.
+
+        Args:
+          tap: a name from :meth:`taps`.
+
+        Returns:
+          the shape without the batch axis; :class:`UnknownTapError` for an unknown name.
+        """
         shapes = tap_shapes(self.config)
         if tap not in shapes:
             raise UnknownTapError(f"unknown FastGAN tap {tap!r}; known taps: {list(shapes)}")

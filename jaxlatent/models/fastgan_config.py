@@ -95,10 +95,17 @@ class FastGANConfig:
 
 
 def expected_shapes(config: FastGANConfig) -> dict[str, tuple[int, ...]]:
-    """Flat ``{dotted key: shape}`` of a converted generator, in official parameter order.
+    """The parameter layout: flat ``{dotted key: shape}``, in official parameter order.
 
     Spectral-norm layers appear as their effective ``weight``; batch norms carry
     ``weight, bias, running_mean, running_var``; noise injections a ``weight`` of shape ``(1,)``.
+
+    Args:
+      config: the generator's hyper-parameters.
+
+    Returns:
+      ``{'init.init.0.weight': (nz, 32 ngf, 4, 4), ...}``; split at the dots, the nesting of
+      ``params`` and of the Flax module's variables.
     """
     c, shapes = config, {}
 
@@ -143,7 +150,16 @@ def expected_shapes(config: FastGANConfig) -> dict[str, tuple[int, ...]]:
 
 
 def check_params(config: FastGANConfig, params: dict, source: str = "params") -> None:
-    """Raise ``ValueError`` naming every missing, unexpected or misshapen key."""
+    """Check a params pytree against :func:`expected_shapes`.
+
+    Args:
+      config: the generator's hyper-parameters.
+      params: nested params.
+      source: names the params in the error message.
+
+    Returns:
+      None; raises ``ValueError`` naming every missing, unexpected or misshapen key.
+    """
     expected = expected_shapes(config)
     found = {k: tuple(np.shape(v)) for k, v in flatten_dict(params, sep=".").items()}
     missing = [k for k in expected if k not in found]
@@ -171,6 +187,13 @@ def random_params(config: FastGANConfig, key) -> dict:
     converged power iteration would give), batch norm weight N(1, 0.02), bias 0, running
     statistics (0, 1), noise strengths 0.1 (the official code starts at 0; non-zero so noise acts).
     ``key`` (a ``jax.random`` key) seeds a numpy generator: host-side drawing keeps this cheap.
+
+    Args:
+      config: the generator's hyper-parameters.
+      key: ``jax.random`` key.
+
+    Returns:
+      params nested as :func:`expected_shapes` lists them, float32 numpy arrays.
     """
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
     flat = {}
@@ -193,7 +216,14 @@ def random_params(config: FastGANConfig, key) -> dict:
 
 
 def tap_shapes(config: FastGANConfig) -> dict[str, tuple[int, ...]]:
-    """``{tap: per-sample shape}`` in forward order."""
+    """The taps of a generator.
+
+    Args:
+      config: the generator's hyper-parameters.
+
+    Returns:
+      ``{tap: per-sample shape}`` in forward order.
+    """
     shapes = {"init": (config.nfc(4), 4, 4)}
     for res in config.resolutions:
         shapes[f"feat_{res}"] = (config.nfc(res), res, res)

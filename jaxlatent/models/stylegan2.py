@@ -143,14 +143,29 @@ class StyleGAN2:
     # ----- construction -------------------------------------------------------------------
     @classmethod
     def init(cls, config: StyleGAN2Config, key: jax.Array) -> "StyleGAN2":
-        """Model with parameters drawn as the NVlabs constructors draw them."""
+        """Model with parameters drawn as the NVlabs constructors draw them.
+
+        Args:
+          config: the generator's hyper-parameters.
+          key: ``jax.random`` key.
+
+        Returns:
+          a :class:`StyleGAN2` with :func:`random_params`.
+        """
         return cls(config, random_params(config, key))
 
     @classmethod
     def from_state_dict(cls, config: StyleGAN2Config, state_dict, source: str = "<state dict>"):
-        """Model from a flat NVlabs state dict (see :func:`params_from_state_dict`).
+        """Model from a flat NVlabs state dict.
 
-        ``source`` names the dict in error messages and in ``model.source``.
+        Args:
+          config: the generator's hyper-parameters.
+          state_dict: flat ``{'mapping.fc0.weight': array, ...}`` (see
+            :func:`params_from_state_dict`).
+          source: names the dict in error messages and in ``model.source``.
+
+        Returns:
+          a :class:`StyleGAN2`; ``ValueError`` names every missing or misshapen key.
         """
         return cls(config, params_from_state_dict(config, state_dict, source),
                    source={"format": "nvlabs-state-dict", "file": source})
@@ -183,17 +198,46 @@ class StyleGAN2:
                         truncation_cutoff=_cutoff(truncation_cutoff), noise_mode=noise_mode)
 
     def mapping(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None):
-        """ws: (N, num_ws, w_dim) from z: (N, z_dim) (and labels c: (N, c_dim))."""
+        """Mapping network f: Z -> W+ with truncation (NVlabs ``G.mapping``).
+
+        Args:
+          z: (N, z_dim) latents.
+          c: (N, c_dim) labels of a conditional generator, else None.
+          truncation_psi, truncation_cutoff: the truncation trick (Karras et al. 2019, section
+            3) towards ``w_avg`` on the first ``cutoff`` rows (all when None).
+
+        Returns:
+          ws: (N, num_ws, w_dim).
+        """
         return self._run("ws", z, c, truncation_psi, truncation_cutoff, "const", None)
 
     def synthesis(self, ws, noise_mode: str = "const", key=None):
-        """Image (N, C, H, W) from ws: (N, num_ws, w_dim)."""
+        """Synthesis network g: W+ -> image (NVlabs ``G.synthesis``).
+
+        Args:
+          ws: (N, num_ws, w_dim).
+          noise_mode: 'const' (stored noise), 'random' (from ``key``) or 'none'.
+          key: ``jax.random`` key for ``noise_mode='random'``.
+
+        Returns:
+          images (N, img_channels, R, R) in about [-1, 1].
+        """
         self._check_noise(noise_mode, key)
         return _synthesis_jit(self.params, ws, key, config=self.config, noise_mode=noise_mode)
 
     def generate(self, z, c=None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                  noise_mode: str = "const", key=None):
-        """Image (N, C, H, W) in about [-1, 1] from z: (N, z_dim); NVlabs ``G(z, c, ...)``."""
+        """Images from latents; NVlabs ``G(z, c, truncation_psi, truncation_cutoff, noise_mode)``.
+
+        Args:
+          z: (N, z_dim) latents.
+          c: (N, c_dim) labels of a conditional generator, else None.
+          truncation_psi, truncation_cutoff: as in :meth:`mapping`.
+          noise_mode, key: as in :meth:`synthesis`.
+
+        Returns:
+          images (N, img_channels, R, R) in about [-1, 1], not clipped.
+        """
         return self._run("image", z, c, truncation_psi, truncation_cutoff, noise_mode, key)
 
     # ----- taps ---------------------------------------------------------------------------
@@ -202,7 +246,14 @@ class StyleGAN2:
         return list(_tap_shapes(self.config))
 
     def tap_shape(self, tap: str) -> tuple[int, ...]:
-        """Shape of one sample of ``tap`` (without the batch axis)."""
+        """Shape of one sample of a tap.
+
+        Args:
+          tap: a name from :meth:`taps`.
+
+        Returns:
+          the shape without the batch axis; :class:`UnknownTapError` for an unknown name.
+        """
         shapes = _tap_shapes(self.config)
         if tap not in shapes:
             raise UnknownTapError(f"unknown StyleGAN2 tap {tap!r}; known taps: {list(shapes)}")

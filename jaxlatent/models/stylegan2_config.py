@@ -223,7 +223,15 @@ class SynthesisLayerSpec(NamedTuple):
 
 
 def expected_shapes(config: StyleGAN2Config) -> dict[str, tuple[int, ...]]:
-    """Flat NVlabs state-dict key -> shape of every parameter (constant filters excluded)."""
+    """The parameter layout: every parameter's flat NVlabs state-dict key and shape.
+
+    Args:
+      config: the generator's hyper-parameters.
+
+    Returns:
+      ``{'mapping.fc0.weight': (out, in), ...}`` (constant FIR filters excluded); the keys,
+      split at the dots, are the nesting of ``params`` and of the Flax module's variables.
+    """
     shapes: dict[str, tuple[int, ...]] = {}
     feats = config.mapping_features
     if config.c_dim > 0:
@@ -262,6 +270,14 @@ def params_from_state_dict(config: StyleGAN2Config, state_dict: Mapping[str, Any
     checked against ``config.resample_filter`` and dropped. Raises ``ValueError`` naming
     ``source``, the key, the expected and the found shape on any missing, unexpected or
     misshapen entry.
+
+    Args:
+      config: the generator's hyper-parameters.
+      state_dict: flat state dict.
+      source: names the dict in error messages.
+
+    Returns:
+      params nested at the dots, float32 jax arrays.
     """
     want = expected_shapes(config)
     filt = ops.setup_filter(config.resample_filter)
@@ -299,7 +315,14 @@ def random_params(config: StyleGAN2Config, key: jax.Array) -> dict:
 
     Dense weights ``N(0, 1) / lr_multiplier``, biases at their init (0; 1 for style affines),
     convolution weights, ``const`` and ``noise_const`` ``N(0, 1)``, ``noise_strength`` and
-    ``w_avg`` zero.
+    ``w_avg`` zero. All weights come from one draw (one compiled kernel, not one per shape).
+
+    Args:
+      config: the generator's hyper-parameters.
+      key: ``jax.random`` key.
+
+    Returns:
+      params nested as :func:`expected_shapes` lists them.
     """
     shapes = expected_shapes(config)
     drawn = {k: s for k, s in shapes.items()

@@ -359,7 +359,15 @@ WRT = ("z", "w", "ws")
 
 
 def check_wrt(tap: str, wrt: str) -> None:
-    """Raise ``ValueError`` unless ``tap`` can be computed from the latent space ``wrt``."""
+    """Check that ``tap`` is a function of the latent space ``wrt``.
+
+    Args:
+      tap: a tap name.
+      wrt: ``'z'``, ``'w'`` or ``'ws'``.
+
+    Returns:
+      None; raises ``ValueError`` for an unknown space or a mapping tap from W or W+.
+    """
     if wrt not in WRT:
         raise ValueError(f"wrt must be one of {WRT} (input space Z, W or W+), got {wrt!r}")
     if wrt != "z" and tap.startswith("mapping."):
@@ -403,10 +411,18 @@ class Generator(nn.Module):
     def tap(self, x, tap: str, c=None, truncation_psi: float = 1.0,
             truncation_cutoff: int | None = None, noise_mode: str = "const", key=None,
             wrt: str = "z"):
-        """Value of ``tap`` (a name of :meth:`jaxlatent.models.stylegan2.StyleGAN2.taps`).
+        """Value of one tap, computing only the submodules it needs.
 
-        x is z: (N, z_dim), w: (N, w_dim) or ws: (N, num_ws, w_dim) as ``wrt`` says;
-        truncation and c act on z only. Returns (N, *tap_shape).
+        Args:
+          x: z: (N, z_dim), w: (N, w_dim) or ws: (N, num_ws, w_dim), as ``wrt`` says.
+          tap: a name of :meth:`jaxlatent.models.stylegan2.StyleGAN2.taps`.
+          c: (N, c_dim) labels (``wrt='z'`` only).
+          truncation_psi, truncation_cutoff: truncation of the mapped w (``wrt='z'`` only).
+          noise_mode, key: as in :meth:`SynthesisNetwork.__call__`.
+          wrt: ``'z'``, ``'w'`` or ``'ws'``.
+
+        Returns:
+          (N, *tap_shape).
         """
         cfg = self.config
         check_wrt(tap, wrt)
@@ -434,26 +450,64 @@ class Generator(nn.Module):
 # ----------------------------------------------------------------------------- on a params pytree
 
 def mapping_layers(config: StyleGAN2Config, params, z, c=None, stop: str | None = None):
-    """:meth:`MappingNetwork.layers` on the generator's params: w: (N, w_dim) from z: (N, z_dim)."""
+    """:meth:`MappingNetwork.layers` on a params pytree.
+
+    Args:
+      config: the generator's hyper-parameters.
+      params: the generator's nested params (with ``'mapping'``).
+      z: (N, z_dim) latents; c: (N, c_dim) labels or None.
+      stop: an intermediate to return instead (``'mapping.embed'``, ``'mapping.fc<i>'``).
+
+    Returns:
+      w: (N, w_dim) before truncation, or the value named ``stop``.
+    """
     return MappingNetwork(config).apply({"params": params["mapping"]}, z, c, stop,
                                         method=MappingNetwork.layers)
 
 
 def truncate(config: StyleGAN2Config, params, w, truncation_psi: float = 1.0,
              truncation_cutoff: int | None = None):
-    """:meth:`MappingNetwork.truncate` on the generator's params: ws: (N, num_ws, w_dim)."""
+    """:meth:`MappingNetwork.truncate` on a params pytree.
+
+    Args:
+      config, params: as in :func:`mapping_layers`.
+      w: (N, w_dim).
+      truncation_psi, truncation_cutoff: the truncation trick (Karras et al. 2019).
+
+    Returns:
+      ws: (N, num_ws, w_dim).
+    """
     return MappingNetwork(config).apply({"params": params["mapping"]}, w, truncation_psi,
                                         truncation_cutoff, method=MappingNetwork.truncate)
 
 
 def style(config: StyleGAN2Config, params, ws, res: int, name: str):
-    """:meth:`SynthesisNetwork.style` on the generator's params: (N, in_channels)."""
+    """:meth:`SynthesisNetwork.style` on a params pytree.
+
+    Args:
+      config, params: as in :func:`mapping_layers`.
+      ws: (N, num_ws, w_dim).
+      res, name: the layer (block resolution; 'conv0', 'conv1' or 'torgb').
+
+    Returns:
+      the style vector s: (N, in_channels).
+    """
     return SynthesisNetwork(config).apply({"params": params["synthesis"]}, ws, res, name,
                                           method=SynthesisNetwork.style)
 
 
 def synthesis(config: StyleGAN2Config, params, ws, noise_mode: str = "const", key=None,
               stop: str | None = None):
-    """:class:`SynthesisNetwork` on the generator's params: image (N, C, R, R) from ws."""
+    """:class:`SynthesisNetwork` on a params pytree.
+
+    Args:
+      config, params: as in :func:`mapping_layers`.
+      ws: (N, num_ws, w_dim).
+      noise_mode, key: 'const', 'random' (from ``key``) or 'none'.
+      stop: an intermediate to return instead (see :meth:`SynthesisNetwork.__call__`).
+
+    Returns:
+      images (N, img_channels, R, R), or the value named ``stop``.
+    """
     return SynthesisNetwork(config).apply({"params": params["synthesis"]}, ws, noise_mode, key,
                                           stop)
