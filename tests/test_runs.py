@@ -123,7 +123,7 @@ def test_resume_with_other_options_model_or_version_refuses(model, tmp_path):
 
 
 def test_bad_input(model, tmp_path):
-    with pytest.raises(RunError, match="unknown analysis 'nope'; known: local-basis, local-dim"):
+    with pytest.raises(RunError, match="unknown analysis .nope.; known: concept-effects, local-basis, local-dim"):
         run("nope", model, 4, tmp_path / "x")
     for n in (0, -3, 2.5):
         with pytest.raises(RunError, match="N must be an integer >= 1"):
@@ -240,3 +240,24 @@ def test_cli_run_and_its_help(model, tmp_path, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "local-dim", ckpt, "--k", "3", "--n", "4", "--out", "x"])
     assert "unrecognized arguments: --k" in capsys.readouterr().err
+
+
+def test_concept_effects_run_gives_the_probabilities_of_concept_effects(tmp_path):
+    import jaxlatent.digits
+    from jaxlatent import io
+    from jaxlatent.analysis.correlation import concept_effects, effects_from_probs
+
+    model = io.load(jaxlatent.digits.assets_dir())
+    clf = jaxlatent.digits.load_classifier()
+    res = run("concept-effects", model, 4, tmp_path / "r", chunk_size=4, progress=False,
+              options={"dims": "0,5", "values": "-2,2"})
+    assert res["probs"].shape == (4, 2, 2, 10) and res["base_probs"].shape == (4, 10)
+    want = concept_effects(model.fn("image"), clf.logits, latents(0, 0, 4, 64), dims=[0, 5], values=(-2.0, 2.0))
+    got = effects_from_probs(np.asarray(res["probs"]), np.asarray(res["base_probs"]), [-2.0, 2.0], [0, 5])
+    # one chunk of 4 latents, as concept_effects' own call: the same images and probabilities up
+    # to float32 rounding of the statistics computed from them (values in [0, 1])
+    np.testing.assert_allclose(np.asarray(res["base_probs"]), np.asarray(want.base_probs), atol=1e-5)
+    for name in ("sensitivity", "effect", "correlation", "flip_rate"):
+        np.testing.assert_allclose(np.asarray(getattr(got, name)), np.asarray(getattr(want, name)), atol=1e-5)
+    with pytest.raises(RunError, match=r"--dims must lie in \[0, 64\)"):
+        run("concept-effects", model, 6, tmp_path / "x", options={"dims": "64"})

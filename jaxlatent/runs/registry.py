@@ -13,15 +13,19 @@ read (a singular-value spectrum ``(m,)`` and an integer local dimension ``()``).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from typing import Any, Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from jaxlatent.analysis.interventions import KINDS, intervention_probs, single_dim_grid
 from jaxlatent.analysis.local_basis import SOLVERS, local_basis
 from jaxlatent.analysis.local_dimension import local_dimension
+from jaxlatent.digits import load_classifier
 from jaxlatent.runs.store import Output, RunError
 
 
@@ -177,3 +181,63 @@ register(Analysis(
     help="local dimension (Choi, Hwang, Cho and Kang 2022): Jacobian rank at the Gavish-Donoho threshold",
     options=(TAP, TRUNC), outputs=_local_dim_outputs, compute=_local_dim,
     spectrum="singular_values", dimension="dimension"))
+
+
+# -- concept effects of single latent dimensions (Li, Tao, Niu & Li, ICPR 2020) --------------
+
+@functools.lru_cache(maxsize=4)
+def _classifier(path: str | None):
+    return load_classifier(path)
+
+
+def _numbers(text: str, kind: type, flag: str) -> list:
+    try:
+        return [kind(t) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise RunError(f"concept-effects: {flag} expects numbers separated by commas, found {text!r}") from None
+
+
+def _concept_grid(model, options):
+    d = int(model.z_dim)
+    dims = list(range(d)) if options["dims"] in (None, "all") else _numbers(options["dims"], int, "--dims")
+    values = _numbers(options["values"], float, "--values")
+    if not dims or min(dims) < 0 or max(dims) >= d:
+        raise RunError(f"concept-effects: --dims must lie in [0, {d}), found {options['dims']!r}")
+    if len(values) < 2:
+        raise RunError(f"concept-effects: --values needs at least two values, found {options['values']!r}")
+    return dims, values
+
+
+def _concept_outputs(model, options):
+    dims, values = _concept_grid(model, options)
+    clf = _classifier(options["classifier"])
+    image = jax.eval_shape(tap_fn(model, options), jax.ShapeDtypeStruct((1, int(model.z_dim)), np.float32))
+    c = jax.eval_shape(clf.logits, jax.ShapeDtypeStruct(image.shape, np.float32)).shape[-1]
+    return (Output("base_probs", (c,), "float32"), Output("probs", (len(dims), len(values), c), "float32"))
+
+
+def _concept_effects(model, z, options, keys, *, mesh=None):
+    dims, values = _concept_grid(model, options)
+    d, kind = int(model.z_dim), options["kind"]
+    mask, amount = single_dim_grid(d, dims, values, kind=kind)
+    # row 0: no intervention, the base probabilities in the same call (as concept_effects does)
+    mask = jnp.concatenate([jnp.zeros((1, d)), mask])
+    amount = jnp.concatenate([jnp.zeros((1, d)), amount])
+    probs = intervention_probs(tap_fn(model, options), _classifier(options["classifier"]).logits, z, mask,
+                               amount, kind=kind, **execution(intervention_probs, z, mesh))
+    n, c = probs.shape[0], probs.shape[-1]
+    return {"base_probs": probs[:, 0], "probs": probs[:, 1:].reshape(n, len(dims), len(values), c)}
+
+
+register(Analysis(
+    name="concept-effects",
+    help="classifier probabilities under single-dimension interventions (Li, Tao, Niu & Li, ICPR 2020); "
+         "effects_from_probs turns the stored probs into sensitivity, effect, correlation and flip rate",
+    options=(Option("tap", "--tap", str, "image", "image tap the classifier reads (default image)"),
+             Option("dims", "--dims", str, "all", "latent dimensions to intervene on, e.g. 0,3,7 (default all)"),
+             Option("values", "--values", str, "-3,3", "intervention values in standard units (default -3,3)"),
+             Option("kind", "--kind", str, "set", "set (default), shift or scale", KINDS),
+             Option("classifier", "--classifier", str, None,
+                    "classifier folder (jaxlatent.digits.save_classifier; default: the shipped digits classifier)"),
+             TRUNC),
+    outputs=_concept_outputs, compute=_concept_effects))
