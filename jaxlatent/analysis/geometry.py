@@ -1,0 +1,281 @@
+"""The Riemannian metric of a generator's image manifold, at many latents at once.
+
+Wang & Ponce, "The Geometry of Deep Generative Image Models and its Applications" (ICLR 2021),
+section 2: for a generator ``g`` and an image distance ``d``, the metric at ``z0`` is the Hessian
+
+    H(z0) = d^2/dz^2  d(g(z0), g(z))  at z = z0          (no factor 1/2, as their ``hessian_compute``)
+
+Because ``d(x0, x) >= 0 = d(x0, x0)``, the gradient of ``x -> d(x0, x)`` vanishes at ``x = x0``,
+so the chain rule leaves only the Gauss-Newton term
+
+    H(z0) = J^T M J,    J = dg/dz (z0)  (out x in),    M = d^2/dx^2 d(x0, x) at x = x0  (out x out),
+
+exact for every twice-differentiable distance. For the default distance, the mean squared
+difference over the ``n`` values of an image, ``M = (2/n) I`` and ``H = (2/n) J^T J``.
+
+Two ways to get the eigenpairs (descending):
+
+* ``"full"``: ``J`` by forward mode (``in`` tangents through ``g``; reverse mode when the image has
+  fewer values than the latent), ``M J`` by forward-over-reverse through the distance only (its
+  gradient's directional derivative along each column of ``J``), then ``J^T (M J)`` and one
+  ``eigh``. The generator is differentiated once, never twice.
+* ``"lobpcg"``: the top ``k`` by LOBPCG (``jax.experimental.sparse.linalg.lobpcg_standard``) on
+  the matrix-free product ``v -> J^T M (J v)``: one linearised forward pass, the distance's
+  Hessian-vector product and the transposed linear map per block; ``J`` is never formed.
+
+Signs: each eigenvector is flipped so that its entry of largest magnitude is positive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.experimental.sparse.linalg import lobpcg_standard
+
+from jaxlatent.analysis.jacobian import check_latents, output_size
+from jaxlatent.analysis.local_basis import fix_signs
+from jaxlatent.parallel import map_batched
+
+METHODS = ("auto", "full", "lobpcg")
+# "auto" forms J when one latent's Jacobian has at most this many entries (256 MB in float32)
+FULL_LIMIT = 2 ** 26
+
+
+class Metric(NamedTuple):
+    """The metric tensor at N latents (a pytree; every field batched on axis 0).
+
+    eigenvalues: (N, k), descending.
+    eigenvectors: (N, in, k), orthonormal columns, largest-magnitude entry positive.
+    matrix: (N, in, in), the whole H (``method="full"``), or None (top-k methods).
+    """
+
+    eigenvalues: jax.Array
+    eigenvectors: jax.Array
+    matrix: jax.Array | None
+
+
+def mse_distance(x0: jax.Array, x: jax.Array) -> jax.Array:
+    """Mean squared difference over all values of each image: the default image distance.
+
+    Args:
+      x0: (N, ...) reference images.
+      x: (N, ...) images, same shape.
+
+    Returns:
+      (N,) distances; the metric it induces is ``(2/n) J^T J`` with ``n = prod(x.shape[1:])``.
+    """
+    diff = jnp.reshape(x - x0, (x.shape[0], -1))
+    return jnp.mean(diff * diff, axis=1)
+
+
+def _flat(g: Callable) -> Callable:
+    return lambda z1: jnp.reshape(g(z1[None])[0], (-1,))
+
+
+def _distance_hvp(distance: Callable, x0: jax.Array, shape) -> Callable:
+    """``u (out,) -> M u`` with ``M`` the Hessian of ``x -> distance(x0, x)`` at ``x0`` (flattened)."""
+    ref = jnp.reshape(x0, shape)[None]
+
+    def d1(xf):
+        return distance(ref, jnp.reshape(xf, shape)[None])[0]
+
+    grad = jax.grad(d1)
+    return lambda u: jax.jvp(grad, (x0,), (u,))[1]
+
+
+def _is_mse(distance) -> bool:
+    return distance is None or distance is mse_distance
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["g", "distance"],
+                   meta_fields=["mode", "mse"])
+@dataclasses.dataclass(frozen=True)
+class _MetricMatrix:
+    """Hashable ``z (n, in) -> H (n, in, in)``: the full metric, ``J^T M J``, per latent."""
+
+    g: Callable
+    distance: Callable | None
+    mode: str
+    mse: bool
+
+    def __call__(self, z):
+        gf = _flat(self.g)
+        shape = jax.eval_shape(self.g, z[:1]).shape[1:]
+
+        def one(z1):
+            x0 = gf(z1)
+            jac = jax.jacfwd(gf)(z1) if self.mode == "fwd" else jax.jacrev(gf)(z1)  # (out, in)
+            if self.mse:
+                mj = jac * (2.0 / jac.shape[0])
+            else:
+                hvp = _distance_hvp(self.distance, x0, shape)
+                mj = jax.vmap(hvp, in_axes=1, out_axes=1)(jac)
+            h = jac.T @ mj
+            return 0.5 * (h + h.T)
+
+        return jax.vmap(one)(z)
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=["k"])
+@dataclasses.dataclass(frozen=True)
+class _Eigh:
+    """Hashable ``H (n, in, in) -> Metric``: one batched ``eigh`` (the only LAPACK call of its program)."""
+
+    k: int | None
+
+    def __call__(self, h):
+        vals, vecs = jnp.linalg.eigh(h)
+        vals, vecs = vals[..., ::-1], vecs[..., ::-1]
+        if self.k is not None:
+            vals, vecs = vals[..., :self.k], vecs[..., :self.k]
+        return Metric(vals, fix_signs(vecs, vecs)[1], h)
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["g", "distance"],
+                   meta_fields=["k", "iters", "tol", "mse"])
+@dataclasses.dataclass(frozen=True)
+class _TopK:
+    """Hashable ``(z (n, in), start (n, in, k)) -> Metric`` by LOBPCG, vmapped over latents.
+
+    LOBPCG's decompositions depend on one another within an iteration, so the batched calls run
+    one after another (``tests/test_geometry.py`` checks the compiled program).
+    """
+
+    g: Callable
+    distance: Callable | None
+    k: int
+    iters: int
+    tol: float | None
+    mse: bool
+
+    def __call__(self, batch):
+        z, start = batch
+        gf = _flat(self.g)
+        shape = jax.eval_shape(self.g, z[:1]).shape[1:]
+
+        def one(z1, x_init):
+            x0, jvp_lin = jax.linearize(gf, z1)
+            vjp_lin = jax.linear_transpose(jvp_lin, z1)
+            if self.mse:
+                m_apply = lambda u: u * (2.0 / x0.shape[0])
+            else:
+                m_apply = _distance_hvp(self.distance, x0, shape)
+            hv = lambda v: vjp_lin(m_apply(jvp_lin(v)))[0]
+            theta, vecs, _ = lobpcg_standard(jax.vmap(hv, in_axes=1, out_axes=1), x_init, m=self.iters,
+                                             tol=self.tol)
+            return theta, vecs
+
+        vals, vecs = jax.vmap(one)(z, start)
+        return Metric(vals, fix_signs(vecs, vecs)[1], None)
+
+
+def resolve_method(method: str, n_in: int, n_out: int, k: int | None) -> str:
+    """``"full"`` or ``"lobpcg"``: "auto" forms the metric unless only a few of many directions are wanted.
+
+    Args:
+      method: "auto", "full" or "lobpcg".
+      n_in: latent size. n_out: values per image. k: eigenpairs wanted (None: all).
+
+    Returns:
+      "lobpcg" for "auto" when ``k`` is given, LOBPCG can run (``5 k < in``) and the
+      Jacobian of one latent has more than ``FULL_LIMIT`` entries; "full" otherwise.
+    """
+    if method not in METHODS:
+        raise ValueError(f"metric_tensor: method must be one of {METHODS}, found {method!r}")
+    if method != "auto":
+        return method
+    if k is not None and 5 * k < n_in and n_in * n_out > FULL_LIMIT:
+        return "lobpcg"
+    return "full"
+
+
+def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | None = None,
+                  method: str = "auto", key: jax.Array | None = None, iters: int = 200,
+                  tol: float | None = None, chunk_size: int | None = None, mesh=None,
+                  use_pmap: bool = False, progress: Callable | None = None) -> Metric:
+    """The Riemannian metric H(z0) of the image manifold at each latent (Wang & Ponce 2021, eq. 2).
+
+    H(z0) is the Hessian of ``z -> distance(g(z0), g(z))`` at ``z = z0``, computed as
+    ``J^T M J`` (module docstring): for the default distance ``H = (2/n) J^T J``.
+
+    Args:
+      g: batched generator ``(N, in) -> (N, C, H, W)`` (any output shape), e.g.
+        ``model.fn("image", wrt="w")``.
+      z: (N, in) latents; float64 in, float64 out (when ``g`` computes in float64).
+      distance: ``distance(x0, x) -> (N,)`` on batches of images, twice differentiable, with
+        ``distance(x0, x0) = 0``; default :func:`mse_distance`.
+      k: eigenpairs kept (default: all ``in``; required for ``"lobpcg"``, which needs ``5 k < in``).
+      method: ``"full"`` (form H, dense ``eigh``), ``"lobpcg"`` (top ``k`` matrix-free) or
+        ``"auto"`` (see :func:`resolve_method`).
+      key: PRNG key for LOBPCG's random start block (one block per latent, split from it, so
+        results do not depend on chunking); required for ``"lobpcg"``.
+      iters: LOBPCG's maximum iterations.
+      tol: LOBPCG's tolerance: a pair converges when ``|H v - l v| < tol * 10 * in * (l + |H v|)``
+        (default: the float epsilon of the dtype); the iteration stops when all ``k`` have.
+      chunk_size: latents per compiled call; "full" holds ``chunk_size * out * in`` values.
+      mesh, use_pmap, progress: see :func:`jaxlatent.parallel.map_batched`.
+
+    Returns:
+      :class:`Metric` with eigenvalues (N, k) descending, eigenvectors (N, in, k) and the
+      matrix (N, in, in) for "full" (None for "lobpcg").
+    """
+    z = check_latents(z, "metric_tensor")
+    n_in, n_out = z.shape[1], output_size(g, z)
+    if k is not None and not 1 <= k <= n_in:
+        raise ValueError(f"metric_tensor: k must lie in [1, {n_in}] for a {n_in}-dimensional latent, found {k}")
+    method = resolve_method(method, n_in, n_out, k)
+    options = dict(chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
+    mse = _is_mse(distance)
+    if method == "full":
+        mode = "fwd" if n_in <= n_out else "rev"
+        return map_batched((_MetricMatrix(g, None if mse else distance, mode, mse), _Eigh(k)), z, **options)
+    if k is None or not 5 * k < n_in:
+        raise ValueError(f"metric_tensor: method 'lobpcg' needs k with 5 k < {n_in} (the latent size), "
+                         f"found k={k}; use method='full' for more eigenpairs")
+    if key is None:
+        raise ValueError("metric_tensor: method 'lobpcg' needs an explicit jax.random key (key=...)")
+    start = jax.vmap(lambda kk: jax.random.normal(kk, (n_in, k), z.dtype))(jax.random.split(key, z.shape[0]))
+    fn = _TopK(g, None if mse else distance, int(k), int(iters), None if tol is None else float(tol), mse)
+    return map_batched(fn, (z, start), **options)
+
+
+def metric_matrix(metric: Metric) -> jax.Array:
+    """``V diag(l) V^T`` from a Metric's eigenpairs: the whole H, or its rank-k part for top-k metrics.
+
+    Args:
+      metric: :class:`Metric` with eigenvalues (N, k) and eigenvectors (N, in, k).
+
+    Returns:
+      (N, in, in).
+    """
+    v = metric.eigenvectors
+    return (v * metric.eigenvalues[..., None, :]) @ jnp.swapaxes(v, -1, -2)
+
+
+def metric_distance_scale(metric: Metric, distance: float) -> jax.Array:
+    """Step lengths along each eigenvector that move the metric distance by ``distance``.
+
+    The second-order expansion ``d(g(z0), g(z0 + t v_i)) ~ 1/2 l_i t^2`` (H is the Hessian of
+    ``d``) gives ``t_i = sqrt(2 distance / l_i)``: the eigen-axis strips of Wang & Ponce 2021
+    (figure 2) step each axis by the same amount of image change this way.
+
+    Args:
+      metric: :class:`Metric` with eigenvalues (N, k).
+      distance: the image distance one step should make (same units as the metric's distance).
+
+    Returns:
+      (N, k) step lengths in latent units (infinite for zero eigenvalues).
+    """
+    vals = jnp.maximum(metric.eigenvalues, 0)
+    return jnp.sqrt(2.0 * distance / vals)
+
+
+# Public name of the LOBPCG element count check, reused by callers choosing k.
+def max_lobpcg_k(n_in: int) -> int:
+    """Largest ``k`` LOBPCG accepts for an ``n_in``-dimensional latent (``5 k < n_in``)."""
+    return max(0, math.ceil(n_in / 5) - 1)
