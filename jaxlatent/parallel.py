@@ -25,20 +25,112 @@ and pass it on; results come back as global arrays whose host-local parts
 
 Results do not depend on the device count or the chunk size beyond float
 rounding: every sample is computed independently of the others.
+
+Defaults that make a call with no options the fast path: :func:`auto_chunk_size` picks the
+chunk from the bytes one sample needs and the memory at hand, and :func:`map_batched` runs its
+programs with one BLAS thread per LAPACK call (:mod:`jaxlatent.threads`). The execution
+options are spelled the same in every analysis: ``chunk_size=None, mesh=None,
+use_pmap=False, progress=False`` (keyword-only).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxlatent.threads import single_blas_thread
+
 BATCH_AXIS = "batch"
+
+# Bytes of per-sample work (e.g. Jacobians plus decomposition workspace) one chunk holds on a
+# CPU: larger chunks stop fitting the caches and leave LAPACK's batch split nothing to gain;
+# measured best on 512 x 512 Jacobians (benchmarks/local_basis.py, docs/performance.md)
+CPU_CHUNK_BYTES = 64 * 2 ** 20
+# share of the free memory (host RAM on CPU, device memory on accelerators) one chunk may use
+MEMORY_SHARE = 0.25
+
+
+def available_memory(device: jax.Device | None = None) -> int | None:
+    """Free bytes on ``device`` (default: the first device): device memory where the backend
+    reports it, else the host's available RAM; ``None`` when neither is known."""
+    device = jax.devices()[0] if device is None else device
+    stats = None
+    if device.platform != "cpu":
+        try:
+            stats = device.memory_stats()
+        except (AttributeError, NotImplementedError, RuntimeError):
+            stats = None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _device_count(mesh: Mesh | None, use_pmap: bool) -> int:
+    if mesh is not None:
+        return mesh.devices.size
+    return jax.local_device_count() if use_pmap else 1
+
+
+def auto_chunk_size(bytes_per_sample: int, n: int, *, mesh: Mesh | None = None,
+                    use_pmap: bool = False) -> int:
+    """The chunk size analyses use when ``chunk_size=None``.
+
+    Rule: a chunk holds at most ``budget / bytes_per_sample`` samples, where ``budget`` is
+    ``MEMORY_SHARE`` (1/4) of the free memory of a device (times the device count: each
+    device takes its share of the chunk), and on CPU also at most ``CPU_CHUNK_BYTES``
+    (64 MiB: beyond that, throughput on CPU falls, see ``docs/performance.md``). A chunk
+    smaller than ``n`` is rounded down to a power of two (so that batches of other sizes
+    reuse its compiled program); never below the device count, never above ``n``.
+
+    Args:
+      bytes_per_sample: bytes one sample needs at its peak (e.g. its Jacobian and the
+        decomposition's workspace).
+      n: number of samples.
+      mesh, use_pmap: as passed to :func:`map_batched` (how many devices share a chunk).
+
+    Returns:
+      The chunk size, an int in ``[1, max(n, device count)]``.
+    """
+    ndev = _device_count(mesh, use_pmap)
+    device = mesh.devices.flat[0] if mesh is not None else jax.devices()[0]
+    free = available_memory(device)
+    budget = math.inf if free is None else MEMORY_SHARE * free * ndev
+    if device.platform == "cpu":
+        budget = min(budget, CPU_CHUNK_BYTES)
+    chunk = int(max(1, budget // max(1, int(bytes_per_sample))))
+    if chunk < n:
+        chunk = 2 ** int(math.log2(chunk))
+    return max(ndev, min(chunk, n))
+
+
+def progress_wrapper(progress: bool | Callable | None, desc: str = "chunks") -> Callable | None:
+    """``progress`` as the analyses take it: ``False``/``None`` (none), ``True`` (a tqdm bar
+    labelled ``desc``) or a wrapper of an iterator (e.g. ``tqdm.tqdm``), returned as is."""
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        return lambda it: tqdm.tqdm(it, desc=desc, unit="chunk")
+    if not callable(progress):
+        raise ValueError(f"progress must be True, False or a wrapper of an iterator, found {progress!r}")
+    return progress
 
 
 def batch_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -134,25 +226,33 @@ def _run_chunk(fn, x, mesh, use_pmap):
     return _call_jit(static, dyn, x)
 
 
-def map_batched(fn: Callable[[Any], Any], z, chunk_size: int | None = None, mesh: Mesh | None = None,
-                use_pmap: bool = False, progress: Callable | None = None):
+def map_batched(fn: Callable[[Any], Any], z, *, chunk_size: int | None = None, mesh: Mesh | None = None,
+                use_pmap: bool = False, progress: bool | Callable | None = False):
     """Apply a batched function to ``z`` chunk by chunk, each chunk spread over devices.
 
-    fn: ``x (n, ...) -> pytree of arrays with leading axis n``, samples independent; or a
-    tuple of such functions, applied in order to each chunk as separate compiled programs
-    (XLA on CPU ran a Jacobian followed by a LAPACK SVD 40% slower fused into one program
-    than as two).
-    Its array leaves (if it is a pytree such as ``jax.tree_util.Partial``) are
-    passed to the compiled program as inputs, the rest is hashed: the same
-    function (or an equal structure) compiles once and is reused across chunks
-    and calls (see :func:`split_callable`). z: ``(N, ...)`` array or pytree of arrays with a
-    shared leading axis. chunk_size: rows per call (default: all N at once);
-    the last chunk is padded so that every call has the same shape (one
-    compilation). mesh: a :func:`batch_mesh`; each chunk (rounded up to a
-    multiple of the device count) is split over its devices with ``shard_map``,
-    or with ``pmap`` when ``use_pmap`` (default devices: all local ones).
-    progress: optional wrapper of the chunk iterator (e.g. ``tqdm.tqdm``).
-    Returns the pytree of results, concatenated to leading axis N.
+    Its array leaves (if ``fn`` is a pytree such as ``jax.tree_util.Partial``) are passed to
+    the compiled program as inputs, the rest is hashed: the same function (or an equal
+    structure) compiles once and is reused across chunks and calls (see
+    :func:`split_callable`). The programs run with one BLAS thread per LAPACK call
+    (:func:`jaxlatent.threads.single_blas_thread`), and the call returns when they are done.
+
+    Args:
+      fn: ``x (n, ...) -> pytree of arrays with leading axis n``, samples independent; or a
+        tuple of such functions, applied in order to each chunk as separate compiled programs
+        (XLA on CPU ran a Jacobian followed by a LAPACK SVD 40% slower fused into one program
+        than as two).
+      z: ``(N, ...)`` array or pytree of arrays with a shared leading axis.
+      chunk_size: rows per call (default: all N at once; the analyses pass
+        :func:`auto_chunk_size`). The last chunk is padded so that every call has the same
+        shape (one compilation).
+      mesh: a :func:`batch_mesh`; each chunk (rounded up to a multiple of the device count)
+        is split over its devices with ``shard_map``, or with ``pmap`` when ``use_pmap``.
+      use_pmap: split chunks with ``pmap`` (default devices: all local ones).
+      progress: ``True`` for a progress bar over chunks, or a wrapper of the chunk iterator
+        (e.g. ``tqdm.tqdm``); see :func:`progress_wrapper`.
+
+    Returns:
+      The pytree of results, concatenated to leading axis N.
     """
     leaves = jax.tree_util.tree_leaves(z)
     if not leaves:
@@ -160,24 +260,24 @@ def map_batched(fn: Callable[[Any], Any], z, chunk_size: int | None = None, mesh
     n = leaves[0].shape[0]
     if n == 0:
         raise ValueError("map_batched: the batch is empty (N = 0)")
-    ndev = 1
-    if use_pmap:
-        ndev = mesh.devices.size if mesh is not None else jax.local_device_count()
-    elif mesh is not None:
-        ndev = mesh.devices.size
+    ndev = _device_count(mesh, use_pmap)
     chunk = n if chunk_size is None else max(1, int(chunk_size))
     chunk = math.ceil(min(chunk, n) / ndev) * ndev
     starts = range(0, n, chunk)
-    if progress is not None:
-        starts = progress(starts)
+    wrap = progress_wrapper(progress)
+    if wrap is not None:
+        starts = wrap(starts)
     pieces = []
-    for start in starts:
-        part = jax.tree_util.tree_map(lambda a: pad_rows(jnp.asarray(a[start:start + chunk]), chunk), z)
-        if mesh is not None and not use_pmap:
-            part, _ = shard_batch(part, mesh)
-        out = _run_chunk(fn, part, mesh, use_pmap)
-        rows = min(chunk, n - start)
-        pieces.append(jax.tree_util.tree_map(lambda a: a[:rows], out))
-    if len(pieces) == 1:
-        return pieces[0]
-    return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0), *pieces)
+    with single_blas_thread():
+        for start in starts:
+            part = jax.tree_util.tree_map(lambda a: pad_rows(jnp.asarray(a[start:start + chunk]), chunk), z)
+            if mesh is not None and not use_pmap:
+                part, _ = shard_batch(part, mesh)
+            out = _run_chunk(fn, part, mesh, use_pmap)
+            rows = min(chunk, n - start)
+            pieces.append(jax.tree_util.tree_map(lambda a: a[:rows], out))
+        if len(pieces) == 1:
+            result = pieces[0]
+        else:
+            result = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0), *pieces)
+        return jax.block_until_ready(result)

@@ -187,7 +187,7 @@ def _programs():
         "distortion baseline": (distortion._random_baseline, (key, 8, 40, 6, f32, "geodesic")),
         "local_basis svd": (jax.jit(local_basis.svd_triplets), (jac,)),
         "local_basis gram": (jax.jit(local_basis.gram_triplets), (jac,)),
-        "iterative traversal": (jax.jit(traversal._Iterate(tap, "fwd", 1.0, 4, False, True, 3)),
+        "iterative traversal": (jax.jit(traversal.traversal_program(tap, "fwd", 1.0, 4, False, True, 3)),
                                 ((z, jnp.zeros(4, jnp.int32)),)),
     }
 

@@ -29,6 +29,33 @@ def test_single_device_mesh_and_padding():
     np.testing.assert_allclose(out, np.arange(7.0) + 1)
 
 
+def test_blas_threads_limited_during_calls_and_restored():
+    from threadpoolctl import threadpool_info
+
+    from jaxlatent.threads import single_blas_thread
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen = []
+    with single_blas_thread():
+        seen = blas_threads()
+    assert seen and all(n == 1 for n in seen)
+    assert blas_threads() == before
+
+
+def test_progress_option_spellings():
+    from jaxlatent.parallel import progress_wrapper
+
+    assert progress_wrapper(False) is None and progress_wrapper(None) is None
+    assert list(progress_wrapper(True)(range(3))) == [0, 1, 2]
+    out = map_batched(lambda a: a * 2, jnp.arange(5.0), chunk_size=2, progress=True)
+    np.testing.assert_allclose(out, np.arange(5.0) * 2)
+    with pytest.raises(ValueError, match="progress"):
+        progress_wrapper("yes")
+
+
 def test_map_batched_pytrees_and_progress():
     seen = []
 
@@ -60,7 +87,10 @@ SCRIPT = textwrap.dedent("""
     one = [jax.devices()[0]]
     mesh, single = batch_mesh(), batch_mesh(one)
 
-    def close(a, b, atol=1e-6):
+    # each device runs its own batch shape (11, 5, 3 or 2 rows), so XLA compiles other kernels
+    # whose float32 summation order differs: entries of size ~1 agree to a few ulp, and singular
+    # vectors carry that over amplified by 1 / (gap between singular values), ~20 here: 1e-5
+    def close(a, b, atol=1e-5):
         for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
             np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0)
 
@@ -72,9 +102,10 @@ SCRIPT = textwrap.dedent("""
     close(local_basis(f, z, k=4, mesh=mesh), lb)
     close(local_basis(f, z, k=4, use_pmap=True, chunk_size=8), lb)
     key = jax.random.key(2)
-    tk = local_basis_topk(f, z, 3, key, tol=1e-6, mesh=single)
-    # an iterative solver: rounding differences of other batch shapes grow by 1/gap (tol 1e-6)
-    close(local_basis_topk(f, z, 3, key, tol=1e-6, mesh=mesh, chunk_size=4), tk, atol=1e-5)
+    tk = local_basis_topk(f, z, 3, key, tol=1e-5, mesh=single)
+    # an iterative solver stopped at tol 1e-5: on top of rounding, the stop may fall one round
+    # apart in the two programs (values and vectors then differ by well under the tolerance)
+    close(local_basis_topk(f, z, 3, key, tol=1e-5, mesh=mesh, chunk_size=4), tk, atol=1e-4)
     tr = iterative_traversal(f, z[:5], 0, 0.5, num_steps=6, num_frames=3, mesh=single)
     close(iterative_traversal(f, z[:5], 0, 0.5, num_steps=6, num_frames=3, mesh=mesh), tr)
     print("OK")
@@ -108,7 +139,8 @@ MULTIHOST = textwrap.dedent("""
     want = jaxlatent.local_basis(f, z)                                          # this host alone
     for a, b in zip(got, want):
         assert a.shape == b.shape, (a.shape, b.shape)
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+        # chunks of 4 split over two processes against one batch of 7: two programs (see above)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
     print("MULTIHOST OK", jax.process_index(), flush=True)
 """)
 

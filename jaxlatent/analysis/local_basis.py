@@ -1,4 +1,4 @@
-"""Local Basis (seed 003): the singular vectors of a tap's Jacobian at each latent.
+"""Local Basis (Choi et al., ICLR 2022): the singular vectors of a tap's Jacobian at each latent.
 
 Choi et al., "Do Not Escape From the Manifold: Discovering the Local
 Coordinates on the Latent Space of GANs" (ICLR 2022), section 3: at a latent
@@ -17,15 +17,14 @@ deterministic across runs, devices and batch compositions.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxlatent.analysis.jacobian import _BatchJacobian, check_latents, output_size, resolve_mode
-from jaxlatent.parallel import map_batched
+from jaxlatent.analysis.jacobian import batched_jacobian, check_latents, output_size, resolve_mode
+from jaxlatent.analysis.spectral import top_singular
+from jaxlatent.parallel import auto_chunk_size, map_batched
 
 
 class LocalBasis(NamedTuple):
@@ -93,17 +92,11 @@ def gram_triplets(jac: jax.Array, k: int | None = None) -> LocalBasis:
     return LocalBasis(singular_values=s, basis=u, directions=v)
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=["k", "solver"])
-@dataclasses.dataclass(frozen=True)
-class _Decompose:
-    """Hashable ``jac (n, out, in) -> LocalBasis``: every chunk and call with the same k compiles once."""
-
-    k: int | None
-    solver: str
-
-    def __call__(self, jac):
-        decompose = svd_triplets if self.solver == "svd" else gram_triplets
-        return decompose(jac, self.k)
+def decomposition_bytes(n_out: int, n_in: int, itemsize: int = 4) -> int:
+    """Peak bytes per latent of :func:`local_basis`: the ``(out, in)`` Jacobian, LAPACK's
+    column-major copy of it, both factors and the divide-and-conquer workspace (~4 m^2, m = min)."""
+    m = min(n_out, n_in)
+    return itemsize * (2 * n_out * n_in + n_out * m + m * n_in + 4 * m * m)
 
 
 def _check_k(k, n_out, n_in, where):
@@ -113,21 +106,34 @@ def _check_k(k, n_out, n_in, where):
     return k
 
 
-def local_basis(f: Callable, z, k: int | None = None, mode: str = "auto", chunk_size: int | None = None,
-                solver: str = "svd", mesh=None, use_pmap: bool = False,
-                progress: Callable | None = None) -> LocalBasis:
+def local_basis(f: Callable, z, k: int | None = None, *, mode: str = "auto", solver: str = "svd",
+                chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
+                progress: bool | Callable = False) -> LocalBasis:
     """Local Basis of the tap ``f`` at each latent, from the full Jacobian and a dense SVD.
 
-    f: batched callable ``(N, in) -> (N, *out_shape)`` (outputs flattened in C order).
-    z: (N, in). k: number of leading triplets kept (default ``min(out, in)``).
-    mode: Jacobian mode (``"auto"``, ``"fwd"``, ``"rev"``). chunk_size: latents per
-    compiled call; peak memory O(chunk_size * out * in). solver: ``"svd"`` (dense
-    SVD, as the reference's ``torch.svd``; accurate to float rounding) or ``"gram"``
-    (eigenvectors of the smaller Gram matrix, see :func:`gram_triplets`: faster,
-    accurate only for the leading values). mesh / use_pmap / progress:
-    see :func:`jaxlatent.parallel.map_batched`.
-    Returns :class:`LocalBasis` with (N, k), (N, out, k), (N, in, k). For wide taps
-    (images) whose Jacobian does not fit, use :func:`local_basis_topk`.
+    Choi et al., Local Basis (ICLR 2022), section 3: ``J(z) = U S V^T``; ``U`` is the Local
+    Basis, ``V`` the latent directions, ``S`` the singular values, all descending. Called
+    with no options this is the fast path: the chunk size comes from the Jacobian's size and
+    the memory at hand, and LAPACK runs with one BLAS thread per call (``docs/performance.md``).
+
+    Args:
+      f: batched callable ``(N, in) -> (N, *out_shape)`` (outputs flattened in C order).
+      z: ``(N, in)`` latents.
+      k: number of leading triplets kept (default ``min(out, in)``).
+      mode: Jacobian mode, ``"auto"`` (forward when ``in <= out``), ``"fwd"`` or ``"rev"``.
+      solver: ``"svd"`` (dense SVD, as the reference's ``torch.svd``; accurate to float
+        rounding: the default) or ``"gram"`` (eigenvectors of the smaller Gram matrix, see
+        :func:`gram_triplets`: relative error ``~eps * (s_1 / s_i)^2`` on the i-th value).
+      chunk_size: latents per compiled call; peak memory ``chunk_size *``
+        :func:`decomposition_bytes`. Default :func:`jaxlatent.parallel.auto_chunk_size`.
+      mesh: a :func:`jaxlatent.parallel.batch_mesh` to split each chunk over its devices.
+      use_pmap: split each chunk with ``pmap`` instead of ``shard_map``.
+      progress: ``True`` for a progress bar over chunks, or a wrapper of the chunk iterator.
+
+    Returns:
+      :class:`LocalBasis` with ``singular_values (N, k)``, ``basis (N, out, k)``,
+      ``directions (N, in, k)``. For wide taps (images) whose Jacobian does not fit, use
+      :func:`local_basis_topk`.
     """
     z = check_latents(z, "local_basis")
     n_out = output_size(f, z)
@@ -135,24 +141,63 @@ def local_basis(f: Callable, z, k: int | None = None, mode: str = "auto", chunk_
     if solver not in SOLVERS:
         raise ValueError(f"local_basis: solver must be one of {SOLVERS}, found {solver!r}")
     mode = resolve_mode(mode, z.shape[1], n_out)
+    if chunk_size is None:
+        chunk_size = auto_chunk_size(decomposition_bytes(n_out, z.shape[1], z.dtype.itemsize), z.shape[0],
+                                     mesh=mesh, use_pmap=use_pmap)
+    decompose = jax.tree_util.Partial(svd_triplets if solver == "svd" else gram_triplets, k=k)
     # Jacobian and decomposition as two programs per chunk (faster on CPU than one fused program)
-    return map_batched((_BatchJacobian(f, mode), _Decompose(k, solver)), z, chunk_size=chunk_size,
+    return map_batched((batched_jacobian(f, mode), decompose), z, chunk_size=chunk_size,
                        mesh=mesh, use_pmap=use_pmap, progress=progress)
 
 
-def local_basis_topk(f: Callable, z, k: int, key: jax.Array, **kwargs) -> LocalBasis:
+class LocalBasisTopK(NamedTuple):
+    """Local Basis from :func:`local_basis_topk` and how far its solver converged (a pytree).
+
+    singular_values: (N, k), descending. basis: (N, out, k). directions: (N, in, k).
+    residual: (N,) ``max_i ||J^T u_i - s_i v_i|| / s_i`` over the k triplets (``J v_i = s_i u_i``
+        holds by construction), which bounds each value's relative error.
+    converged: (N,) bool, ``residual <= tol``.
+    iterations: (N,) solver rounds run.
+    """
+
+    singular_values: jax.Array
+    basis: jax.Array
+    directions: jax.Array
+    residual: jax.Array
+    converged: jax.Array
+    iterations: jax.Array
+
+
+def local_basis_topk(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-4, iters: int = 200,
+                     block_size: int | None = None, oversample: int | None = None,
+                     chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
+                     progress: bool | Callable = False) -> LocalBasisTopK:
     """Local Basis from the top-k singular triplets found matrix-free (never forms the Jacobian).
 
-    Same result as ``local_basis(f, z, k)`` up to the tolerance of
-    :func:`jaxlatent.analysis.spectral.top_singular` (keyword arguments are passed
-    on: ``oversample``, ``iters``, ``tol``, ``chunk_size``, ``mesh``, ...). Use it for
-    taps whose Jacobian ``(out, in)`` is too large to hold (feature maps, images).
-    key: PRNG key for the random start block.
-    """
-    from jaxlatent.analysis.spectral import top_singular
+    The same triplets as ``local_basis(f, z, k)`` (signs fixed the same way), each singular
+    value to relative ``tol`` (residual-based, see :func:`jaxlatent.analysis.spectral.top_singular`,
+    which does the work). Use it for taps whose Jacobian ``(out, in)`` is too large to hold
+    (feature maps, images), or when only the leading directions matter.
 
+    Args:
+      f: batched callable ``(N, in) -> (N, *out_shape)``.
+      z: ``(N, in)`` latents.
+      k: triplets wanted.
+      key: PRNG key for the random start blocks (one per latent: results do not depend on
+        chunking or devices).
+      tol, iters, block_size, oversample: the solver's, see
+        :func:`jaxlatent.analysis.spectral.top_singular`.
+      chunk_size, mesh, use_pmap, progress: execution options, as in :func:`local_basis`.
+
+    Returns:
+      :class:`LocalBasisTopK`: ``singular_values (N, k)``, ``basis (N, out, k)``,
+      ``directions (N, in, k)``, and ``residual``, ``converged``, ``iterations`` (N,). A
+      ``RuntimeWarning`` says when some latent stopped short of ``tol``.
+    """
     z = check_latents(z, "local_basis_topk")
     _check_k(k, output_size(f, z), z.shape[1], "local_basis_topk")
-    s, u, v = top_singular(f, z, k, key, **kwargs)[:3]
-    u, v = fix_signs(u, v)
-    return LocalBasis(singular_values=s, basis=u, directions=v)
+    top = top_singular(f, z, k, key, tol=tol, iters=iters, block_size=block_size, oversample=oversample,
+                       chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
+    u, v = fix_signs(top.left, top.right)
+    return LocalBasisTopK(singular_values=top.singular_values, basis=u, directions=v,
+                          residual=top.residual, converged=top.converged, iterations=top.iterations)

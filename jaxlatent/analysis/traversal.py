@@ -1,4 +1,4 @@
-"""Traversals of the latent space along Local Basis directions (seed 003).
+"""Traversals of the latent space along Local Basis directions (Choi et al., Local Basis).
 
 ``linear_traversal`` moves in a straight line, ``z + t v``. The paper's
 *iterative curve traversal* (Choi et al., "Do Not Escape From the Manifold",
@@ -20,21 +20,28 @@ change: it becomes the index of the new tap-space basis vector most parallel
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.jacobian import _BatchJacobian, check_latents, output_size, resolve_mode
-from jaxlatent.analysis.local_basis import svd_triplets
-from jaxlatent.parallel import map_batched
+from jaxlatent.analysis.jacobian import batched_jacobian, check_latents, output_size, resolve_mode
+from jaxlatent.analysis.local_basis import decomposition_bytes, svd_triplets
+from jaxlatent.parallel import auto_chunk_size, map_batched
 
 
 def linear_traversal(z, direction, t) -> jax.Array:
-    """Straight lines ``z + t v``: z (N, in), direction (N, in) or (in,), t (T,) -> (N, T, in)."""
+    """Straight lines ``z + t v`` through each latent (the baseline the curve traversal improves on).
+
+    Args:
+      z: ``(N, in)`` start latents.
+      direction: ``(N, in)`` one direction per latent, or ``(in,)`` shared by all.
+      t: ``(T,)`` signed step lengths.
+
+    Returns:
+      ``(N, T, in)``: ``z[n] + t[i] * direction[n]``.
+    """
     z = jnp.asarray(z)
     v = jnp.broadcast_to(jnp.asarray(direction, z.dtype), z.shape)
     t = jnp.asarray(t, z.dtype)
@@ -63,72 +70,90 @@ def frame_steps(num_frames: int, num_steps: int) -> list[int]:
     return [int(i / each * (num_steps // 2)) for i in range(1, each + 1)]
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=["f"],
-                   meta_fields=["mode", "sigma", "num_steps", "scale", "follow", "keep"])
-@dataclasses.dataclass(frozen=True)
-class _Iterate:
-    f: Callable
-    mode: str
-    sigma: float
-    num_steps: int
-    scale: bool
-    follow: bool
-    keep: int
+def _traverse(f, mode, sigma, num_steps, scale, follow, keep, inputs):
+    """Both halves of the curves of a chunk: inputs ``(z (n, in), index (n,) int32)``."""
+    jac = batched_jacobian(f, mode)
 
-    def _basis(self, z):
-        return svd_triplets(_BatchJacobian(self.f, self.mode)(z), self.keep)
+    def basis(zs):
+        return svd_triplets(jac(zs), keep)
 
-    def __call__(self, inputs):
-        z, index = inputs                     # (n, in), (n,) int32: the direction of each latent
-        n = z.shape[0]
-        zz = jnp.concatenate([z, z])
-        sign = jnp.concatenate([jnp.ones((n,), z.dtype), -jnp.ones((n,), z.dtype)])
-        lb = self._basis(zz)
-        idx0 = jnp.concatenate([index, index]).astype(jnp.int32)
-        take = lambda a, i: jnp.take_along_axis(a, i[:, None, None], axis=-1)[..., 0]
-        state = (zz, take(lb.directions, idx0), take(lb.basis, idx0),
-                 jnp.take_along_axis(lb.singular_values, idx0[:, None], axis=-1)[:, 0], idx0)
-        delta = 2.0 * self.sigma / self.num_steps
+    z, index = inputs
+    n = z.shape[0]
+    zz = jnp.concatenate([z, z])
+    sign = jnp.concatenate([jnp.ones((n,), z.dtype), -jnp.ones((n,), z.dtype)])
+    lb = basis(zz)
+    idx0 = jnp.concatenate([index, index]).astype(jnp.int32)
+    take = lambda a, i: jnp.take_along_axis(a, i[:, None, None], axis=-1)[..., 0]  # noqa: E731
+    state = (zz, take(lb.directions, idx0), take(lb.basis, idx0),
+             jnp.take_along_axis(lb.singular_values, idx0[:, None], axis=-1)[:, 0], idx0)
+    delta = 2.0 * sigma / num_steps
 
-        def step(carry, _):
-            zc, v, u, s, idx = carry
-            size = delta / s if self.scale else delta
-            zn = zc + (sign * size)[:, None] * v
-            new = self._basis(zn)
-            if self.follow:
-                cos = jnp.abs(jnp.einsum("bo,bok->bk", u, new.basis))
-                idx = jnp.argmax(cos, axis=-1).astype(jnp.int32)
-            vn, un = take(new.directions, idx), take(new.basis, idx)
-            flip = jnp.where(jnp.sum(v * vn, axis=-1) < 0, -1.0, 1.0).astype(z.dtype)[:, None]
-            sn = jnp.take_along_axis(new.singular_values, idx[:, None], axis=-1)[:, 0]
-            return (zn, vn * flip, un * flip, sn, idx), (zn, idx)
+    def step(carry, _):
+        zc, v, u, s, idx = carry
+        size = delta / s if scale else delta
+        zn = zc + (sign * size)[:, None] * v
+        new = basis(zn)
+        if follow:
+            cos = jnp.abs(jnp.einsum("bo,bok->bk", u, new.basis))
+            idx = jnp.argmax(cos, axis=-1).astype(jnp.int32)
+        vn, un = take(new.directions, idx), take(new.basis, idx)
+        flip = jnp.where(jnp.sum(v * vn, axis=-1) < 0, -1.0, 1.0).astype(z.dtype)[:, None]
+        sn = jnp.take_along_axis(new.singular_values, idx[:, None], axis=-1)[:, 0]
+        return (zn, vn * flip, un * flip, sn, idx), (zn, idx)
 
-        _, (zs, idxs) = jax.lax.scan(step, state, None, length=self.num_steps // 2)
-        zs = jnp.swapaxes(zs, 0, 1)          # (2n, steps, in)
-        idxs = jnp.swapaxes(idxs, 0, 1)
-        pos, neg = zs[:n], zs[n:]
-        path = jnp.concatenate([neg[:, ::-1], z[:, None], pos], axis=1)
-        index = jnp.concatenate([idxs[n:, ::-1], idx0[:n, None], idxs[:n]], axis=1)
-        return path, index
+    _, (zs, idxs) = jax.lax.scan(step, state, None, length=num_steps // 2)
+    zs = jnp.swapaxes(zs, 0, 1)          # (2n, steps, in)
+    idxs = jnp.swapaxes(idxs, 0, 1)
+    pos, neg = zs[:n], zs[n:]
+    path = jnp.concatenate([neg[:, ::-1], z[:, None], pos], axis=1)
+    index = jnp.concatenate([idxs[n:, ::-1], idx0[:n, None], idxs[:n]], axis=1)
+    return path, index
+
+
+def traversal_program(f: Callable, mode: str, sigma: float, num_steps: int,
+                      scale_by_singular_value: bool, follow_basis: bool,
+                      keep: int) -> jax.tree_util.Partial:
+    """The compiled core of :func:`iterative_traversal` as a pytree callable.
+
+    ``(z (n, in), index (n,) int32) -> (path (n, 2 * (num_steps // 2) + 1, in), index (n, same))``;
+    ``keep`` triplets of each step's SVD are kept. Exposed so that tests can inspect its
+    compiled program (e.g. its LAPACK calls); users call :func:`iterative_traversal`.
+    """
+    return jax.tree_util.Partial(_traverse, f, mode, float(sigma), int(num_steps),
+                                 bool(scale_by_singular_value), bool(follow_basis), int(keep))
 
 
 def iterative_traversal(f: Callable, z, index, sigma: float, num_steps: int = 100,
-                        num_frames: int = 5, scale_by_singular_value: bool = False,
+                        num_frames: int = 5, *, scale_by_singular_value: bool = False,
                         follow_basis: bool = False, mode: str = "auto", chunk_size: int | None = None,
-                        mesh=None, use_pmap: bool = False, progress: Callable | None = None) -> Traversal:
-    """The Local Basis paper's iterative curve traversal along the ``index``-th direction.
+                        mesh=None, use_pmap: bool = False, progress: bool | Callable = False) -> Traversal:
+    """Iterative curve traversal along the ``index``-th Local Basis direction.
 
-    f: batched tap ``(N, in) -> (N, *out_shape)`` whose Local Basis is followed.
-    z: (N, in) start latents. index: 0-based singular direction (0 = largest), an int for
-    every latent or an (N,) int array, one per latent (so several directions of one latent
-    run in one compiled batch: repeat the latent, vary the index).
-    sigma: half-length of the traversal (the curve goes about ``sigma`` each way in
-    the latent space, or in the tap with ``scale_by_singular_value``). num_steps: total
-    steps (``num_steps // 2`` each way), one Jacobian and SVD each. num_frames: odd
-    number of frames returned (reference default 5 frames, 100 steps).
-    follow_basis: re-pick the index by the most parallel tap-space basis vector
-    (reference ``compare_basis``). chunk_size / mesh / use_pmap / progress: see
-    :func:`jaxlatent.parallel.map_batched`. Returns :class:`Traversal`.
+    Choi et al., Local Basis (ICLR 2022), section 3.2: from ``z``, ``num_steps // 2`` small
+    steps each way along the chosen right singular vector, recomputing the Local Basis after
+    every step (module docstring for the step rule).
+
+    Args:
+      f: batched tap ``(N, in) -> (N, *out_shape)`` whose Local Basis is followed.
+      z: ``(N, in)`` start latents.
+      index: 0-based singular direction (0 = largest): an int for every latent, or an
+        ``(N,)`` int array, one per latent (several directions of one latent then run in one
+        compiled batch: repeat the latent, vary the index).
+      sigma: half-length of the traversal (about ``sigma`` each way in the latent space, or
+        in the tap with ``scale_by_singular_value``).
+      num_steps: total steps (``num_steps // 2`` each way), one Jacobian and SVD each.
+      num_frames: odd number of frames returned (reference default: 5 frames, 100 steps).
+      scale_by_singular_value: divide each step by the current singular value.
+      follow_basis: re-pick the index by the most parallel tap-space basis vector
+        (reference ``compare_basis``).
+      mode: Jacobian mode (``"auto"``, ``"fwd"``, ``"rev"``).
+      chunk_size: latents per compiled call (default
+        :func:`jaxlatent.parallel.auto_chunk_size`, two Jacobians and SVDs per latent).
+      mesh, use_pmap, progress: execution options, see :func:`jaxlatent.parallel.map_batched`.
+
+    Returns:
+      :class:`Traversal`: ``latents (N, num_frames, in)``, ``values (N, num_frames, *out_shape)``,
+      ``path (N, 2 * (num_steps // 2) + 1, in)``, ``index`` (same length as ``path``).
     """
     z = check_latents(z, "iterative_traversal")
     if num_frames < 1 or num_frames % 2 == 0:
@@ -148,8 +173,11 @@ def iterative_traversal(f: Callable, z, index, sigma: float, num_steps: int = 10
         raise ValueError(f"iterative_traversal: index must lie in [0, {m}) for a {n_out}x{z.shape[1]} "
                          f"Jacobian, found {index.min() if index.min() < 0 else index.max()}")
     keep = m if follow_basis else int(index.max()) + 1
-    fn = _Iterate(f, resolve_mode(mode, z.shape[1], n_out), float(sigma), int(num_steps),
-                  bool(scale_by_singular_value), bool(follow_basis), int(keep))
+    if chunk_size is None:  # each latent runs both halves of its curve: two Jacobians per step
+        chunk_size = auto_chunk_size(2 * decomposition_bytes(n_out, z.shape[1], z.dtype.itemsize),
+                                     z.shape[0], mesh=mesh, use_pmap=use_pmap)
+    fn = traversal_program(f, resolve_mode(mode, z.shape[1], n_out), sigma, num_steps,
+                           scale_by_singular_value, follow_basis, keep)
     path, idx = map_batched(fn, (z, jnp.asarray(index, jnp.int32)), chunk_size=chunk_size, mesh=mesh,
                             use_pmap=use_pmap, progress=progress)
     half = num_steps // 2
@@ -157,6 +185,6 @@ def iterative_traversal(f: Callable, z, index, sigma: float, num_steps: int = 10
            [half + s for s in frame_steps(num_frames, num_steps)]
     latents = path[:, jnp.asarray(cols)]
     flat = latents.reshape((-1, z.shape[1]))
-    values = map_batched(f, flat, chunk_size=None if chunk_size is None else chunk_size * num_frames)
+    values = map_batched(f, flat, chunk_size=chunk_size * num_frames, mesh=mesh, use_pmap=use_pmap)
     values = values.reshape(latents.shape[:2] + values.shape[1:])
     return Traversal(latents=latents, values=values, path=path, index=idx)
