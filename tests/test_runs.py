@@ -261,3 +261,23 @@ def test_concept_effects_run_gives_the_probabilities_of_concept_effects(tmp_path
         np.testing.assert_allclose(np.asarray(getattr(got, name)), np.asarray(getattr(want, name)), atol=1e-5)
     with pytest.raises(RunError, match=r"--dims must lie in \[0, 64\)"):
         run("concept-effects", model, 6, tmp_path / "x", options={"dims": "64"})
+
+
+def test_streamed_summary_while_running_covers_chunks_done_before(model, tmp_path, monkeypatch):
+    from jaxlatent.runs import runner
+
+    out = tmp_path / "r"
+    run("local-dim", model, 24, out, chunk_size=8, progress=False)
+    os.remove(out / "chunks" / "00000002.json")
+    (out / "summary.json").unlink()
+    seen = []
+    monkeypatch.setattr(runner, "SUMMARY_EVERY_S", -1.0)      # write after every chunk
+    original = runner._write_summary
+
+    def spy(path, summary, complete, sample=False):
+        seen.append((summary.count, complete))
+        return original(path, summary, complete, sample)
+
+    monkeypatch.setattr(runner, "_write_summary", spy)
+    run("local-dim", model, 24, out, chunk_size=8, progress=False)
+    assert seen == [(24, False), (24, True)]      # chunks 0 and 1 read when checked, chunk 2 computed

@@ -105,17 +105,21 @@ def _check_folder(store: ChunkedStore, wanted: dict, repair: bool) -> dict | Non
     return stored
 
 
-def _prepare(store: ChunkedStore, wanted: dict, stored: dict | None, repair: bool, verbose: bool) -> None:
-    """Process 0: create the store, or test every committed chunk (and repair when asked)."""
+def _prepare(spec, store: ChunkedStore, wanted: dict, stored: dict | None, repair: bool,
+             verbose: bool) -> Summary:
+    """Process 0: create the store, or test every committed chunk (and repair when asked).
+
+    Returns the summaries of the chunks that passed (the test reads them anyway).
+    """
     if stored is None:
         os.makedirs(store.path, exist_ok=True)
         write_manifest(store.path, wanted)
     store.create({"jaxlatent_run": {"analysis": wanted["analysis"], "n": wanted["n"],
                                     "manifest": "manifest.json"}})
-    ident, bad = run_id(wanted), []
+    ident, bad, summary = run_id(wanted), [], Summary()
     for index in store.done():
         try:
-            record = store.verify(index)
+            record, arrays = store.verify(index)
             if record.get("run") != ident:
                 raise RunCorruptError(f"{store.record_path(index)}: chunk {index} was written by another run "
                                       f"({record.get('run')}, this run is {ident}); rerun with --repair")
@@ -124,19 +128,23 @@ def _prepare(store: ChunkedStore, wanted: dict, stored: dict | None, repair: boo
                 raise
             store.discard(index)
             bad.append(index)
+            continue
+        summary.add(arrays.get(spec.spectrum), arrays.get(spec.dimension))
     if bad:
         _say(verbose, f"repair: {len(bad)} damaged chunk(s) will be recomputed: {bad[:20]}")
+    return summary
 
 
-def _compute(spec, model, options, store, mine, seed, mesh, verbose, pid, nproc, ident) -> None:
+def _compute(spec, model, options, store, mine, seed, mesh, verbose, pid, nproc, ident,
+             summary: Summary | None) -> None:
     """Compute and commit the chunks ``mine``, three stages deep.
 
     While the device computes chunk j+1 (JAX dispatch is asynchronous), the host copies chunk j
     out and a writer thread writes and commits it (file writes and fsyncs wait on the disk,
-    not the CPU). At most two chunks are in flight, so memory stays bounded.
+    not the CPU). At most two chunks are in flight, so memory stays bounded. ``summary`` (process
+    0 only) goes on from the chunks committed before and is written every few seconds.
     """
     z_dim, size = int(model.z_dim), store.chunk_size
-    summary = Summary() if pid == 0 else None
     last_summary = time.monotonic()
     total = sum(store.rows(i)[1] - store.rows(i)[0] for i in mine)
     desc = spec.name if nproc == 1 else f"{spec.name} [process {pid}/{nproc}]"
@@ -184,7 +192,7 @@ def _compute(spec, model, options, store, mine, seed, mesh, verbose, pid, nproc,
 def _write_summary(path: str, summary: Summary, complete: bool, sample: bool = False) -> None:
     body = dict(summary.to_json(), complete=complete)
     if sample:
-        body["note"] = "while running: process 0's chunks only (every P-th chunk)"
+        body["note"] = "while running: chunks done before this start and process 0's chunks since"
     write_atomic(os.path.join(path, SUMMARY_FILE), json_bytes(body))
 
 
@@ -242,8 +250,7 @@ def run(analysis: str, model, n: int, out, *, seed: int = 0, options: dict | Non
     stored = _check_folder(store, wanted, repair)
     if stored is not None:
         wanted = dict(wanted, complete=stored.get("complete", False), chunks_done=stored.get("chunks_done", 0))
-    if pid == 0:
-        _prepare(store, wanted, stored, repair, progress)
+    summary = _prepare(spec, store, wanted, stored, repair, progress) if pid == 0 else None
     _barrier("prepared")
     missing = store.missing()
     _barrier("listed")
@@ -257,7 +264,7 @@ def run(analysis: str, model, n: int, out, *, seed: int = 0, options: dict | Non
             _say(progress and pid == 0, f"{store.path}: resuming, {done}/{store.n_chunks} chunks done")
         mesh = batch_mesh(jax.local_devices()) if mesh is None else mesh
         _compute(spec, model, options, store, missing[pid::nproc], int(seed), mesh, progress, pid, nproc,
-                 run_id(wanted))
+                 run_id(wanted), summary)
     _barrier("computed")
     if pid == 0:
         _finish(store, spec, wanted)

@@ -300,12 +300,13 @@ class ChunkedStore:
                 "does not match its checksum; rerun with repair (--repair) to recompute it")
         return x
 
-    def verify(self, index: int) -> dict:
-        """Test chunk ``index`` (record and every output); returns the record or raises RunCorruptError."""
+    def verify(self, index: int) -> tuple[dict, dict]:
+        """Test chunk ``index`` (record and every output) or raise RunCorruptError.
+
+        Returns ``(record, arrays)``: the commit record and output name -> the chunk's rows.
+        """
         record = self.record(index)
         if record.get("chunk") != index or list(record.get("rows", [])) != list(self.rows(index)):
             raise RunCorruptError(f"{self.record_path(index)}: commit record names chunk {record.get('chunk')} "
                                   f"rows {record.get('rows')}, expected chunk {index} rows {list(self.rows(index))}")
-        for out in self.outputs:
-            self.read_chunk(out.name, index, record)
-        return record
+        return record, {out.name: self.read_chunk(out.name, index, record) for out in self.outputs}
