@@ -71,24 +71,35 @@ def _random_baseline(key, n_pairs: int, dim: int, k: int, dtype, metric: str):
     return jnp.mean(grassmann_distance(ab[0], ab[1], metric=metric))
 
 
-def distortion(f, z: jax.Array, key: jax.Array, k: int | None = None, eps: float = 0.1,
-               metric: str = "geodesic", threshold_fn: ThresholdFn = optimal_threshold,
-               chunk_size: int | None = None, mode: str = "auto", baseline_pairs: int = 64) -> Distortion:
-    """Distortion of the tap ``f`` over the latents ``z`` (seed 000; our formula, see module doc).
+def distortion(f: Callable, z, key: jax.Array, k: int | None = None, eps: float = 0.1,
+               metric: str = "geodesic", threshold_fn: ThresholdFn = optimal_threshold, *,
+               mode: str = "auto", chunk_size: int | None = None, baseline_pairs: int = 64) -> Distortion:
+    """Distortion of the tap ``f`` over the latents ``z`` (Choi et al.'s metric; our formula, module doc).
 
-    f: batched callable ``(N, in) -> (N, *out_shape)``. z: (N, in), N >= 2.
-    key: PRNG key for the neighbours and the random baseline. k: tangent-space
-    dimension (default: median estimated local dimension, at least 1).
-    eps: neighbour distance in the input space. metric: any metric of
-    ``grassmann_distance`` (``"geodesic"``: 2-norm of the principal angles).
-    With ``k=None`` every latent's full left basis (N, out, min(out, in)) is held
-    at once; for wide taps (images, feature maps) give ``k``.
+    With ``k=None`` every latent's full left basis (N, out, min(out, in)) is held at once; for
+    wide taps (images, feature maps) give ``k``.
+
+    Args:
+      f: batched callable ``(N, in) -> (N, *out_shape)``.
+      z: (N, in) latents, N >= 2.
+      key: PRNG key for the neighbours and the random baseline.
+      k: tangent-space dimension (default: the median estimated local dimension, at least 1).
+      eps: neighbour distance in the input space.
+      metric: a metric of :func:`jaxlatent.analysis.grassmann.grassmann_distance` (``"geodesic"``:
+        2-norm of the principal angles).
+      threshold_fn: the local-dimension rule (see :func:`jaxlatent.analysis.local_dimension.local_dimension`).
+      mode, chunk_size: see :func:`jaxlatent.analysis.local_dimension.jacobian_spectrum`.
+      baseline_pairs: Haar-random subspace pairs of the baseline.
+
+    Returns:
+      :class:`Distortion`: scalars ``distortion``, ``far``, ``near``, ``baseline``, ``k``;
+      ``dimension`` (N,), ``far_distances`` (N, N), ``near_distances`` (N,).
     """
     z = jnp.asarray(z)
     if z.ndim != 2 or z.shape[0] < 2:
         raise ValueError(f"distortion needs latents of shape (N >= 2, z_dim), found shape {z.shape}")
     k_near, k_base = jax.random.split(key)
-    s, basis, shape = jacobian_spectrum(f, z, keep=k, chunk_size=chunk_size, mode=mode)
+    s, basis, shape = jacobian_spectrum(f, z, keep=k, mode=mode, chunk_size=chunk_size)
     dims = dimension_from_spectrum(s, shape, threshold_fn).dimension
     m = min(shape)
     if k is None:
@@ -96,7 +107,7 @@ def distortion(f, z: jax.Array, key: jax.Array, k: int | None = None, eps: float
     elif not 1 <= k <= m:
         raise ValueError(f"distortion: k must lie in [1, {m}] for a {shape[0]}x{shape[1]} Jacobian, found {k}")
     basis = basis[..., :k]
-    _, basis_nb, _ = jacobian_spectrum(f, neighbours(k_near, z, eps), keep=k, chunk_size=chunk_size, mode=mode)
+    _, basis_nb, _ = jacobian_spectrum(f, neighbours(k_near, z, eps), keep=k, mode=mode, chunk_size=chunk_size)
     far_d, near_d, far, near = _far_near(basis, basis_nb, metric)
     base = _random_baseline(k_base, int(baseline_pairs), int(shape[0]), k, jnp.dtype(basis.dtype), metric)
     return Distortion(distortion=far / near, far=far, near=near, baseline=base,
@@ -114,13 +125,27 @@ def _far_near(basis, basis_nb, metric):
     return far_d, near_d, jnp.sum(far_d) / (n * (n - 1)), jnp.mean(near_d)
 
 
-def layer_distortions(model_fns: Mapping[str, Callable], z: jax.Array, key: jax.Array,
-                      progress: Callable | None = None, **kwargs) -> dict[str, Distortion]:
-    """:func:`distortion` for each named tap on the same latents and key: ``name -> Distortion``.
+def layer_distortions(model_fns: Mapping[str, Callable], z, key: jax.Array, k: int | None = None,
+                      eps: float = 0.1, metric: str = "geodesic", threshold_fn: ThresholdFn = optimal_threshold, *,
+                      mode: str = "auto", chunk_size: int | None = None, baseline_pairs: int = 64,
+                      progress: Callable | None = None) -> dict[str, Distortion]:
+    """:func:`distortion` for each named tap on the same latents and key, as ``layer_dimensions`` does.
 
     Sharing latents and neighbours across taps makes the per-layer values comparable.
+
+    Args:
+      model_fns: ``name -> f`` batched taps.
+      z: (N, in) latents shared by every tap, N >= 2.
+      key: PRNG key shared by every tap.
+      k, eps, metric, threshold_fn, mode, chunk_size, baseline_pairs: see :func:`distortion`.
+      progress: optional wrapper of the tap iteration (e.g. ``tqdm.tqdm``).
+
+    Returns:
+      ``name -> Distortion``, in the order given.
     """
     items = list(model_fns.items())
     if progress is not None:
         items = progress(items)
-    return {name: distortion(fn, z, key, **kwargs) for name, fn in items}
+    return {name: distortion(fn, z, key, k, eps, metric, threshold_fn, mode=mode, chunk_size=chunk_size,
+                             baseline_pairs=baseline_pairs)
+            for name, fn in items}
