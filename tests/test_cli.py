@@ -27,14 +27,21 @@ VOCABULARY = {
     "out": "--out",
     "metric": "--metric",
     "which": "--which",
+    "n": "--n",
 }
 RETIRED = {"--truncation-psi", "--key", "--batch", "--class-index", "--class-idx", "--psi"}
 
 
-def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = jaxlatent.cli.build_parser()
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(action.choices)
+def _subcommands(parser: argparse.ArgumentParser | None = None, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every (nested) subcommand's parser by its full name, e.g. ``"run local-basis"``."""
+    parser = jaxlatent.cli.build_parser() if parser is None else parser
+    out = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out[prefix + name] = sub
+                out.update(_subcommands(sub, prefix + name + " "))
+    return out
 
 
 def _flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -45,24 +52,27 @@ def test_every_subcommand_spells_the_same_thing_the_same_way():
     commands = _subcommands()
     assert {"convert", "generate", "local-basis", "grassmann", "local-dim", "distortion", "report",
             "demo"} <= set(commands)
-    dest_of: dict[str, str] = {}
+    flag_of = {dest: flag for dest, flag in VOCABULARY.items()}
+    dest_of = {flag: dest for dest, flag in VOCABULARY.items()}
+    seen = set()
     for name, parser in commands.items():
         flags = _flags(parser)
         assert not RETIRED & set(flags), (name, RETIRED & set(flags))
         for flag, action in flags.items():
-            if flag == "--help":
-                continue
-            # one flag, one meaning, in every command
-            assert dest_of.setdefault(flag, action.dest) == action.dest, (name, flag)
-            # a concept of the vocabulary has exactly its flag
-            if action.dest in VOCABULARY:
-                assert action.option_strings == [VOCABULARY[action.dest]], (name, action.option_strings)
-            if action.dest == "metric":
+            # `jaxlatent run` keeps an analysis' own options apart as opt_<argument name>
+            concept = action.dest.removeprefix("opt_")
+            # a concept of the vocabulary has exactly its flag, and its flag means only it
+            if concept in flag_of:
+                assert action.option_strings == [flag_of[concept]], (name, action.option_strings)
+            if flag in dest_of:
+                assert concept == dest_of[flag], (name, flag, action.dest)
+                seen.add(flag)
+            if concept == "metric":
                 assert tuple(action.choices) == METRICS, name
         # the help text names papers, not internal numbering
-        text = parser.format_help()
-        assert "seed 00" not in text.lower() and "seeds 00" not in text.lower(), name
-    assert set(VOCABULARY.values()) <= set(dest_of)
+        text = parser.format_help().lower()
+        assert "seed 00" not in text and "seeds 00" not in text, name
+    assert seen == set(VOCABULARY.values())
 
 
 def test_analysis_commands_share_the_model_flags():

@@ -183,7 +183,7 @@ def test_report_on_any_checkpoint(tmp_path, capsys, monkeypatch):
     out = tmp_path / "report"
     monkeypatch.setattr(jaxlatent.report, "SECTIONS", (FAKE_SECTION,))
     rc = jaxlatent.cli.main(["report", str(ckpt), "--out", str(out), "--no-progress", "--taps", "w",
-                             "--traversal-taps", "w", "--latents", "8", "--rtol", "0.01", "--trunc", "0.9",
+                             "--traversal-taps", "w", "--n", "8", "--rtol", "0.01", "--trunc", "0.9",
                              "--chunk-size", "4", "--quick"])
     assert rc == 0
     (call,) = _calls_for(out)

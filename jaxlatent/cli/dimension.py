@@ -23,20 +23,20 @@ __all__ = ["register"]
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "local-dim", help="local dimension of each tap over a population of latents "
-                          "(Local Dimension Estimation)",
+                          "(Choi et al. 2022, Local Dimension Estimation)",
         description="Estimate the local dimension (rank of the tap Jacobian at the Gavish-Donoho "
                     "optimal hard threshold) at each latent, and summarise it per tap "
-                    "(Choi et al., Local Dimension Estimation of GANs).")
+                    "(Choi et al. 2022, Local Dimension Estimation).")
     _common.add_model_args(p, prng=False)
     _taps_arg(p)
     p.set_defaults(func=run_local_dim)
 
     p = subparsers.add_parser(
         "distortion", help="Distortion of each tap's tangent spaces over a population "
-                           "(Local Dimension Estimation)",
+                           "(Choi et al. 2022, Local Dimension Estimation)",
         description="Mean Grassmannian distance between estimated tangent spaces of distinct latents, "
                     "over the same between each latent and an eps-neighbour (the Distortion metric "
-                    "of Choi et al., Local Dimension Estimation of GANs).")
+                    "of Choi et al. 2022, Local Dimension Estimation).")
     _common.add_model_args(p)
     _taps_arg(p)
     p.add_argument("--k", type=int, default=None,

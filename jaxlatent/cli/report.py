@@ -36,14 +36,15 @@ def register(subparsers) -> None:
 
 
 def add_report_args(p: argparse.ArgumentParser) -> None:
-    """The report's own options (``--taps``, ``--latents``, ``--rtol``, ``--quick``...)."""
+    """The report's own options (``--taps``, ``--n``, ``--rtol``, ``--quick``...)."""
     p.add_argument("--taps", default=None,
                    help="comma-separated taps to analyse (default: mapping layers, w and small "
                         "feature maps; see docs/taps.md)")
     p.add_argument("--traversal-taps", default=None,
                    help="comma-separated taps to traverse (default: a middle mapping layer, w, a feature map)")
-    p.add_argument("--latents", type=int, default=None,
-                   help=f"population size (default {ReportOptions.n_latents}; --quick {QUICK.n_latents})")
+    p.add_argument("--n", type=int, default=None,
+                   help=f"population size N, latents of seeds {ReportOptions.population_seed}.. (default "
+                        f"{ReportOptions.n_latents}; --quick {QUICK.n_latents})")
     p.add_argument("--rtol", type=float, default=None,
                    help="local dimension = singular values above rtol * s_1 (default: Gavish-Donoho "
                         "optimal hard threshold)")
@@ -60,9 +61,9 @@ def report_options(args: argparse.Namespace) -> ReportOptions:
         change["taps"] = _common.split_list(args.taps)
     if args.traversal_taps:
         change["traversal_taps"] = _common.split_list(args.traversal_taps)
-    if args.latents is not None:
-        change["n_latents"] = args.latents
-        change["n_grassmann"] = min(opts.n_grassmann, args.latents)
+    if args.n is not None:
+        change["n_latents"] = args.n
+        change["n_grassmann"] = min(opts.n_grassmann, args.n)
     if args.truncation_psi is not None:
         change["truncation_psi"] = args.truncation_psi
     if args.class_idx is not None:
