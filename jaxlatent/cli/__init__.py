@@ -2,21 +2,19 @@
 
 Each module listed in ``_COMMAND_MODULES`` defines ``register(subparsers)``, which adds its
 subcommands and sets ``func`` on each parser; the command is a thin layer of argument parsing
-over library calls. The flags every command shares (``--seeds``, ``--trunc``, ``--class``,
-``--seed``, ``--chunk-size``, ``--out``) come from :mod:`jaxlatent.cli._common`.
+over library calls. BLAS threads are set at call time as the library's own batched calls set
+them (:func:`jaxlatent.threads.single_blas_thread`, one per LAPACK call unless the user chose). The flags every command shares
+(``--seeds``, ``--trunc``, ``--class``, ``--seed``, ``--chunk-size``, ``--out``) come from
+:mod:`jaxlatent.cli._common`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-# jaxlib's CPU SVD/eigh call scipy's OpenBLAS, whose worker threads fight XLA's own pool: one
-# OpenBLAS thread per call halves the time of the report's SVDs on 2 cores (512^2: 4 s -> 80 ms
-# in benchmarks/local_basis.py). Set before jax loads; an explicit setting is kept.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from jaxlatent.threads import single_blas_thread
 
 _COMMAND_MODULES = (
     "jaxlatent.cli.convert",    # convert, generate
@@ -44,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        # every decomposition of the command, inside map_batched or not, with one BLAS thread
+        with single_blas_thread():
+            return int(args.func(args) or 0)
     except (FileNotFoundError, ValueError) as err:
         # user-facing errors carry their own message (file, key, expected, found)
         print(f"jaxlatent {args.command}: error: {err}", file=sys.stderr)
