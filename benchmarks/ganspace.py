@@ -26,6 +26,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see benchmarks/local_basis.py
 
 import argparse
+import sys
 import time
 import warnings
 
@@ -38,6 +39,7 @@ from jaxlatent.analysis.ica import fast_ica
 from jaxlatent.analysis.pca import pca
 
 SMOKE = dict(tall=(5000, 64), wide=(500, 1024), k=8, k_wide=8, repeats=1)
+MID = dict(tall=(20000, 512), wide=(2000, 2048), k=20, k_wide=20, repeats=2)
 FULL = dict(tall=(100000, 512), wide=(10000, 4096), k=20, k_wide=50, repeats=3)
 
 
@@ -121,10 +123,12 @@ def bench_shape(x, k, repeats, w_init):
     ]
 
 
-def run(budget_s: float = 600.0, smoke: bool = False, **overrides) -> list[dict]:
+def run(budget_s: float = 600.0, smoke: bool = False, report=None, **overrides) -> list[dict]:
     """Benchmark rows (entry point of benchmarks/device.py): the tall shape, then the wide one if
-    the budget allows (estimated from the tall shape's time per matrix entry)."""
-    cfg = dict(SMOKE if smoke else FULL, **overrides)
+    the budget allows (estimated from the tall shape's time per matrix entry). Budgets under
+    300 s use a tenth of the full sizes. ``report``: called with each shape's rows as they come."""
+    base = SMOKE if smoke else (FULL if budget_s >= 300 else MID)
+    cfg = dict(base, **overrides)
     dtype = cfg.get("dtype", "float32")
     start = time.perf_counter()
     rows = []
@@ -140,11 +144,15 @@ def run(budget_s: float = 600.0, smoke: bool = False, **overrides) -> list[dict]
         x = population(n, d, cfg[kk], dtype)
         w_init = np.random.RandomState(1).randn(cfg[kk], cfg[kk]).astype(dtype)
         rows += bench_shape(x, cfg[kk], cfg["repeats"], w_init)
+        if report is not None:
+            report(rows[-4:])
     return rows
 
 
+HEADER = f"{'data':<28} {'row':<16} {'seconds':>9} {'vs sklearn':>10} {'difference':>11}  note"
+
+
 def print_table(rows):
-    print(f"{'data':<28} {'row':<16} {'seconds':>9} {'vs sklearn':>10} {'difference':>11}  note")
     for r in rows:
         print(f"{r['shape']:<28} {r['row']:<16} {r['seconds']:9.3f} {r['ratio']:10.2f} {r['difference']:11.2e}  {r['note']}")
 
@@ -172,7 +180,9 @@ def main():
     overrides = {k: v for k, v in dict(tall=args.tall, wide=args.wide, k=args.k, k_wide=args.k_wide,
                                          repeats=args.repeats).items() if v is not None}
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs")
-    print_table(run(args.budget, args.smoke, dtype=args.dtype, **overrides))
+    print(HEADER, flush=True)
+    run(args.budget, args.smoke, report=lambda rows: (print_table(rows), sys.stdout.flush()), dtype=args.dtype,
+        **overrides)
 
 
 if __name__ == "__main__":
