@@ -70,9 +70,17 @@ def _say(verbose: bool, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-def _barrier(name: str) -> None:
-    if jax.process_count() > 1:
+def _barrier(name: str, path: str) -> None:
+    if jax.process_count() <= 1:
+        return
+    try:
         multihost_utils.sync_global_devices(f"jaxlatent.run.{name}")
+    except Exception as err:  # a lost peer surfaces as the collective's own error (gloo, NCCL, ICI)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunError(
+            f"{path}: process {jax.process_index()} of {jax.process_count()}: another process of this run "
+            f"stopped ({first}). Chunks committed so far are kept: start the same command on every host "
+            "again to finish the run") from None
 
 
 def _visible_entries(path: str) -> list[str]:
@@ -251,9 +259,9 @@ def run(analysis: str, model, n: int, out, *, seed: int = 0, options: dict | Non
     if stored is not None:
         wanted = dict(wanted, complete=stored.get("complete", False), chunks_done=stored.get("chunks_done", 0))
     summary = _prepare(spec, store, wanted, stored, repair, progress) if pid == 0 else None
-    _barrier("prepared")
+    _barrier("prepared", store.path)
     missing = store.missing()
-    _barrier("listed")
+    _barrier("listed", store.path)
     if not missing and wanted.get("complete"):
         _say(progress, f"{store.path}: run already complete ({n} latents, {store.n_chunks} chunks, "
                        "checksums verified); nothing to do")
@@ -265,9 +273,9 @@ def run(analysis: str, model, n: int, out, *, seed: int = 0, options: dict | Non
         mesh = batch_mesh(jax.local_devices()) if mesh is None else mesh
         _compute(spec, model, options, store, missing[pid::nproc], int(seed), mesh, progress, pid, nproc,
                  run_id(wanted), summary)
-    _barrier("computed")
+    _barrier("computed", store.path)
     if pid == 0:
         _finish(store, spec, wanted)
         _say(progress, f"{store.path}: run complete ({n} latents)")
-    _barrier("finished")
+    _barrier("finished", store.path)
     return open_run(store.path)
