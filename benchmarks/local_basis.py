@@ -1,51 +1,58 @@
-"""Local Basis throughput at W of an 8-layer 512-d StyleGAN2 mapping network, side by side.
+"""Local Basis at W of an 8-layer 512-wide StyleGAN2 mapping network, side by side with PyTorch.
 
-    python benchmarks/local_basis.py [--n 64] [--chunk 32] [--repeats 3]
+    python benchmarks/local_basis.py [--n 64] [--n-ref 8] [--repeats 3] [--smoke] [--json PATH]
 
-Rows (same weights, same latents, one process):
-  ref-loop    the Local Basis reference's way (``get_random_local_basis``): one latent at
-              a time, repeated 512 times through the network, one backward pass with
-              identity output gradients, then ``torch.svd`` (PyTorch, our own re-creation)
-  torch-vmap  ``torch.func.vmap(torch.func.jacfwd(g))`` on a batch, then batched
-              ``torch.linalg.svd``
-  ours        ``jaxlatent.local_basis`` (forward-mode Jacobian, chunked, jitted) with the dense
-              SVD solver and with the Gram (eigh) solver
-and, for ours, the Jacobian and spectrum phases timed apart, the achieved FLOP/s of the
-Jacobian phase (8 layers x 2 x 512^3 FLOP per latent: the tangent matmuls) over the
-measured fp32 matmul rate of this machine (JAX, 2048^2 matmul). Rows are timed in interleaved rounds (each row once per round) and the best
-round of each is kept, so that slow spells of a shared machine fall on every row alike.
+Every jaxlatent row is the library call with DEFAULT arguments (what a user gets):
+  ref-loop (a)   the Local Basis reference's way (``get_random_local_basis``, re-created in
+                 PyTorch): one latent at a time, repeated ``in`` times through the network,
+                 one backward pass with identity output gradients, then ``torch.svd``
+  torch.func (b) ``torch.func.vmap(torch.func.jacfwd(g))`` on chunks of 16, batched
+                 ``torch.linalg.svd``
+  local_basis            ``jaxlatent.local_basis(f, z)``: full Jacobian and dense SVD
+  local_basis gram       ``local_basis(f, z, solver="gram")`` (eigh of the Gram matrix)
+  local_basis_topk k=20  ``local_basis_topk(f, z, 20, key)``: matrix-free, converged to 1e-4
+  singular values only   ``local_dimension(f, z)``: the spectrum without vectors
+Rows are timed in interleaved rounds (each row once per round, best round kept), so that slow
+spells of a shared machine fall on every row alike; compile time (first call minus best) is
+reported apart. Accuracy columns compare with the dense float32 SVD of the same Jacobians.
+
+``run(budget_s, smoke)`` is the entry point of ``benchmarks/device.py``.
 """
 
 from __future__ import annotations
 
-import os
-
-# jaxlib's CPU LAPACK calls (SVD, eigh) go through scipy's OpenBLAS, whose own worker threads
-# fight XLA's thread pool: on a 2-core machine a 512x512 SVD took 4 s instead of 80 ms. One
-# OpenBLAS thread per call is what XLA expects (it parallelises over the batch itself).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 import argparse
+import json
 import math
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-DIM, LAYERS, LR_MUL = 512, 8, 0.01
+from jaxlatent.analysis.grassmann import principal_angles
+from jaxlatent.analysis.jacobian import jacobian
+from jaxlatent.analysis.local_basis import gram_triplets, local_basis, local_basis_topk, svd_triplets
+from jaxlatent.analysis.local_dimension import local_dimension
+from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+
+LR_MUL = 0.01
+FULL = dict(dim=512, layers=8, n=64, n_ref=8, k=20, repeats=3)
+SMOKE = dict(dim=64, layers=2, n=8, n_ref=2, k=4, repeats=1)
+ACCELERATOR = dict(dim=512, layers=8, n=2048, n_ref=8, k=20, repeats=3)
+TORCH_CHUNK = 16
 
 
-def weights(seed=0):
+def weights(dim=512, layers=8, seed=0):
     rs = np.random.RandomState(seed)
-    return [((rs.standard_normal((DIM, DIM)) / LR_MUL).astype(np.float32),
-             (rs.standard_normal(DIM) / LR_MUL * 0.1).astype(np.float32)) for _ in range(LAYERS)]
+    return [((rs.standard_normal((dim, dim)) / LR_MUL).astype(np.float32),
+             (rs.standard_normal(dim) / LR_MUL * 0.1).astype(np.float32)) for _ in range(layers)]
 
 
 def jax_tap(layers):
-    from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
-
-    config = StyleGAN2Config(z_dim=DIM, w_dim=DIM, mapping_layers=LAYERS, mapping_lr_multiplier=LR_MUL,
+    dim = layers[0][0].shape[0]
+    config = StyleGAN2Config(z_dim=dim, w_dim=dim, mapping_layers=len(layers), mapping_lr_multiplier=LR_MUL,
                              img_resolution=4, channel_base=64, channel_max=8)
     model = StyleGAN2.init(config, jax.random.key(0))
     for k, (w, b) in enumerate(layers):
@@ -53,13 +60,14 @@ def jax_tap(layers):
     return model.fn("w")
 
 
-def torch_mapping(layers):
-    import torch
+def torch_mapping(layers, device="cpu"):
+    import torch  # the reference side only
 
-    ws = [torch.from_numpy(w) * (LR_MUL / math.sqrt(DIM)) for w, _ in layers]
-    bs = [torch.from_numpy(b) * LR_MUL for _, b in layers]
+    dim = layers[0][0].shape[0]
+    ws = [torch.from_numpy(w).to(device) * (LR_MUL / math.sqrt(dim)) for w, _ in layers]
+    bs = [torch.from_numpy(b).to(device) * LR_MUL for _, b in layers]
 
-    def g(z):  # (..., 512) -> (..., 512): pixel norm, then scaled linear + lrelu(0.2) * sqrt(2)
+    def g(z):  # (..., dim) -> (..., dim): pixel norm, then scaled linear + lrelu(0.2) * sqrt(2)
         h = z * torch.rsqrt(torch.mean(z * z, dim=-1, keepdim=True) + 1e-8)
         for w, b in zip(ws, bs):
             h = torch.nn.functional.leaky_relu(h @ w.T + b, 0.2) * math.sqrt(2)
@@ -68,102 +76,119 @@ def torch_mapping(layers):
     return g
 
 
-def best(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+def _timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=64, help="latents for the batched rows (default 64)")
-    parser.add_argument("--n-ref", type=int, default=8, help="latents for the one-at-a-time row (default 8)")
-    parser.add_argument("--chunk", type=int, default=16, help="latents per compiled batch (default 16: best of 16/32/64 on 2 cores)")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+def measure(dim, layers, n, n_ref, k, repeats, budget_s=math.inf):
+    """Time every row on the same weights and latents; returns (rows, notes)."""
+    import torch  # the reference side only
 
-    import torch
-
-    from jaxlatent.analysis.jacobian import jacobian
-    from jaxlatent.analysis.local_basis import gram_triplets, local_basis, svd_triplets
-
-    layers = weights()
-    z_np = np.random.RandomState(1).standard_normal((args.n, DIM)).astype(np.float32)
-    g = torch_mapping(layers)
-    f = jax_tap(layers)
+    device = "cuda" if torch.cuda.is_available() and jax.default_backend() == "gpu" else "cpu"
+    start = time.perf_counter()
+    layers_np = weights(dim, layers)
+    g = torch_mapping(layers_np, device)
+    f = jax_tap(layers_np)
+    z_np = np.random.RandomState(1).standard_normal((n, dim)).astype(np.float32)
     z = jnp.asarray(z_np)
+    zt = torch.from_numpy(z_np).to(device)
+    eye = torch.eye(dim, device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def ref_loop():
-        for i in range(args.n_ref):
-            noise = torch.from_numpy(z_np[i:i + 1])
-            pad = noise.repeat(DIM, 1).requires_grad_(True)
-            jac = torch.autograd.grad(g(pad), pad, grad_outputs=torch.eye(DIM))[0]
+        for i in range(n_ref):
+            pad = zt[i:i + 1].repeat(dim, 1).requires_grad_(True)
+            jac = torch.autograd.grad(g(pad), pad, grad_outputs=eye)[0]
             torch.svd(jac)
+        sync()
 
-    zt = torch.from_numpy(z_np)
     vjac = torch.func.vmap(torch.func.jacfwd(g))
 
-    def torch_vmap():
-        for s in range(0, args.n, args.chunk):
-            torch.linalg.svd(vjac(zt[s:s + args.chunk]), full_matrices=False)
+    def torch_func():
+        for s in range(0, n, TORCH_CHUNK):
+            torch.linalg.svd(vjac(zt[s:s + TORCH_CHUNK]), full_matrices=False)
+        sync()
 
-    def ours(solver):
-        return lambda: jax.block_until_ready(local_basis(f, z, chunk_size=args.chunk, solver=solver))
-
-    jac = jacobian(f, z[:args.chunk], mode="fwd")
-    spec_fns = {name: jax.jit(fn) for name, fn in (("svd", svd_triplets), ("gram", gram_triplets))}
-    # (callable, latents it handles); every row is timed once per round, rounds interleaved, so
-    # that a slow spell of this shared machine falls on all rows alike; best round per row
-    timed = {
-        "ref-loop (a)": (ref_loop, args.n_ref),
-        "torch-vmap (b)": (torch_vmap, args.n),
-        "ours (svd)": (ours("svd"), args.n),
-        "ours (gram)": (ours("gram"), args.n),
-        "jacobian": (lambda: jax.block_until_ready(jacobian(f, z, mode="fwd", chunk_size=args.chunk)), args.n),
-        "spectrum svd": (lambda: jax.block_until_ready(spec_fns["svd"](jac)), args.chunk),
-        "spectrum gram": (lambda: jax.block_until_ready(spec_fns["gram"](jac)), args.chunk),
+    key = jax.random.key(2)
+    timed = {  # name: (callable, latents it handles)
+        "ref-loop (a)": (ref_loop, n_ref),
+        "torch.func (b)": (torch_func, n),
+        "local_basis": (lambda: local_basis(f, z), n),
+        "local_basis gram": (lambda: local_basis(f, z, solver="gram"), n),
+        f"local_basis_topk k={k}": (lambda: local_basis_topk(f, z, k, key), n),
+        "singular values only": (lambda: jax.block_until_ready(local_dimension(f, z)), n),
     }
-    for fn, _ in timed.values():  # compile and warm up
-        fn()
-    seconds = {name: math.inf for name in timed}
-    for _ in range(args.repeats):
+    first = {name: _timed(fn) for name, (fn, _) in timed.items()}  # compiles and warms up
+    best = {name: math.inf for name in timed}
+    for _ in range(repeats):
         for name, (fn, _) in timed.items():
-            seconds[name] = min(seconds[name], best(fn, 1))
-    per_latent = {name: seconds[name] / count for name, (_, count) in timed.items()}
-    rows = {name: 1 / per_latent[name] for name in list(timed)[:4]}
-    t_jac = seconds["jacobian"]
-    spec = {"svd": per_latent["spectrum svd"], "gram": per_latent["spectrum gram"]}
-    # accuracy of the Gram solver against the dense SVD on the same Jacobians
-    a, b = svd_triplets(jac), gram_triplets(jac)
-    ratio = np.asarray(a.singular_values / a.singular_values[:, :1])
-    rel = np.abs(np.asarray(b.singular_values - a.singular_values)) / np.asarray(a.singular_values)
+            best[name] = min(best[name], _timed(fn))
+        if time.perf_counter() - start > budget_s:
+            break
 
-    x = jax.random.normal(jax.random.key(0), (2048, 2048))
-    mm = jax.jit(lambda m: m @ m)
-    jax.block_until_ready(mm(x))
-    rate = 2 * 2048 ** 3 / best(lambda: jax.block_until_ready(mm(x)), args.repeats * 2)
-    jac_flops = LAYERS * 2 * DIM ** 3 * args.n / t_jac
+    full = local_basis(f, z)
+    top = local_basis_topk(f, z, k, key)
+    s_full = np.asarray(full.singular_values)
+    top_err = float(np.max(np.abs(np.asarray(top.singular_values) - s_full[:, :k]) / s_full[:, :k]))
+    top_angle = float(jnp.max(principal_angles(top.basis, full.basis[:, :, :k])))
+    jac = jacobian(f, z[:min(n, 16)])
+    a, b = jax.jit(svd_triplets)(jac), jax.jit(gram_triplets)(jac)
+    sa, sb = np.asarray(a.singular_values), np.asarray(b.singular_values)
+    gram_err = {lo: float(np.max((np.abs(sb - sa) / sa)[sa / sa[:, :1] >= lo])) for lo in (0.1, 0.01)}
+    accuracy = {
+        "local_basis gram": f"values s/s1>=0.1: {gram_err[0.1]:.1e}, >=0.01: {gram_err[0.01]:.1e} rel",
+        f"local_basis_topk k={k}": f"values {top_err:.1e} rel, basis {top_angle:.1e} rad; "
+                                   f"converged {int(np.sum(np.asarray(top.converged)))}/{n}",
+    }
+    per_latent = {name: best[name] / count for name, (_, count) in timed.items()}
+    rows = []
+    for name, (_, count) in timed.items():
+        rows.append(dict(benchmark="local_basis", row=name, device=device if "(" in name else jax.default_backend(),
+                         ms_per_latent=1e3 * per_latent[name],
+                         vs_ref_loop=per_latent["ref-loop (a)"] / per_latent[name],
+                         vs_torch_func=per_latent["torch.func (b)"] / per_latent[name],
+                         compile_s=max(0.0, first[name] - best[name]), accuracy=accuracy.get(name, "")))
+    notes = [f"{layers}x{dim} mapping network, batch {n} (reference loop {n_ref}), "
+             f"{jax.devices()[0].device_kind}, jax {jax.__version__}, torch {torch.__version__} "
+             f"({torch.get_num_threads()} threads), best of {repeats} interleaved rounds"]
+    return rows, notes
 
-    print(f"\nOPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, torch threads "
-          f"{torch.get_num_threads()}")
-    print(f"Local Basis at W, 8x512 mapping network, {jax.devices()[0].device_kind}, "
-          f"batch {args.n} (chunk {args.chunk}), best of {args.repeats} interleaved rounds")
-    print(f"{'method':<18s} {'latents/s':>10s} {'ms/latent':>10s} {'vs (a)':>7s} {'vs (b)':>7s}")
-    for name, rate_ in rows.items():
-        print(f"{name:<18s} {rate_:10.2f} {1e3 / rate_:10.2f} {rate_ / rows['ref-loop (a)']:7.2f} "
-              f"{rate_ / rows['torch-vmap (b)']:7.2f}")
-    print(f"\nmatmul fp32 (JAX, 2048^2): {rate / 1e9:.1f} GFLOP/s")
-    print(f"Jacobian phase: {1e3 * t_jac / args.n:.2f} ms/latent, {jac_flops / 1e9:.1f} GFLOP/s "
-          f"= {100 * jac_flops / rate:.0f}% of matmul rate")
-    print(f"spectrum phase: svd {1e3 * spec['svd']:.2f} ms/latent ({spec['svd'] * args.n / t_jac:.2f}x Jacobian), "
-          f"gram {1e3 * spec['gram']:.2f} ms/latent ({spec['gram'] * args.n / t_jac:.2f}x Jacobian)")
-    for lo in (0.1, 0.01, 0.001):
-        sel = ratio >= lo
-        print(f"gram vs svd: max rel error of singular values with s/s1 >= {lo:g}: {rel[sel].max():.1e}")
+
+def run(budget_s: float = 600.0, smoke: bool = False, **overrides) -> list[dict]:
+    """Benchmark rows (entry point of benchmarks/device.py); accelerator sizes on a GPU/TPU."""
+    sizes = SMOKE if smoke else (ACCELERATOR if jax.default_backend() != "cpu" else FULL)
+    rows, _ = measure(**dict(sizes, **overrides), budget_s=budget_s)
+    return rows
+
+
+def format_table(rows, notes=()) -> str:
+    lines = ["| method | ms/latent | vs (a) | vs (b) | compile s | accuracy against the dense SVD |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        lines.append(f"| {r['row']} | {r['ms_per_latent']:.2f} | {r['vs_ref_loop']:.2f} | "
+                     f"{r['vs_torch_func']:.2f} | {r['compile_s']:.1f} | {r['accuracy']} |")
+    return "\n".join(lines + [""] + [f"- {n}" for n in notes])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=FULL["n"], help="latents for the batched rows")
+    parser.add_argument("--n-ref", type=int, default=FULL["n_ref"], help="latents for the one-at-a-time row")
+    parser.add_argument("--k", type=int, default=FULL["k"], help="triplets for local_basis_topk")
+    parser.add_argument("--repeats", type=int, default=FULL["repeats"], help="interleaved rounds")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (a 2x64 network, 8 latents), < 60 s")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    sizes = dict(SMOKE) if args.smoke else dict(FULL, n=args.n, n_ref=args.n_ref, k=args.k, repeats=args.repeats)
+    rows, notes = measure(**sizes)
+    print(format_table(rows, notes))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"rows": rows, "notes": notes}, fh, indent=1)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
