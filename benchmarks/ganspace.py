@@ -154,7 +154,8 @@ HEADER = f"{'data':<28} {'row':<16} {'seconds':>9} {'vs sklearn':>10} {'differen
 
 def print_table(rows):
     for r in rows:
-        print(f"{r['shape']:<28} {r['row']:<16} {r['seconds']:9.3f} {r['ratio']:10.2f} {r['difference']:11.2e}  {r['note']}")
+        print(f"{r['shape']:<28} {r['row']:<16} {r['seconds']:9.3f} {r['ratio']:10.2f} "
+              f"{r['difference']:11.2e}  {r['note']}")
 
 
 def _shape(text):

@@ -161,7 +161,8 @@ def _direction_files(paths):
     files = []
     for p in paths:
         if os.path.isdir(p):
-            files += sorted(os.path.join(p, f) for f in os.listdir(p) if f.startswith("directions_") and f.endswith(".npz"))
+            files += sorted(os.path.join(p, f) for f in os.listdir(p)
+                            if f.startswith("directions_") and f.endswith(".npz"))
         else:
             files.append(p)
     if not files:
