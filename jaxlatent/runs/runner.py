@@ -149,7 +149,7 @@ def _compute(spec, model, options, store, mine, seed, mesh, verbose, pid, nproc,
 
     While the device computes chunk j+1 (JAX dispatch is asynchronous), the host copies chunk j
     out and a writer thread writes and commits it (file writes and fsyncs wait on the disk,
-    not the CPU). At most two chunks are in flight, so memory stays bounded. ``summary`` (process
+    not the CPU), and another thread draws the latents of chunk j+2. At most two chunks are in flight, so memory stays bounded. ``summary`` (process
     0 only) goes on from the chunks committed before and is written every few seconds.
     """
     z_dim, size = int(model.z_dim), store.chunk_size
@@ -173,15 +173,24 @@ def _compute(spec, model, options, store, mine, seed, mesh, verbose, pid, nproc,
         store.write_chunk(index, arrays, {"run": ident, "process": pid})
         return arrays
 
+    def draw(index):
+        start, stop = store.rows(index)
+        return latents(seed, start, stop, z_dim)
+
+    order = [*mine, None]
     computing, writing = None, None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxlatent-run-writer") as writer:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxlatent-run-writer") as writer, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxlatent-run-latents") as drawer:
+        drawn = drawer.submit(draw, order[0]) if mine else None
         try:
-            for index in [*mine, None]:
+            for pos, index in enumerate(order):
                 if index is not None:
                     start, stop = store.rows(index)
-                    z = pad_rows(latents(seed, start, stop, z_dim), size)
+                    z = drawn.result()
+                    if order[pos + 1] is not None:     # the next chunk's latents, drawn meanwhile
+                        drawn = drawer.submit(draw, order[pos + 1])
                     keys = pad_rows(row_keys(seed, start, stop), size)
-                    result = (index, spec.compute(model, z, options, keys, mesh=mesh))
+                    result = (index, spec.compute(model, pad_rows(z, size), options, keys, mesh=mesh))
                 if computing is not None:
                     done, out = computing
                     lo, hi = store.rows(done)
