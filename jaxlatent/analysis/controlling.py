@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.correlation import concept_effects
+from jaxlatent.analysis.correlation import ConceptEffects, concept_effects
 from jaxlatent.analysis.interventions import (amounts, class_probs, intervention_probs,
                                               select_samples, standard_units)
 from jaxlatent.analysis.jacobian import check_latents
@@ -149,12 +149,16 @@ def _source(g, classifier, z, target, source, min_prob, options, where):
 def sequential_set(g: Callable, classifier: Callable, z, target: int, *, source: int | None = None,
                    min_prob: float = 0.0, selection: str = "ranked", magnitude: float = 3.0,
                    success_target: float = 0.9, saturation: float = 0.02, max_k: int | None = None,
-                   center=None, scale=None, **options) -> ControllingSet:
+                   center=None, scale=None, effects: ConceptEffects | None = None,
+                   **options) -> ControllingSet:
     """Method A: the controlling set by sequential intervention (Li et al., ICPR 2020).
 
     Args: see :func:`controlling_set`. selection: ``"ranked"`` (sensitivity order, S(k) for
       k = 1..max_k, default max_k = D) or ``"greedy"`` (max_k steps at most, default 16, each
       trying every remaining dimension; stops when S reaches ``success_target``).
+      effects: :class:`~jaxlatent.analysis.correlation.ConceptEffects` over all D dimensions to
+      rank by (e.g. one population-wide measurement shared by several targets); default:
+      measured on the selected samples at ``+-magnitude``.
 
     Returns:
       :class:`ControllingSet`.
@@ -163,8 +167,13 @@ def sequential_set(g: Callable, classifier: Callable, z, target: int, *, source:
         raise ValueError(f"controlling_set: selection must be one of {SELECTIONS}, found {selection!r}")
     zs = _source(g, classifier, z, target, source, min_prob, options, "controlling_set")
     d = zs.shape[1]
-    eff = concept_effects(g, classifier, zs, values=(-magnitude, magnitude), center=center, scale=scale,
-                          **options)
+    eff = effects
+    if eff is None:
+        eff = concept_effects(g, classifier, zs, values=(-magnitude, magnitude), center=center,
+                              scale=scale, **options)
+    elif eff.sensitivity.shape[0] != d:
+        raise ValueError(f"controlling_set: effects cover {eff.sensitivity.shape[0]} dimensions, "
+                         f"the latents have {d}")
     scores = np.asarray(eff.sensitivity[:, target])
     weights = np.asarray(eff.effect[:, target])
     directions = _signs(weights)

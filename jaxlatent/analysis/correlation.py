@@ -17,6 +17,7 @@ vector of counts and all resamples are one matrix product.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -125,12 +126,14 @@ def bootstrap_weights(key: jax.Array, num: int, n: int) -> jax.Array:
 
 
 @jax.jit
-def _estimates(stats, values):
-    return measures(stats, values, jnp.ones(stats.sum_p.shape[0], stats.sum_p.dtype))
+def _estimates(probs, base, values):
+    stats = sample_stats(probs, base, values)
+    return stats, measures(stats, values, jnp.ones(probs.shape[0], probs.dtype))
 
 
-@jax.jit
-def _intervals(stats, values, weights, level):
+@functools.partial(jax.jit, static_argnames=("num",))
+def _intervals(stats, values, key, level, num):
+    weights = bootstrap_weights(key, num, stats.sum_p.shape[0]).astype(values.dtype)
     reps = measures(stats, values, weights)
     q = jnp.stack([(1 - level) / 2, (1 + level) / 2])
     return EffectIntervals(*(jnp.nanquantile(r, q, axis=0) for r in reps))
@@ -153,12 +156,10 @@ def effects_from_probs(probs, base, values, dims, *, key: jax.Array | None = Non
     values = jnp.asarray(values, probs.dtype)
     if values.shape[0] < 2:
         raise ValueError(f"concept_effects: need at least two intervention values, found {values.shape[0]}")
-    stats = sample_stats(probs, base, values)
-    sens, eff, corr, flip = _estimates(stats, values)
+    stats, (sens, eff, corr, flip) = _estimates(probs, base, values)
     intervals = None
     if key is not None:
-        weights = bootstrap_weights(key, int(num_bootstrap), probs.shape[0]).astype(probs.dtype)
-        intervals = _intervals(stats, values, weights, jnp.asarray(level, probs.dtype))
+        intervals = _intervals(stats, values, key, jnp.asarray(level, probs.dtype), num=int(num_bootstrap))
     return ConceptEffects(sensitivity=sens, effect=eff, correlation=corr, flip_rate=flip,
                           intervals=intervals, dims=jnp.asarray(dims, jnp.int32), values=values,
                           base_probs=base)

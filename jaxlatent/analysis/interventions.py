@@ -18,9 +18,9 @@ The latents may be Z or W (or any other input): the space is the one the callabl
 ``center`` and ``scale`` (per-dimension mean and standard deviation of the population), which
 is what W needs, whose dimensions are neither centred nor of unit spread.
 
-Work is spread with :func:`jaxlatent.parallel.map_batched` over samples: one compiled call
-generates ``chunk * M`` images for ``M`` interventions of each of ``chunk`` samples; masks and
-values are inputs to that program, so new values never recompile.
+Work is spread with :func:`jaxlatent.parallel.map_batched` over the edited latents: one
+compiled call generates and classifies ``chunk_size`` images, whatever the number of samples
+and interventions, so an analysis compiles its generator once.
 """
 
 from __future__ import annotations
@@ -34,13 +34,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlatent.analysis.jacobian import check_latents
-from jaxlatent.parallel import map_batched, split_callable
+from jaxlatent.parallel import map_batched, pad_rows, split_callable
 
 KINDS = ("set", "shift", "scale")
 
-# images per compiled call when chunk_size is not given (a 16x16 StyleGAN2 holds ~1 MB per image
-# of activations; 2048 keeps a call near 2 GB, and large enough to keep a CPU busy)
-DEFAULT_IMAGES_PER_CALL = 2048
+# images per compiled generator call when chunk_size is not given: a second's work for a 16x16
+# StyleGAN2 on 2 CPU cores, a few hundred MB of activations at 256x256
+DEFAULT_IMAGES_PER_CALL = 256
+# edited latents held at once (N * M of them are made block by block)
+MAX_ROWS = 65536
 
 
 def check_kind(kind: str, where: str) -> str:
@@ -135,39 +137,37 @@ def intervene(z, dims, values, *, kind: str = "set", center=None, scale=None) ->
     return out.reshape(z.shape[0], k, v, z.shape[1])
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=["g", "classifier", "mask", "amount"],
-                   meta_fields=["kind"])
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["g", "classifier"], meta_fields=[])
 @dataclasses.dataclass(frozen=True)
-class _Probe:
-    """``z (n, D) -> p (n, M, C)``: class probabilities of the images of M edits of each sample.
+class ConceptScores:
+    """``x (B, D) -> p (B, C)``: the classifier's class probabilities of the images ``g(x)``.
 
-    A pytree: the generator's and the masks' arrays reach the compiled program as inputs, so
-    every chunk and every new set of values share one compilation.
+    A pytree: the generator's weights reach the compiled program as inputs, so every call with
+    the same image batch shares one compilation.
     """
 
     g: Callable
     classifier: Callable
-    mask: jax.Array
-    amount: jax.Array
-    kind: str
 
-    def __call__(self, z):
-        n, d = z.shape
-        m = self.mask.shape[0]
-        edited = edit(z[:, None, :], self.mask[None].astype(z.dtype), self.amount[None].astype(z.dtype),
-                      self.kind)
-        logits = self.classifier(self.g(edited.reshape(n * m, d)))
-        return jax.nn.softmax(logits, axis=-1).reshape(n, m, -1)
+    def __call__(self, x):
+        return jax.nn.softmax(self.classifier(self.g(x)), axis=-1)
 
 
-def default_chunk(m: int, n: int) -> int:
-    return max(1, min(n, DEFAULT_IMAGES_PER_CALL // max(m, 1)))
+@functools.partial(jax.jit, static_argnames=("kind",))
+def _edit_block(z, mask, amount, kind):
+    n, d = z.shape
+    edited = edit(z[:, None, :], mask[None].astype(z.dtype), amount[None].astype(z.dtype), kind)
+    return edited.reshape(n * mask.shape[0], d)
 
 
 def intervention_probs(g: Callable, classifier: Callable, z, mask, amount, *, kind: str = "set",
                        chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
                        progress: Callable | None = None) -> jax.Array:
     """Class probabilities of the images of M interventions of each of N samples.
+
+    The ``N * M`` edited latents are made in blocks of samples (at most ``MAX_ROWS`` latents)
+    and generated in chunks of ``chunk_size`` images: every call of the generator has the same
+    shape, whatever N and M, so it compiles once.
 
     Args:
       g: batched generator ``(B, D) -> images (B, ...)`` (any space: Z, W, ...).
@@ -176,8 +176,7 @@ def intervention_probs(g: Callable, classifier: Callable, z, mask, amount, *, ki
       z: (N, D) latents.
       mask: (M, D) intervention weights; amount: (M, D) amounts (see :func:`edit`).
       kind: ``"set"``, ``"shift"`` or ``"scale"``.
-      chunk_size: samples per compiled call (each call makes ``chunk_size * M`` images; default:
-        as many samples as keep a call at about 2048 images).
+      chunk_size: images per compiled call (default ``DEFAULT_IMAGES_PER_CALL``).
       mesh, use_pmap, progress: see :func:`jaxlatent.parallel.map_batched`.
 
     Returns:
@@ -189,10 +188,19 @@ def intervention_probs(g: Callable, classifier: Callable, z, mask, amount, *, ki
     amount = jnp.broadcast_to(jnp.asarray(amount, jnp.float32), mask.shape)
     if mask.shape[1] != z.shape[1]:
         raise ValueError(f"intervention_probs: masks have {mask.shape[1]} dimensions, latents {z.shape[1]}")
-    if chunk_size is None:
-        chunk_size = default_chunk(mask.shape[0], z.shape[0])
-    probe = _Probe(g, classifier, mask, amount, kind)
-    return map_batched(probe, z, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
+    n, m = z.shape[0], mask.shape[0]
+    chunk = DEFAULT_IMAGES_PER_CALL if chunk_size is None else max(1, int(chunk_size))
+    block = max(1, MAX_ROWS // m)
+    scores = ConceptScores(g, classifier)
+    out = []
+    for start in range(0, n, block):
+        edited = _edit_block(z[start:start + block], mask, amount, kind)
+        rows = edited.shape[0]
+        # map_batched shortens the chunk to a smaller batch: pad instead, to keep one shape
+        p = map_batched(scores, pad_rows(edited, chunk), chunk_size=chunk, mesh=mesh, use_pmap=use_pmap,
+                        progress=progress)
+        out.append(p[:rows].reshape(-1, m, p.shape[-1]))
+    return out[0] if len(out) == 1 else jnp.concatenate(out)
 
 
 def class_probs(g: Callable, classifier: Callable, z, **options) -> jax.Array:

@@ -79,7 +79,7 @@ def _fit(static, dyn, z, batches, theta, learning_rate, magnitude, penalty, cent
 
 
 def optimize_weights(g: Callable, classifier: Callable, z, target: int, *, objective: str = "signed",
-                     magnitude: float = 3.0, penalty: float = 0.01, learning_rate: float = 0.05,
+                     magnitude: float = 3.0, penalty: float = 0.2, learning_rate: float = 0.05,
                      steps: int = 200, batch_size: int | None = None, epochs: int | None = None,
                      init: float = 0.5, center=None, scale=None, key: jax.Array | None = None):
     """Per-dimension weights ``w = tanh(theta)`` that move the target probability (Method B).

@@ -1,0 +1,103 @@
+"""``jaxlatent correlation``: concept effects, controlling sets and translation (Li et al., ICPR 2020).
+
+Loads a generator and a digit classifier, draws latents from seeds 0..n-1 and writes into
+``--out``: ``report.html`` with the importance heatmap, the success curves of both methods,
+the translation matrix and grids, ``results.json`` (controlling-set size and success of every
+(source, target) pair, the worked pair, the translation sweep) and ``arrays.npz``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from jaxlatent import digits
+from jaxlatent.cli import _common
+from jaxlatent.report_page import ReportPage
+from jaxlatent.sections.correlation import (FULL, SPACES, Sizes, analyse, latent_space, raw_arrays,
+                                           summarize, write_figures)
+from jaxlatent.seeds import latents_from_seeds
+
+__all__ = ["register", "run", "default_classifier"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "correlation", help="concept effects of latent dims, controlling sets, class-to-class "
+                            "translation (Li, Tao, Niu & Li, ICPR 2020)",
+        description="Intervene on single latent dimensions, score the images with a classifier, "
+                    "find each (source, target) pair's controlling set and translate with it.")
+    _common.add_model_args(p, seeds=None)
+    p.add_argument("--classifier", default=None,
+                   help="classifier directory (jaxlatent.digits format; default: the shipped digit "
+                        "classifier when CKPT is the shipped digits model)")
+    p.add_argument("--space", default="z", choices=SPACES,
+                   help="latent space intervened on: z, or w (StyleGAN2; standard units: the "
+                        "population's mean and std per dimension)")
+    p.add_argument("--n", type=int, default=1000, help="latents, seeds 0..n-1 (default 1000)")
+    p.add_argument("--effects", type=int, default=200,
+                   help="latents whose single-dimension effects rank the dimensions (default 200)")
+    p.add_argument("--max-k", type=int, default=24, help="longest controlling set tried (default 24)")
+    p.add_argument("--magnitude", type=float, default=FULL.magnitude,
+                   help=f"intervention value a, in standard units (default {FULL.magnitude:g})")
+    p.add_argument("--bootstrap", type=int, default=FULL.bootstrap,
+                   help=f"bootstrap resamples of the intervals (default {FULL.bootstrap})")
+    p.add_argument("--steps", type=int, default=100,
+                   help="Method B optimisation steps for the worked pair (0: leave out; default 100)")
+    p.add_argument("--pair", default=None, help="worked pair SOURCE,TARGET (default: the two most "
+                                                "frequent classes)")
+    p.set_defaults(func=run)
+
+
+def default_classifier(checkpoint: str, path: str | None) -> digits.Classifier:
+    """``--classifier`` if given, else the shipped one when ``checkpoint`` is the shipped model."""
+    if path is not None:
+        return digits.load_classifier(path)
+    shipped = digits.assets_dir()
+    if os.path.isdir(checkpoint) and os.path.samefile(checkpoint, shipped):
+        return digits.load_classifier()
+    raise ValueError(f"{checkpoint}: --classifier is needed (only the shipped digits model "
+                     f"{shipped} has a default classifier)")
+
+
+def _pair(text):
+    if text is None:
+        return None
+    try:
+        s, t = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--pair: expected SOURCE,TARGET class indices, found {text!r}") from None
+    return s, t
+
+
+def run(args) -> int:
+    model = _common.load_model(args)
+    classifier = default_classifier(args.checkpoint, args.classifier)
+    options = _common.model_options(model, args)
+    if args.n < 2:
+        raise ValueError(f"--n: need at least 2 latents, found {args.n}")
+    os.makedirs(args.out, exist_ok=True)
+    z = latents_from_seeds(range(args.n), int(model.z_dim))
+    space = latent_space(model, z, args.space, options.get("truncation_psi", 1.0))
+    sizes = Sizes(population=args.n, effects=min(args.effects, args.n), max_k=args.max_k,
+                  bootstrap=args.bootstrap, steps=args.steps, magnitude=args.magnitude)
+    res = analyse(space, classifier.logits, sizes, _common.prng_key(args), pair=_pair(args.pair),
+                  chunk_size=args.chunk_size, progress=_common.progress("correlation"))
+    page = ReportPage(args.out, "Correlation analysis (Li, Tao, Niu & Li, ICPR 2020)",
+                      f"{args.checkpoint}, space {args.space}, seeds 0-{args.n - 1}")
+    page.section("Concept effects, controlling sets and translation")
+    write_figures(page, space, res, sizes, prefix="correlation")
+    summary = summarize(res)
+    page.results.update(analysis="correlation", checkpoint=args.checkpoint, space=args.space,
+                        n=args.n, sizes=sizes._asdict(), **summary)
+    page.write()
+    np.savez_compressed(os.path.join(args.out, "arrays.npz"), **raw_arrays(res))
+    size = np.asarray(summary["set_size"])
+    print(f"pairs: median controlling-set size {summary['median_set_size']:g} of {space.x.shape[1]}, "
+          f"mean success {summary['mean_success']:.3f}, share reaching 0.9 "
+          f"{summary['share_pairs_reaching_0.9']:.3f}")
+    print("set size (rows: source, columns: target)")
+    print(size)
+    print(f"wrote {args.out}/report.html, results.json, arrays.npz")
+    return 0
