@@ -9,7 +9,7 @@ import pytest
 from helpers import random_stylegan2
 
 from jaxlatent.analysis import geometry
-from jaxlatent.analysis.geometry import Metric, metric_distance_scale, metric_tensor, mse_distance
+from jaxlatent.analysis.geometry import Metric, eigen_axis_latents, equal_distance_steps, metric_tensor, mse_distance
 from jaxlatent.analysis.geometry_stats import anisotropy, average_metric, hessian_corr, spectrum_summary
 from jaxlatent.analysis.linalg import unordered_lapack_calls
 from jaxlatent.models.stylegan2 import StyleGAN2Config
@@ -161,9 +161,12 @@ def test_homogeneity_is_one_for_equal_metrics_and_step_sizes_match_the_metric(x6
     corr = hessian_corr(m)
     np.testing.assert_allclose(np.asarray(corr.lin), 1.0, atol=1e-10)
     np.testing.assert_allclose(np.asarray(corr.log), 1.0, atol=1e-10)
-    step = metric_distance_scale(m, 0.1)
-    # for a linear g and the MSE distance the quadratic form is exact: d(t v_i) = 1/2 l_i t^2
-    t = step[0, 2]
+    steps = equal_distance_steps(m.eigenvalues, 0.1, 2)
+    assert steps.shape == (3, 10, 5)
+    # for a linear g and the MSE distance the quadratic form is exact: d(t v_i) = 1/2 l_i t^2,
+    # so every step moves the metric length sqrt(d) by the same 0.1, on every axis
+    lat = eigen_axis_latents(z, m, 0.1, 2)                       # (3, 10, 5, 10)
     x0 = linear(z[:1])
-    d = mse_distance(x0, linear(z[:1] + t * m.eigenvectors[0, :, 2][None]))
-    np.testing.assert_allclose(float(d[0]), 0.1, rtol=1e-10)
+    for axis in (0, 4, 9):
+        d = mse_distance(jnp.broadcast_to(x0, (5, 2, 3, 3)), linear(lat[0, axis]))
+        np.testing.assert_allclose(np.sqrt(np.asarray(d)), [0.2, 0.1, 0.0, 0.1, 0.2], rtol=1e-10, atol=1e-12)

@@ -23,6 +23,8 @@ Two ways to get the eigenpairs (descending):
   the matrix-free product ``v -> J^T M (J v)``: one linearised forward pass, the distance's
   Hessian-vector product and the transposed linear map per block; ``J`` is never formed.
 
+Eigen-axis strips (:func:`eigen_axis_latents`) step along each eigenvector by equal metric length.
+
 Signs: each eigenvector is flipped so that its entry of largest magnitude is positive.
 """
 
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -244,6 +245,7 @@ def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | 
     return map_batched(fn, (z, start), **options)
 
 
+@jax.jit
 def metric_matrix(metric: Metric) -> jax.Array:
     """``V diag(l) V^T`` from a Metric's eigenpairs: the whole H, or its rank-k part for top-k metrics.
 
@@ -257,25 +259,48 @@ def metric_matrix(metric: Metric) -> jax.Array:
     return (v * metric.eigenvalues[..., None, :]) @ jnp.swapaxes(v, -1, -2)
 
 
-def metric_distance_scale(metric: Metric, distance: float) -> jax.Array:
-    """Step lengths along each eigenvector that move the metric distance by ``distance``.
+@functools.partial(jax.jit, static_argnames=("n_side",))
+def equal_distance_steps(eigenvalues: jax.Array, length: float, n_side: int,
+                         max_step: float | None = None) -> jax.Array:
+    """Step sizes along each eigenvector that space images by equal metric length.
 
-    The second-order expansion ``d(g(z0), g(z0 + t v_i)) ~ 1/2 l_i t^2`` (H is the Hessian of
-    ``d``) gives ``t_i = sqrt(2 distance / l_i)``: the eigen-axis strips of Wang & Ponce 2021
-    (figure 2) step each axis by the same amount of image change this way.
+    Near ``z0`` the distance along ``t v_i`` is ``d ~ 1/2 l_i t^2`` (H is the Hessian of ``d``),
+    so the metric length ``sqrt(d)`` grows as ``sqrt(l_i / 2) |t|``; steps
+    ``t_j = j * length / sqrt(l_i / 2)`` for ``j = -n_side .. n_side`` move every axis by the same
+    length per step: the eigen-axis strips of Wang & Ponce 2021 (figure 2), where a flat axis
+    needs long steps to change the image as much as a steep one.
 
     Args:
-      metric: :class:`Metric` with eigenvalues (N, k).
-      distance: the image distance one step should make (same units as the metric's distance).
+      eigenvalues: (N, k) metric eigenvalues.
+      length: metric length per step (``sqrt`` of the distance's units).
+      n_side: steps on each side of ``z0``.
+      max_step: largest ``|t|`` (latent units) allowed; None: no limit (infinite for zero eigenvalues).
 
     Returns:
-      (N, k) step lengths in latent units (infinite for zero eigenvalues).
+      (N, k, 2 n_side + 1) signed step sizes, 0 in the middle.
     """
-    vals = jnp.maximum(metric.eigenvalues, 0)
-    return jnp.sqrt(2.0 * distance / vals)
+    vals = jnp.maximum(jnp.asarray(eigenvalues), 0)
+    unit = length / jnp.sqrt(vals / 2)
+    j = jnp.arange(-n_side, n_side + 1, dtype=unit.dtype)
+    t = unit[..., None] * j
+    return t if max_step is None else jnp.clip(t, -max_step, max_step)
 
 
-# Public name of the LOBPCG element count check, reused by callers choosing k.
-def max_lobpcg_k(n_in: int) -> int:
-    """Largest ``k`` LOBPCG accepts for an ``n_in``-dimensional latent (``5 k < n_in``)."""
-    return max(0, math.ceil(n_in / 5) - 1)
+@functools.partial(jax.jit, static_argnames=("n_side",))
+def eigen_axis_latents(z: jax.Array, metric: Metric, length: float, n_side: int,
+                       max_step: float | None = None) -> jax.Array:
+    """Latents along each eigenvector of the metric, equally spaced in metric length.
+
+    Args:
+      z: (N, in) the latents the metric was computed at (or (in,) with a batch-1 metric).
+      metric: :class:`Metric` with eigenvalues (N, k) and eigenvectors (N, in, k) (a batch of one,
+        such as an average metric, applies to every latent).
+      length, n_side, max_step: see :func:`equal_distance_steps`.
+
+    Returns:
+      (N, k, 2 n_side + 1, in): ``z + t_ij v_i``.
+    """
+    z = jnp.atleast_2d(jnp.asarray(z))
+    t = equal_distance_steps(metric.eigenvalues, length, n_side, max_step)     # (N|1, k, S)
+    moves = jnp.einsum("nik,nks->nksi", metric.eigenvectors, t)
+    return z[:, None, None, :] + moves

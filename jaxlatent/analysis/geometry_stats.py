@@ -16,6 +16,7 @@ latents (the whole spectrum, or the top k of it):
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple, Sequence
 
 import jax
@@ -62,6 +63,7 @@ class HessianCorr(NamedTuple):
     lin: jax.Array
 
 
+@jax.jit
 def spectrum_summary(eigenvalues: jax.Array) -> SpectrumSummary:
     """Mean spectrum and 5-95 percentile band of ``|l|`` over latents (Wang & Ponce 2021, fig. 1).
 
@@ -78,18 +80,19 @@ def spectrum_summary(eigenvalues: jax.Array) -> SpectrumSummary:
     return SpectrumSummary(mean[order], low[order], high[order])
 
 
+@functools.partial(jax.jit, static_argnames=("fractions",))
 def anisotropy(eigenvalues: jax.Array, fractions: Sequence[float] = (0.99, 0.999)) -> Anisotropy:
     """Eigen-dimensions holding given fractions of the trace, and the spectrum's decay.
 
     Args:
       eigenvalues: (N, k), descending (negative rounding noise counts as 0).
-      fractions: fractions of the trace (sum of the eigenvalues).
+      fractions: fractions of the trace (sum of the eigenvalues); a tuple (a static argument).
 
     Returns:
       :class:`Anisotropy`: dims (N, F), fractions (F,), slope (N,).
     """
     ev = jnp.maximum(jnp.asarray(eigenvalues), 0)
-    frac = jnp.asarray(fractions, ev.dtype)
+    frac = jnp.asarray(tuple(fractions), ev.dtype)
     cum = jnp.cumsum(ev, axis=1) / jnp.sum(ev, axis=1, keepdims=True)
     # the first index where the cumulative share reaches the fraction, counted from 1
     dims = jnp.sum(cum[:, None, :] < frac[None, :, None] * (1 - 1e-12), axis=2) + 1
@@ -118,6 +121,7 @@ def _safe_log10(x):
     return jnp.log10(jnp.where(ok, x, 1)), ok
 
 
+@jax.jit
 def hessian_corr(metric: Metric) -> HessianCorr:
     """Homogeneity: how well latent i's eigenvectors predict H_j's spectrum (GAN-Geometry ``compute_hess_corr``).
 
@@ -147,6 +151,7 @@ def hessian_corr(metric: Metric) -> HessianCorr:
     return HessianCorr(log, lin)
 
 
+@jax.jit
 def vector_hessian_corr(metric: Metric) -> jax.Array:
     """Correlation of the flattened metrics H_i and H_j (GAN-Geometry ``compute_vector_hess_corr``).
 
@@ -163,6 +168,7 @@ def vector_hessian_corr(metric: Metric) -> jax.Array:
     return hc @ hc.T
 
 
+@jax.jit
 def offdiag_summary(matrix: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Mean and median of the off-diagonal entries of an (N, N) matrix, ignoring NaN.
 
@@ -177,6 +183,7 @@ def offdiag_summary(matrix: jax.Array) -> tuple[jax.Array, jax.Array]:
     return jnp.nanmean(off), jnp.nanmedian(off)
 
 
+@jax.jit
 def average_metric(metric: Metric) -> Metric:
     """The metric averaged over latents and its eigenpairs: global axes (GAN-Geometry ``average_H``).
 

@@ -1,0 +1,104 @@
+"""``jaxlatent geometry``: the Riemannian metric of the image manifold (Wang & Ponce, ICLR 2021).
+
+Loads a checkpoint, computes the metric tensor (the Hessian of an image distance) at the latents
+of ``--seeds`` in Z or W, and writes into ``--out``: ``metric.npz`` (eigenvalues, eigenvectors,
+matrices, homogeneity matrices, the average metric), ``results.json`` (anisotropy and homogeneity
+numbers), ``spectra.png``, ``homogeneity_log.png``, ``homogeneity_lin.png`` and
+``axes_seed<S>.png`` (eigen-axis strips at the first latents).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+
+from jaxlatent import viz
+from jaxlatent.analysis.geometry import Metric, metric_tensor, mse_distance
+from jaxlatent.analysis.geometry_stats import average_metric, spectrum_summary
+from jaxlatent.cli import _common
+from jaxlatent.feature_networks import load_lpips
+from jaxlatent.sections.geometry import SPACES, space_fn, strip_images, summarize
+from jaxlatent.viz_geometry import save_eigen_strips
+
+__all__ = ["register"]
+
+DISTANCES = ("mse", "lpips")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "geometry", help="Riemannian metric of the image manifold: spectra, anisotropy, homogeneity "
+                         "(Wang & Ponce 2021)",
+        description="Metric tensor H(z) = Hessian of d(G(z0), G(z)) at each latent (Wang & Ponce, ICLR 2021), "
+                    "its spectra, anisotropy (eigen-dimensions holding 99 %% / 99.9 %% of the trace), "
+                    "homogeneity (correlation of v^T H_j v over latent i's eigenvectors with H_j's "
+                    "eigenvalues) and eigen-axis image strips.")
+    _common.add_model_args(p)
+    p.add_argument("--space", default="w", choices=SPACES, help="latent space (default w; z for FastGAN)")
+    p.add_argument("--distance", default="mse", choices=DISTANCES,
+                   help="image distance: mean squared pixel difference (default) or LPIPS")
+    p.add_argument("--lpips-weights", default=None,
+                   help="LPIPS state dict (.pth/.npz of the whole lpips.LPIPS module) for --distance lpips")
+    p.add_argument("--lpips-net", default="alex", choices=["alex", "vgg", "squeeze"],
+                   help="LPIPS backbone (default alex; the paper uses squeeze)")
+    p.add_argument("--k", type=int, default=None, help="eigenpairs kept (default all)")
+    p.add_argument("--method", default="auto", choices=["auto", "full", "lobpcg"],
+                   help="full metric and eigh, or the top --k by LOBPCG (default auto)")
+    p.add_argument("--strips", type=int, default=2, help="latents drawn as eigen-axis strips (default 2)")
+    p.add_argument("--axes", type=int, default=8, help="eigen-axes per strip (default 8)")
+    p.add_argument("--step", type=float, default=0.1,
+                   help="metric length per strip step (sqrt of the distance's units; default 0.1)")
+    p.set_defaults(func=run)
+
+
+def _distance(args):
+    if args.distance == "mse":
+        return mse_distance
+    if not args.lpips_weights:
+        raise ValueError("--distance lpips needs --lpips-weights PATH (a state dict of the lpips.LPIPS module)")
+    return load_lpips(args.lpips_weights, net=args.lpips_net)
+
+
+def _image_height(g, x) -> int:
+    """Height of the generator's images (for upscaling tiny strips)."""
+    return int(jax.eval_shape(g, x[:1]).shape[-2])
+
+
+def run(args) -> None:
+    model, seeds, z = _common.load_model_and_latents(args)
+    options = _common.model_options(model, args)
+    psi = options.get("truncation_psi", 1.0)
+    if "c" in options:
+        raise ValueError(f"{args.checkpoint}: --class is not supported by `geometry` (unconditional models only)")
+    g, x = space_fn(model, args.space, z, psi)
+    distance = _distance(args)
+    metric = metric_tensor(g, x, distance, k=args.k, method=args.method, key=_common.prng_key(args),
+                           chunk_size=args.chunk_size, progress=_common.progress("geometry"))
+    summary, mats = summarize(metric)
+    avg = average_metric(metric)
+    spec = spectrum_summary(metric.eigenvalues)
+    arrays = {"seeds": np.asarray(seeds), "latents": np.asarray(x), "eigenvalues": np.asarray(metric.eigenvalues),
+              "eigenvectors": np.asarray(metric.eigenvectors), "average_eigenvalues": np.asarray(avg.eigenvalues[0]),
+              "average_eigenvectors": np.asarray(avg.eigenvectors[0]), "average_matrix": np.asarray(avg.matrix[0]),
+              **mats}
+    if metric.matrix is not None:
+        arrays["matrix"] = np.asarray(metric.matrix)
+    np.savez_compressed(os.path.join(args.out, "metric.npz"), **arrays)
+    label = f"{args.space}, {args.distance}"
+    viz.plot_spectra({label: np.maximum(np.asarray(metric.eigenvalues), 1e-30)}, os.path.join(args.out, "spectra.png"),
+                     title="metric eigenvalues (Wang & Ponce 2021)", ylabel="eigenvalue", xlabel="eigen-index")
+    for name in ("log", "lin"):
+        viz.plot_heatmap(mats[f"corr_{name}"], os.path.join(args.out, f"homogeneity_{name}.png"),
+                         title=f"homogeneity ({label}, {name} scale)", colorbar_label="correlation")
+    axes = min(args.axes, metric.eigenvalues.shape[1])
+    for i in range(min(args.strips, len(seeds))):
+        one = Metric(metric.eigenvalues[i:i + 1], metric.eigenvectors[i:i + 1], None)
+        save_eigen_strips(strip_images(g, x[i], one, axes, args.step, 3),
+                          os.path.join(args.out, f"axes_seed{seeds[i]}.png"), scale=max(1, 64 // _image_height(g, x)))
+    _common.write_json(os.path.join(args.out, "results.json"), {
+        "space": args.space, "distance": args.distance, "seeds": seeds, "summary": summary._asdict(),
+        "mean_spectrum": spec.mean, "average_metric_eigenvalues": avg.eigenvalues[0]})
+    print(f"geometry ({label}): {len(seeds)} latents, eigen-dims for 99 % of the trace {summary.dims_99:.1f}, "
+          f"for 99.9 % {summary.dims_999:.1f}; homogeneity (log) {summary.corr_log[0]:.3f} -> {args.out}")

@@ -1,0 +1,73 @@
+"""`jaxlatent geometry` (Wang & Ponce 2021 metric) and the report section, on a tiny StyleGAN2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import random_stylegan2
+
+from jaxlatent import io
+from jaxlatent.analysis.geometry import metric_tensor
+from jaxlatent.cli import metric as metric_cli
+from jaxlatent.models.stylegan2 import StyleGAN2Config
+from jaxlatent.report_page import ReportPage
+from jaxlatent.sections import geometry as section
+
+CONFIG = StyleGAN2Config(z_dim=6, w_dim=6, img_resolution=8, mapping_layers=2, channel_base=32, channel_max=8)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return random_stylegan2(CONFIG, 1)
+
+
+def test_cli_writes_metric_npz_equal_to_the_library(model, tmp_path):
+    ckpt = str(tmp_path / "ckpt")
+    io.save(model, ckpt)
+    parser = argparse.ArgumentParser()
+    metric_cli.register(parser.add_subparsers())
+    out = tmp_path / "out"
+    args = parser.parse_args(["geometry", ckpt, "--space", "w", "--seeds", "0-4", "--out", str(out), "--axes", "3"])
+    args.func(args)
+    for name in ("metric.npz", "results.json", "spectra.png", "homogeneity_log.png", "axes_seed0.png"):
+        assert os.path.exists(out / name), name
+    data = np.load(out / "metric.npz")
+    z = np.stack([np.random.RandomState(s).randn(6) for s in range(5)]).astype(np.float32)
+    g, w = section.space_fn(model, "w", z)
+    ref = metric_tensor(g, w)
+    # the same function and latents through the same compiled program
+    np.testing.assert_allclose(data["eigenvalues"], np.asarray(ref.eigenvalues), rtol=1e-5)
+    res = json.loads((out / "results.json").read_text())
+    assert res["space"] == "w" and 1 <= res["summary"]["dims_99"] <= 6
+    with pytest.raises(ValueError, match="--lpips-weights"):
+        metric_cli.run(parser.parse_args(["geometry", ckpt, "--distance", "lpips", "--out", str(out)]))
+
+
+def test_report_section_on_a_tiny_model(model, tmp_path):
+    page = ReportPage(tmp_path, "t")
+    arrays = {}
+
+    class Features:                                      # a stand-in classifier: fixed features
+        @staticmethod
+        def features(x):
+            return jnp.tanh(jnp.reshape(x, (x.shape[0], -1))[:, :10] * 3)
+
+    section.add_section(page, model, quick=True, key=jax.random.key(0), classifier=Features(), arrays=arrays,
+                        truncation_psi=1.0, progress=False)
+    res = page.results["geometry"]
+    assert {"w_mse", "w_features", "inversion", "seconds"} <= set(res)
+    assert set(res["inversion"]) == {"Adam in W", "Adam in W eigen-coordinates (all)",
+                                     "Adam in W eigen-coordinates (top 8)"}
+    for name in ("geometry_spectra.png", "geometry_homogeneity.png", "geometry_axes.png", "geometry_inversion.png"):
+        assert os.path.exists(page.path(name))
+    assert arrays["geometry/w_mse/eigenvalues"].shape == (16, 6)
+    # every run starts at the same w and image: equal first distances
+    first = [v["step_0"] for v in res["inversion"].values()]
+    np.testing.assert_allclose(first, first[0], rtol=1e-6)
+    page.write()
