@@ -254,9 +254,8 @@ def traversal_section(page, model, f, tap, options, z_dim, classifier):
         w0 = np.asarray(f(z))                                # (L, w_dim)
         step = np.asarray(lb.basis) * np.asarray(lb.singular_values)[:, None, :]   # (L, w_dim, dirs)
         w = w0[:, None, None, :] + t[None, None, :, None] * np.moveaxis(step, -1, 1)[:, :, None, :]
-        flat_w = w.reshape(-1, w.shape[-1])
-        ws = np.broadcast_to(flat_w[:, None, :], (flat_w.shape[0], model.config.num_ws, flat_w.shape[1]))
-        lin = np.asarray(model.synthesis(jnp.asarray(ws), noise_mode="const"))
+        image_of_w = model.fn("image", wrt="w", noise_mode="const")       # one w for every layer
+        lin = np.asarray(image_of_w(jnp.asarray(w.reshape(-1, w.shape[-1]))))
         lin_what = "in W: w + t s_i u_i (u_i the Local Basis, s_i its singular value)"
     else:
         v = np.moveaxis(np.asarray(lb.directions), -1, 1)    # (L, dirs, z_dim)

@@ -100,7 +100,7 @@ def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
     """Add ``CKPT --which``."""
     parser.add_argument("checkpoint", metavar="CKPT",
                         help="checkpoint file (.pkl, .pt, .pth) or converted directory")
-    parser.add_argument("--which", default=None,
+    parser.add_argument("--which", default=None, metavar="NAME",
                         help="network inside a training file: NVlabs G_ema (default) or G; "
                              "rosinality g_ema (default) or g")
 
@@ -113,22 +113,23 @@ def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
     ``out_default``: default of ``--out`` (``None``: required).
     """
     if seeds is not None:
-        parser.add_argument("--seeds", default=seeds,
+        parser.add_argument("--seeds", default=seeds, metavar="LIST",
                             help=f"latent seeds, e.g. 0-63 or 1,5,9-12 (default {seeds})")
-    parser.add_argument("--trunc", dest="truncation_psi", type=float, default=None,
+    parser.add_argument("--trunc", dest="truncation_psi", type=float, default=None, metavar="PSI",
                         help="truncation psi (StyleGAN2; default 1: no truncation)")
-    parser.add_argument("--class", dest="class_idx", type=int, default=None,
+    parser.add_argument("--class", dest="class_idx", type=int, default=None, metavar="IDX",
                         help="class label of a conditional StyleGAN2")
     if prng:
-        parser.add_argument("--seed", type=int, default=0,
+        parser.add_argument("--seed", type=int, default=0, metavar="N",
                             help="PRNG seed of the random draws: neighbours, baselines (default 0)")
-    parser.add_argument("--chunk-size", type=int, default=chunk_size,
+    parser.add_argument("--chunk-size", type=int, default=chunk_size, metavar="N",
                         help="latents per compiled batch (default: %s)"
                              % ("chosen by the library" if chunk_size is None else chunk_size))
     if out_default is None:
-        parser.add_argument("--out", required=True, help=out_help)
+        parser.add_argument("--out", required=True, metavar="PATH", help=out_help)
     else:
-        parser.add_argument("--out", default=out_default, help=f"{out_help} (default {out_default})")
+        parser.add_argument("--out", default=out_default, metavar="PATH",
+                            help=f"{out_help} (default {out_default})")
 
 
 def add_metric_arg(parser: argparse.ArgumentParser, default: str = "geodesic") -> None:

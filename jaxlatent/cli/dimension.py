@@ -47,7 +47,7 @@ def register(subparsers) -> None:
 
 
 def _taps_arg(p) -> None:
-    p.add_argument("--taps", default=None,
+    p.add_argument("--taps", default=None, metavar="LIST",
                    help="comma-separated tap names, e.g. mapping.fc0,mapping.fc1,w "
                         "(default: every mapping tap and w); see docs/taps.md")
 

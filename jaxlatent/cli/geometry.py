@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 
 
 def _tap_arg(p) -> None:
-    p.add_argument("--tap", default="w", help="tap name (default w); see docs/taps.md")
+    p.add_argument("--tap", default="w", metavar="NAME", help="tap name (default w); see docs/taps.md")
 
 
 def _setup(args):

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
         description="Run every analysis of jaxlatent on one checkpoint and write report.html, "
                     "results.json and arrays.npz into --out.")
     _common.add_model_args(p, seeds=None, chunk_size=ReportOptions.chunk_size)
-    p.add_argument("--classifier", default=None,
+    p.add_argument("--classifier", default=None, metavar="DIR",
                    help="digit classifier directory naming traversal frames (default: classifier/ "
                         "beside a converted checkpoint, when present)")
     add_report_args(p)
@@ -37,15 +37,15 @@ def register(subparsers) -> None:
 
 def add_report_args(p: argparse.ArgumentParser) -> None:
     """The report's own options (``--taps``, ``--n``, ``--rtol``, ``--quick``...)."""
-    p.add_argument("--taps", default=None,
+    p.add_argument("--taps", default=None, metavar="LIST",
                    help="comma-separated taps to analyse (default: mapping layers, w and small "
                         "feature maps; see docs/taps.md)")
-    p.add_argument("--traversal-taps", default=None,
+    p.add_argument("--traversal-taps", default=None, metavar="LIST",
                    help="comma-separated taps to traverse (default: a middle mapping layer, w, a feature map)")
     p.add_argument("--n", type=int, default=None,
                    help=f"population size N, latents of seeds {ReportOptions.population_seed}.. (default "
                         f"{ReportOptions.n_latents}; --quick {QUICK.n_latents})")
-    p.add_argument("--rtol", type=float, default=None,
+    p.add_argument("--rtol", type=float, default=None, metavar="R",
                    help="local dimension = singular values above rtol * s_1 (default: Gavish-Donoho "
                         "optimal hard threshold)")
     p.add_argument("--quick", action="store_true",
