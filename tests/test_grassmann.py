@@ -83,3 +83,21 @@ def test_principal_angles_of_tall_bases_need_no_square_workspace():
     if stats is None:
         pytest.skip("this backend reports no memory analysis")
     assert stats.temp_size_in_bytes < 64 * 2**20, stats.temp_size_in_bytes   # n^2 would be 1 GB
+
+
+def test_pairwise_cosine_formula_matches_the_stable_one_on_distant_subspaces(x64):
+    bases = random_orthonormal(jax.random.key(8), 12, 3, 9, jnp.float64)
+    cos = pairwise_grassmann(bases, "geodesic", formula="cosine")
+    np.testing.assert_array_equal(np.diag(cos), 0.0)
+    np.testing.assert_array_equal(cos, cos.T)
+    # Haar 3-planes in R^12 are far apart (angles >> sqrt(eps)): both formulas agree to float64 rounding
+    np.testing.assert_allclose(cos, pairwise_grassmann(bases, "geodesic"), atol=1e-10)
+    with pytest.raises(ValueError, match="formula must be one of"):
+        pairwise_grassmann(bases, formula="sine")
+
+
+def test_pairwise_in_blocks_inside_jit_equals_eager():
+    bases = random_orthonormal(jax.random.key(9), 10, 3, 7)
+    eager = pairwise_grassmann(bases, chunk_size=3)
+    # the same blocks compiled into one program instead of three: float32 rounding may differ by ulps
+    np.testing.assert_allclose(jax.jit(lambda b: pairwise_grassmann(b, chunk_size=3))(bases), eager, atol=1e-6)
