@@ -110,19 +110,20 @@ def _solve(g, z1, key_data, k, block, basis, iters, tol):
         go = running(state)
         return jax.tree_util.tree_map(lambda a, b: jnp.where(go, a, b), new, state)
 
-    v, _, _, _, _, it = jax.lax.while_loop(running, body, init)
-    return _triplets(jmat, jtmat, v[:, :k], tol, it)
+    v, av, _, _, _, it = jax.lax.while_loop(running, body, init)
+    return _triplets(jmat, v[:, :k], av[:, :k], tol, it)
 
 
-def _triplets(jmat, jtmat, v, tol, iterations):
-    """``s = ||J v||``, ``u = J v / s`` and the relative residual of ``J^T u = s v``."""
+def _triplets(jmat, v, av, tol, iterations):
+    """``s = ||J v||``, ``u = J v / s`` and the relative residual of ``J^T u = s v``, which is
+    ``(A v - s^2 v) / s`` with ``A v = J^T J v`` already at hand (``av``)."""
     y = jmat(v)
     s = jnp.linalg.norm(y, axis=0)
     order = jnp.argsort(-s)
-    s, y, v = s[order], y[:, order], v[:, order]
-    tiny = jnp.finfo(s.dtype).tiny
-    u = y / jnp.maximum(s, tiny)
-    res = jnp.max(jnp.linalg.norm(jtmat(u) - v * s, axis=0) / jnp.maximum(s, tiny))
+    s, y, v, av = s[order], y[:, order], v[:, order], av[:, order]
+    safe = jnp.maximum(s, jnp.finfo(s.dtype).tiny)
+    u = y / safe
+    res = jnp.max(jnp.linalg.norm(av / safe - v * s, axis=0) / safe)
     return s, u, v, res, iterations, res <= tol
 
 
@@ -130,7 +131,8 @@ def _dense(g, z1, k, tol):
     """Small latent spaces (``in <= basis``): the Jacobian itself, ``in`` products, and its SVD."""
     jmat, jtmat = _operators(g, z1)
     _, _, vt = jnp.linalg.svd(jmat(jnp.eye(z1.shape[0], dtype=z1.dtype)), full_matrices=False)
-    return _triplets(jmat, jtmat, vt[:k].T, tol, jnp.asarray(0, jnp.int32))
+    v = vt[:k].T
+    return _triplets(jmat, v, jtmat(jmat(v)), tol, jnp.asarray(0, jnp.int32))
 
 
 def _top_singular_rows(f, k, block, basis, iters, tol, dense, batch):
