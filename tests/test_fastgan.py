@@ -183,6 +183,14 @@ def test_module_variables_are_the_converter_params(tiny):
     got = {k: v.shape for k, v in flatten_dict(shapes["params"], sep=".").items()}
     assert set(shapes) == {"params"} and got == expected_shapes(tiny.config)
     assert jax.tree_util.tree_structure(shapes) == jax.tree_util.tree_structure(tiny.variables)
+    # and the converter's output for the golden official generators
+    for name in ("fg256", "fg1024"):
+        _, model, _ = _golden(name)
+        init = jax.eval_shape(
+            lambda k, z, n: model.module.init(k, z, n, ("image", "image128")), jax.random.key(0),
+            jnp.zeros((1, model.config.nz)), [jnp.zeros((1, 1) + hw) for hw in model.config.noise_shapes])
+        assert (jax.tree_util.tree_map(lambda a: a.shape, init["params"])
+                == jax.tree_util.tree_map(jnp.shape, model.params)), name
     # module.apply is generate(): the same program compiled separately (float32 rounding only)
     zz = jax.random.normal(jax.random.key(2), (2, 8))
     apply = jax.jit(lambda v, z: tiny.module.apply(v, z, noises)["image"])

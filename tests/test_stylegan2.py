@@ -350,6 +350,16 @@ def test_module_variables_are_the_converter_params(tiny):
     got = {k: v.shape for k, v in flatten_dict(shapes["params"], sep=".").items()}
     assert got == expected_shapes(TINY)
     assert jax.tree_util.tree_structure(shapes) == jax.tree_util.tree_structure(tiny.variables)
+    # and the converter's output for golden NVlabs generators: skip (conditional), orig without
+    # noise, resnet
+    for path in [p for p in GOLDEN if os.path.basename(p) in ("cond16.npz", "orig8_nonoise.npz",
+                                                              "resnet32.npz")]:
+        _, config, state = load_golden(path)
+        params = params_from_state_dict(config, state, path)
+        zc = (jnp.zeros((1, config.z_dim)), jnp.zeros((1, config.c_dim)) if config.c_dim else None)
+        init = jax.eval_shape(StyleGAN2(config, params).module.init, jax.random.PRNGKey(0), *zc)
+        assert (jax.tree_util.tree_map(lambda a: a.shape, init["params"])
+                == jax.tree_util.tree_map(jnp.shape, params)), path
     table = nn_tabulate(module, z, c)
     assert "MappingNetwork" in table and "SynthesisNetwork" in table
     assert f"{sum(int(np.prod(s)) for s in expected_shapes(TINY).values()):,}" in table
