@@ -20,7 +20,9 @@ import time
 
 import jax
 
+from jaxlatent import viz
 from jaxlatent.digits import assets_dir, save_classifier
+from jaxlatent.io import save
 from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
 from jaxlatent.train import classifier as C
 from jaxlatent.train import data, gan, quality
@@ -43,9 +45,6 @@ def run(out: str, g_config: StyleGAN2Config = GENERATOR,
         cc: C.ClassifierConfig = CLASSIFIER, snapshot: str | None = None, num_eval: int = 1000,
         progress: bool = True, log=None) -> dict:
     """Train classifier and GAN, write everything under ``out``; returns the quality record."""
-    from jaxlatent import viz  # noqa: PLC0415
-    from jaxlatent.io import save  # noqa: PLC0415
-
     train, held = data.load_split(g_config.img_resolution)
     t0 = time.time()
     clf = C.train_classifier(cc, train.images, train.labels, progress=progress)
