@@ -56,12 +56,14 @@ def _bytes(folder):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files)
 
 
-def measure(name, n, chunk, repeats, model, scratch):
+def measure(name, n, chunk, repeats, model, scratch, deadline=np.inf):
     folder = os.path.join(scratch, name)
-    _in_memory(model, name, chunk, chunk)          # compile both paths once
+    _in_memory(model, name, n, chunk)              # compile both paths (eager ops at size N too)
     _run(model, name, chunk, chunk, folder + "-warm")
     best = {"in-memory": np.inf, "run": np.inf}
-    for _ in range(repeats):                       # interleaved rounds: a slow spell hits both rows
+    for round_ in range(repeats):                  # interleaved rounds: a slow spell hits both rows
+        if round_ and time.monotonic() > deadline:
+            break
         t = time.perf_counter()
         _in_memory(model, name, n, chunk)
         best["in-memory"] = min(best["in-memory"], time.perf_counter() - t)
@@ -71,23 +73,30 @@ def measure(name, n, chunk, repeats, model, scratch):
         best["run"] = min(best["run"], time.perf_counter() - t)
     per_latent = _bytes(folder) / n
     rate = n / best["run"]
-    return {"analysis": name, "n": n, "chunk": chunk, "in_memory_s": best["in-memory"], "run_s": best["run"],
+    return {"row": f"{name} N={n} chunk={chunk}", "analysis": name, "n": n, "chunk": chunk, "in_memory_s": best["in-memory"], "run_s": best["run"],
             "overhead_pct": 100.0 * (best["run"] / best["in-memory"] - 1.0), "latents_per_s": rate,
             "hours_per_1e6": 1e6 / rate / 3600.0, "store_gb_per_1e6": per_latent * 1e6 / 1e9,
             "device": jax.devices()[0].platform}
 
 
 def run(budget_s: float = 300.0, smoke: bool = False) -> list[dict]:
-    """Rows for ``benchmarks/device.py``: one per analysis (see the module docstring)."""
-    n, repeats = (512, 1) if smoke else (4096, 3)
+    """Rows for ``benchmarks/device.py``: one per analysis (see the module docstring).
+
+    Sizes: N = 512 when ``smoke``; else 4096 latents in chunks of 256 on a CPU, 65536 in chunks
+    of 4096 on an accelerator. Rounds stop when ``budget_s`` is spent (each row keeps one).
+    """
+    accelerator = jax.devices()[0].platform != "cpu"
+    n, chunk, repeats = (512, DEFAULT_CHUNK_SIZE, 1) if smoke else \
+        (65536, 4096, 3) if accelerator else (4096, DEFAULT_CHUNK_SIZE, 3)
     model = jaxlatent.load(jaxlatent.digits.assets_dir())
     scratch = tempfile.mkdtemp(prefix="jaxlatent-runs-bench-")
     rows, start = [], time.monotonic()
     try:
-        for name in ANALYSES:
+        for i, name in enumerate(ANALYSES):
             if time.monotonic() - start > budget_s:
                 break
-            rows.append(measure(name, n, DEFAULT_CHUNK_SIZE, repeats, model, scratch))
+            share = start + budget_s * (i + 1) / len(ANALYSES)     # this row's end of rounds
+            rows.append(measure(name, n, chunk, repeats, model, scratch, deadline=share))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return rows
