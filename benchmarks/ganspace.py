@@ -8,9 +8,10 @@ Gaussian ones, unequal scales, through a random orthogonal mixing (numpy ``Rando
 Rows per shape (same array, same ``w_init``, interleaved rounds, best kept):
 
   sklearn PCA      ``sklearn.decomposition.PCA(k)`` (its "auto" solver: covariance eigh for
-                   n >= 10 d and d <= 1000, else randomized or full)
+                   n >= 10 d and d <= 1000, else randomized or full; BLAS threads: --sklearn-threads)
   ours pca         ``jaxlatent.analysis.pca.pca(x, k)`` (Gram matrix + eigh, jitted)
   sklearn FastICA  ``FastICA(k, w_init=w)``, defaults otherwise (Palaev et al. 2023's setting)
+  ... eigh         the same with ``whiten_solver="eigh"`` (the whitening ours does)
   ours fast_ica    ``fast_ica(x, k, w_init=w)`` (one jitted program)
 
 "equal result" (column "difference", each row's sign matched, relative to the largest entry):
@@ -34,6 +35,7 @@ import jax
 import numpy as np
 from sklearn.decomposition import PCA as SKPCA
 from sklearn.decomposition import FastICA
+from threadpoolctl import threadpool_limits
 
 from jaxlatent.analysis.ica import fast_ica
 from jaxlatent.analysis.pca import pca
@@ -80,9 +82,16 @@ def _difference(ours, ref):
     return float(np.abs(c * sign - ref).max() / np.abs(ref).max())
 
 
-def bench_shape(x, k, repeats, w_init):
-    """Rows for one data shape: dicts with row, seconds, ratio (sklearn / ours), difference, note."""
-    timings = {name: [] for name in ("sklearn PCA", "ours pca", "sklearn FastICA", "ours fast_ica")}
+def bench_shape(x, k, repeats, w_init, sklearn_threads=None):
+    """Rows for one data shape: dicts with row, seconds, ratio (sklearn / ours), difference, note.
+
+    sklearn's BLAS runs ``sklearn_threads`` threads (default: OPENBLAS_NUM_THREADS, 1 as set
+    above and by the ``jaxlatent`` command; on a loaded 2-core machine two spinning OpenBLAS
+    threads made sklearn 3-14x slower, so more is not a fairer default).
+    """
+    threads = sklearn_threads or int(os.environ.get("OPENBLAS_NUM_THREADS", "1"))
+    timings = {name: [] for name in ("sklearn PCA", "ours pca", "sklearn FastICA", "sklearn FastICA eigh",
+                                     "ours fast_ica")}
     t = time.perf_counter()
     _block(pca(x, k).components)
     compile_pca = time.perf_counter() - t
@@ -91,17 +100,23 @@ def bench_shape(x, k, repeats, w_init):
     compile_ica = time.perf_counter() - t
     for _ in range(repeats):
         t = time.perf_counter()
-        sk_pca = SKPCA(k).fit(x)
+        with threadpool_limits(threads, user_api="blas"):
+            sk_pca = SKPCA(k).fit(x)
         timings["sklearn PCA"].append(time.perf_counter() - t)
         t = time.perf_counter()
         our_pca = pca(x, k)
         _block(our_pca.components)
         timings["ours pca"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), threadpool_limits(threads, user_api="blas"):
             warnings.simplefilter("ignore")
             sk_ica = FastICA(k, w_init=w_init).fit(x)
         timings["sklearn FastICA"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        with warnings.catch_warnings(), threadpool_limits(threads, user_api="blas"):
+            warnings.simplefilter("ignore")
+            sk_eigh = FastICA(k, w_init=w_init, whiten_solver="eigh").fit(x)
+        timings["sklearn FastICA eigh"].append(time.perf_counter() - t)
         t = time.perf_counter()
         our_ica = fast_ica(x, k, w_init=w_init)
         _block(our_ica.components)
@@ -111,15 +126,21 @@ def bench_shape(x, k, repeats, w_init):
     shape = f"{x.shape[0]}x{x.shape[1]} k={k} {x.dtype}"
     return [
         dict(shape=shape, row="sklearn PCA", seconds=best["sklearn PCA"], ratio=1.0,
-             difference=_difference(sk_pca.components_, exact), note=f"solver {sk_pca._fit_svd_solver}"),
+             difference=_difference(sk_pca.components_, exact),
+             note=f"solver {sk_pca._fit_svd_solver}, {threads} BLAS threads"),
         dict(shape=shape, row="ours pca", seconds=best["ours pca"], ratio=best["sklearn PCA"] / best["ours pca"],
              difference=_difference(our_pca.components, exact), note=f"compile {compile_pca:.1f} s"),
         dict(shape=shape, row="sklearn FastICA", seconds=best["sklearn FastICA"], ratio=1.0, difference=0.0,
-             note=f"{sk_ica.n_iter_} iterations"),
+             note=f"{sk_ica.n_iter_} iterations, {threads} BLAS threads"),
+        dict(shape=shape, row="sklearn FastICA eigh", seconds=best["sklearn FastICA eigh"],
+             ratio=best["sklearn FastICA"] / best["sklearn FastICA eigh"],
+             difference=_difference(sk_eigh.components_, sk_ica.components_),
+             note=f"whiten_solver='eigh' (our whitening), {sk_eigh.n_iter_} iterations"),
         dict(shape=shape, row="ours fast_ica", seconds=best["ours fast_ica"],
              ratio=best["sklearn FastICA"] / best["ours fast_ica"],
              difference=_difference(our_ica.components, sk_ica.components_),
-             note=f"{int(our_ica.n_iter)} iterations, compile {compile_ica:.1f} s"),
+             note=f"{int(our_ica.n_iter)} iterations, compile {compile_ica:.1f} s, "
+                  f"{best['sklearn FastICA eigh'] / best['ours fast_ica']:.2f}x sklearn eigh"),
     ]
 
 
@@ -143,18 +164,18 @@ def run(budget_s: float = 600.0, smoke: bool = False, report=None, **overrides) 
                 continue
         x = population(n, d, cfg[kk], dtype)
         w_init = np.random.RandomState(1).randn(cfg[kk], cfg[kk]).astype(dtype)
-        rows += bench_shape(x, cfg[kk], cfg["repeats"], w_init)
+        rows += bench_shape(x, cfg[kk], cfg["repeats"], w_init, cfg.get("sklearn_threads"))
         if report is not None:
-            report(rows[-4:])
+            report(rows[-5:])
     return rows
 
 
-HEADER = f"{'data':<28} {'row':<16} {'seconds':>9} {'vs sklearn':>10} {'difference':>11}  note"
+HEADER = f"{'data':<28} {'row':<20} {'seconds':>9} {'vs sklearn':>10} {'difference':>11}  note"
 
 
 def print_table(rows):
     for r in rows:
-        print(f"{r['shape']:<28} {r['row']:<16} {r['seconds']:9.3f} {r['ratio']:10.2f} "
+        print(f"{r['shape']:<28} {r['row']:<20} {r['seconds']:9.3f} {r['ratio']:10.2f} "
               f"{r['difference']:11.2e}  {r['note']}")
 
 
@@ -174,12 +195,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 3)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--budget", type=float, default=3600.0, help="seconds before the wide shape is skipped")
+    parser.add_argument("--sklearn-threads", type=int, default=None,
+                        help="BLAS threads of sklearn's calls (default: OPENBLAS_NUM_THREADS, 1)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (< 60 s)")
     args = parser.parse_args()
     if args.dtype == "float64":
         jax.config.update("jax_enable_x64", True)
     overrides = {k: v for k, v in dict(tall=args.tall, wide=args.wide, k=args.k, k_wide=args.k_wide,
-                                         repeats=args.repeats).items() if v is not None}
+                                         repeats=args.repeats, sklearn_threads=args.sklearn_threads).items()
+                 if v is not None}
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs")
     print(HEADER, flush=True)
     run(args.budget, args.smoke, report=lambda rows: (print_table(rows), sys.stdout.flush()), dtype=args.dtype,
