@@ -132,6 +132,11 @@ def test_bad_input(model, tmp_path):
         run("local-dim", model, 4, tmp_path / "x", options={"k": 3})
     with pytest.raises(RunError, match=r"--k must lie in \[1, 8\]"):
         run("local-basis", model, 4, tmp_path / "x", options={"k": 9})
+    with pytest.raises(RunError, match=r"seed\.\.seed\+N-1 must lie in \[0, 2\*\*32\)"):
+        run("local-dim", model, 4, tmp_path / "x", seed=2**32 - 2)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunError, match="exists and is not a folder"):
+        run("local-dim", model, 4, tmp_path / "file")
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
