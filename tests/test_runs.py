@@ -286,3 +286,14 @@ def test_streamed_summary_while_running_covers_chunks_done_before(model, tmp_pat
     monkeypatch.setattr(runner, "_write_summary", spy)
     run("local-dim", model, 24, out, chunk_size=8, progress=False)
     assert seen == [(24, False), (24, True)]      # chunks 0 and 1 read when checked, chunk 2 computed
+
+
+def test_repair_of_a_lost_manifest_with_other_options_starts_that_run_afresh(model, tmp_path):
+    out = tmp_path / "r"
+    run("local-basis", model, 8, out, chunk_size=4, options={"k": 2}, progress=False)
+    os.remove(out / "manifest.json")
+    with pytest.raises(RunError, match="manifest.json was deleted: rerun with --repair"):
+        run("local-basis", model, 8, out, chunk_size=4, options={"k": 3}, progress=False)
+    res = run("local-basis", model, 8, out, chunk_size=4, options={"k": 3}, repair=True, progress=False)
+    want = local_basis(model.fn("w"), latents(0, 0, 8, 8), k=3, chunk_size=4)
+    np.testing.assert_array_equal(np.asarray(res["basis"]), np.asarray(want.basis))

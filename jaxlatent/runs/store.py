@@ -190,12 +190,23 @@ class ChunkedStore:
             spec.update(open=True, store_data_equal_to_fill_value=True)
         return spec
 
+    def _has_array(self, out: Output) -> bool:
+        """Whether output ``out`` is stored with this run's shape, dtype and chunking."""
+        try:
+            with open(os.path.join(self.path, out.name, GROUP_FILE)) as fh:
+                meta = json.load(fh)
+            chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
+            return (meta["shape"] == [self.n, *out.shape] and meta["data_type"] == np.dtype(out.dtype).name
+                    and chunks == [self.chunk_size, *out.shape])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
     def create(self, attributes: Mapping) -> None:
-        """Create the group, the records folder and each output array not there yet (process 0 only)."""
+        """Create the group, the records folder and each output array not there as declared (process 0)."""
         try:
             os.makedirs(os.path.join(self.path, RECORDS_DIR), exist_ok=True)
             for out in self.outputs:
-                if not os.path.exists(os.path.join(self.path, out.name, GROUP_FILE)):
+                if not self._has_array(out):
                     self._arrays[out.name] = ts.open(self._spec(out, create=True)).result()
         except (OSError, ValueError) as err:
             raise write_error(self.path, err) from None
