@@ -133,13 +133,13 @@ DEVICES = textwrap.dedent("""
         for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
             np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-6)   # float32 rounding
     key = jax.random.key(1)
-    ref = concept_effects(g, clf, z, key=key, num_bootstrap=20, mesh=single)
-    close(concept_effects(g, clf, z, key=key, num_bootstrap=20, mesh=mesh, chunk_size=8), ref)
-    close(concept_effects(g, clf, z, key=key, num_bootstrap=20, use_pmap=True), ref)
-    cs = controlling_set(g, clf, z, 1, mesh=single)
-    close(controlling_set(g, clf, z, 1, mesh=mesh), cs)
-    tr = translate(g, clf, z, 1, cs.dims, cs.directions, key=key, mesh=single)
-    close(translate(g, clf, z, 1, cs.dims, cs.directions, key=key, mesh=mesh, chunk_size=5), tr)
+    ref = concept_effects(g, clf, z, mesh=single)
+    close(concept_effects(g, clf, z, mesh=mesh, chunk_size=8), ref)
+    close(concept_effects(g, clf, z, use_pmap=True, chunk_size=64), ref)
+    cs = controlling_set(g, clf, z, 1, mesh=single, chunk_size=64)
+    close(controlling_set(g, clf, z, 1, mesh=mesh, chunk_size=64), cs)
+    tr = translate(g, clf, z, 1, cs.dims, cs.directions, key=key, mesh=single, chunk_size=64)
+    close(translate(g, clf, z, 1, cs.dims, cs.directions, key=key, mesh=mesh, chunk_size=64), tr)
     print("OK", cs.dims.tolist())
 """)
 

@@ -215,21 +215,40 @@ def raw_arrays(res: dict) -> dict[str, np.ndarray]:
     e = res["effects"]
     out = {"sensitivity": e.sensitivity, "effect": e.effect, "correlation": e.correlation,
            "flip_rate": e.flip_rate, "set_size": res["size"], "success": res["success"],
-           "curves": res["curves"], "rankings": res["rankings"]}
+           "curves": res["curves"], "rankings": res["rankings"], "label": res["label"]}
     if e.intervals is not None:
         out["sensitivity_interval"] = e.intervals.sensitivity
     return {k: np.asarray(v) for k, v in out.items()}
+
+
+def importance_figure(sensitivity, path: str, title: str) -> str:
+    """Heatmap of a (dims, classes) matrix, tall enough to read every dimension."""
+    import matplotlib  # noqa: PLC0415  (plotting only, as in jaxlatent.viz)
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    m = np.asarray(sensitivity, np.float64)
+    fig, ax = plt.subplots(figsize=(4.8, max(4.0, 0.11 * m.shape[0] + 1.2)))
+    im = ax.imshow(m, cmap="viridis", aspect="auto", interpolation="nearest")
+    fig.colorbar(im, ax=ax).set_label("mean max |change of p|")
+    ax.set(xlabel="class", ylabel="latent dimension", title=title)
+    ax.set_xticks(range(m.shape[1]))
+    ax.title.set_fontsize("small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def write_figures(page, space: Space, res: dict, sizes: Sizes, prefix: str) -> None:
     e, (s, t) = res["effects"], res["pair"]
     classes = [str(c) for c in range(res["size"].shape[0])]
     sens = np.asarray(e.sensitivity)
-    viz.plot_heatmap(sens.T, page.path(f"{prefix}_importance.png"),
-                     title=f"sensitivity of p_class to single dims of {space.name} (+-{sizes.magnitude:g})",
-                     colorbar_label="mean max |change of p|", labels=None)
-    page.figure(f"{prefix}_importance.png", "Importance: classes (rows) x latent dimensions "
-                "(columns); a few dimensions carry most of each class.")
+    importance_figure(sens, page.path(f"{prefix}_importance.png"),
+                      f"sensitivity of p(class) to single dims of {space.name} (set to +-{sizes.magnitude:g})")
+    page.figure(f"{prefix}_importance.png", "Importance: latent dimensions (rows) x classes "
+                "(columns), mean largest change of the class probability.")
     ks = np.arange(1, res["curves"].shape[-1] + 1)
     b = res["set_b"]
     curves = {"Method A (sensitivity rank)": res["curves"][s, t]}
