@@ -86,7 +86,7 @@ def measure(nvlabs: str, samples: int, loop_samples: int, budget_s: float) -> li
 
     # parity on one sample: the same probabilities from both sides (float32 rounding)
     zt = torch.from_numpy(z[:1]).repeat(per_sample, 1)
-    edited = zt + torch.from_numpy(np.asarray(mask)) * (torch.from_numpy(np.asarray(amount)) - zt)
+    edited = zt + torch.from_numpy(np.array(mask)) * (torch.from_numpy(np.array(amount)) - zt)
     with torch.no_grad():
         want = torch.softmax(t_clf(G(edited, None, noise_mode="const")), dim=1).numpy()
     got = np.asarray(intervention_probs(g, clf.logits, z[:1], mask, amount))[0]

@@ -5,8 +5,8 @@ two methods, and translate images between classes by extreme interventions on it
 formulas are not public; the design here is ours (``docs/correlation.md``):
 
 * The success curve ``S(k)``: intervene jointly on the first ``k`` dimensions of a ranking,
-  ``z_i <- c_i + s_i a s_i'`` (``set`` at magnitude ``a`` in standard units, direction
-  ``s_i = +-1``), and count the samples whose most probable class becomes the target.
+  ``z_i <- center_i + d_i a scale_i`` (``set`` at magnitude ``a`` in standard units, direction
+  ``d_i = +-1``), and count the samples whose most probable class becomes the target.
 * Size rule: the smallest ``k`` with ``S(k) >= success_target``; when no ``k`` reaches it,
   the smallest ``k`` within ``saturation`` of the best ``S`` (where adding dimensions stops
   paying).
