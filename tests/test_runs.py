@@ -123,7 +123,7 @@ def test_resume_with_other_options_model_or_version_refuses(model, tmp_path):
 
 
 def test_bad_input(model, tmp_path):
-    with pytest.raises(RunError, match="unknown analysis .nope.; known: concept-effects, local-basis, local-dim"):
+    with pytest.raises(RunError, match="unknown analysis .nope.; known: concept-effects, geometry, local-basis, local-dim"):
         run("nope", model, 4, tmp_path / "x")
     for n in (0, -3, 2.5):
         with pytest.raises(RunError, match="N must be an integer >= 1"):
@@ -297,3 +297,17 @@ def test_repair_of_a_lost_manifest_with_other_options_starts_that_run_afresh(mod
     res = run("local-basis", model, 8, out, chunk_size=4, options={"k": 3}, repair=True, progress=False)
     want = local_basis(model.fn("w"), latents(0, 0, 8, 8), k=3, chunk_size=4)
     np.testing.assert_array_equal(np.asarray(res["basis"]), np.asarray(want.basis))
+
+
+def test_geometry_run_equals_metric_tensor(model, tmp_path):
+    from jaxlatent.analysis.geometry import metric_tensor
+
+    res = run("geometry", model, 5, tmp_path / "r", chunk_size=4, options={"space": "w", "k": 3}, progress=False)
+    z = latents(0, 0, 5, 8)
+    want = metric_tensor(model.fn("image", wrt="w"), model.fn("w")(z), k=3, method="full")
+    assert res["eigenvalues"].shape == (5, 3) and res["eigenvectors"].shape == (5, 8, 3)
+    # chunks of 4 (the last padded) against one batch of 5: other batch shapes may round float32
+    # differently by a few ulps; eigenvalues 0.4-5 here, well separated, eigenvectors unit columns
+    np.testing.assert_allclose(np.asarray(res["eigenvalues"]), np.asarray(want.eigenvalues), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(res["eigenvectors"]), np.asarray(want.eigenvectors), atol=1e-5)
+    assert len(res.summary["spectrum"]["mean"]) == 3

@@ -22,10 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlatent.analysis.geometry import METHODS, metric_tensor
 from jaxlatent.analysis.interventions import KINDS, intervention_probs, single_dim_grid
 from jaxlatent.analysis.local_basis import SOLVERS, local_basis
 from jaxlatent.analysis.local_dimension import local_dimension
 from jaxlatent.digits import load_classifier
+from jaxlatent.parallel import map_batched
 from jaxlatent.runs.store import Output, RunError
 
 
@@ -181,6 +183,48 @@ register(Analysis(
     help="local dimension (Choi, Hwang, Cho and Kang 2022): Jacobian rank at the Gavish-Donoho threshold",
     options=(TAP, TRUNC), outputs=_local_dim_outputs, compute=_local_dim,
     spectrum="singular_values", dimension="dimension"))
+
+
+# -- Riemannian metric spectra (Wang & Ponce, ICLR 2021) ---------------------------------------
+
+def _metric_space(model, options):
+    """``(g, to_space)``: the image generator on the chosen space and the map from z to it."""
+    psi = options["truncation_psi"]
+    if options["space"] == "z":
+        return tap_fn(model, dict(options, tap="image")), None
+    if model.config.family != "stylegan2":
+        raise RunError(f"geometry: --space w needs a StyleGAN2; this model is a {model.config.family}")
+    return model.fn("image", wrt="w"), tap_fn(model, dict(options, tap="w", truncation_psi=psi))
+
+
+def _geometry_outputs(model, options):
+    g, to_space = _metric_space(model, options)
+    n_in = int(model.z_dim) if to_space is None else int(model.config.w_dim)
+    k = options["k"] if options["k"] is not None else n_in
+    if not 1 <= k <= n_in:
+        raise RunError(f"geometry: --k must lie in [1, {n_in}], found {k}")
+    return Output("eigenvalues", (k,), "float32"), Output("eigenvectors", (n_in, k), "float32")
+
+
+def _geometry(model, z, options, keys, *, mesh=None):
+    g, to_space = _metric_space(model, options)
+    x = z if to_space is None else map_batched(to_space, z)
+    # LOBPCG's start blocks come from one key per chunk (metric_tensor splits it per row): the
+    # chunk's first latent's key, so a resumed run repeats them exactly
+    res = metric_tensor(g, x, k=options["k"], method=options["method"], key=keys[0],
+                        **execution(metric_tensor, z, mesh))
+    return {"eigenvalues": res.eigenvalues, "eigenvectors": res.eigenvectors}
+
+
+register(Analysis(
+    name="geometry",
+    help="Riemannian metric of the image manifold, H = J^T M J for the mean squared pixel distance "
+         "(Wang & Ponce, ICLR 2021): eigenvalues and eigenvectors at each latent",
+    options=(Option("space", "--space", str, "w", "latent space: w (default; StyleGAN2) or z", ("z", "w")),
+             Option("k", "--k", int, None, "eigenpairs kept (default all)"),
+             Option("method", "--method", str, "auto", "full metric and eigh, or the top --k by LOBPCG", METHODS),
+             TRUNC),
+    outputs=_geometry_outputs, compute=_geometry, spectrum="eigenvalues"))
 
 
 # -- concept effects of single latent dimensions (Li, Tao, Niu & Li, ICPR 2020) --------------
