@@ -101,7 +101,9 @@ def optimize_weights(g: Callable, classifier: Callable, z, target: int, *, objec
       key: PRNG key for the sample order (default: samples in the given order).
 
     Returns:
-      ``(w (D,), losses (steps,))``.
+      ``(w (D,), losses (steps,))``. The optimisation is one compiled program (a ``lax.scan``
+      over steps) on the default device: a sequence of dependent steps, not a batch map, so it
+      takes no ``mesh``.
     """
     z = check_latents(z, "optimize_weights")
     if objective not in OBJECTIVES:
