@@ -207,4 +207,6 @@ def test_fn_is_a_partial_with_the_weights_as_leaves(tiny):
     # passed through jit, the weights are inputs of the compiled program, not constants
     lowered = jax.jit(lambda f, z: f(z)).lower(f, jnp.zeros((2, 8)))
     assert len(jax.tree_util.tree_leaves(lowered.args_info)) == len(leaves) + 1
-    np.testing.assert_array_equal(jax.jit(lambda f, z: f(z))(f, jnp.ones((2, 8))), f(jnp.ones((2, 8))))
+    # the outer jit compiles its own program around the inner one: float32 rounding only
+    np.testing.assert_allclose(jax.jit(lambda f, z: f(z))(f, jnp.ones((2, 8))), f(jnp.ones((2, 8))),
+                               rtol=1e-6, atol=1e-6)

@@ -293,7 +293,8 @@ def test_fn_wrt_w_and_ws(tiny):
     ws_trunc = tiny.mapping(z, c, truncation_psi=0.7)
     image = tiny.fn("image", wrt="ws")(ws_trunc)
     assert rel(image, tiny.generate(z, c, truncation_psi=0.7)) < 1e-5
-    # truncation applies to z only: W and W+ inputs are used as given
+    # truncation applies to z only: W and W+ inputs are used as given (psi is dropped, so this
+    # is the very same compiled program: exact equality)
     np.testing.assert_array_equal(tiny.fn("image", wrt="ws", truncation_psi=0.5)(ws_trunc), image)
     assert tiny.fn("styles", wrt="w").func == tiny.fn("styles", wrt="w", truncation_psi=0.3).func
     for tap in ("ws", "styles", "synthesis.b8.conv0", "image"):
