@@ -107,10 +107,17 @@ def feature_statistics(features: Callable, x, *, render: Callable | None = None,
 
 
 def edit_strengths(key: jax.Array, n: int, variant: str = "paper", max_strength: float = 3.0) -> jax.Array:
-    """Strengths alpha: (n,) of the edit-FID protocol (Palaev et al. 2023).
+    """Strengths alpha of the edit-FID protocol (Palaev et al. 2023, section 3).
 
-    ``"paper"``: alpha ~ U[-max_strength, max_strength] (the text: 3 and 6). ``"code"``:
-    alpha = 6 z, z ~ N(0, 1), with 0 < |alpha| < 0.5 set to +-0.5 (the notebooks).
+    Args:
+        key: PRNG key. n: number of strengths.
+        variant: ``"paper"``: alpha ~ U[-max_strength, max_strength] (the text: 3 and 6);
+            ``"code"``: alpha = 6 z, z ~ N(0, 1), with 0 < |alpha| < 0.5 set to +-0.5 (the
+            notebooks; ``max_strength`` unused).
+        max_strength: a of U[-a, a].
+
+    Returns:
+        alpha: (n,) float32.
     """
     if variant not in VARIANTS:
         raise ValueError(f"edit_strengths: variant must be one of {VARIANTS}, found {variant!r}")

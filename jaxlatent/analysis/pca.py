@@ -205,10 +205,14 @@ def pca_randomized(f: Callable, latents, k: int, key: jax.Array, *, oversample: 
 
 
 def transform(result, x):
-    """Component activations ``(x - mean) @ components^T``: (N, k) for x: (N, d).
+    """Component activations of samples (sklearn's ``PCA.transform`` without whitening, ``FastICA.transform``).
 
-    Works for :class:`PCA` and :class:`~jaxlatent.analysis.ica.ICA` results alike (sklearn's
-    ``PCA.transform`` without whitening and ``FastICA.transform``).
+    Args:
+        result: a :class:`PCA` or :class:`~jaxlatent.analysis.ica.ICA` (components (k, d), mean (d,)).
+        x: (N, ...) samples, flattened to (N, d).
+
+    Returns:
+        (N, k) activations ``(x - mean) @ components^T``.
     """
     x = jnp.asarray(x)
     x = x.reshape(x.shape[0], -1)

@@ -153,7 +153,7 @@ def stream(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, us
         f: batched callable ``(n, in) -> pytree of (n, ...)``, samples independent (a
             ``model.fn(tap)``, or any function of a latent batch).
         latents: (N, in) array-like with ``len()`` and row slices (e.g. :class:`SeedLatents`),
-            or a pytree-free tuple/list of such sharing N (passed to ``f`` as a tuple).
+            or a tuple/list of such sharing N, passed to ``f`` as a tuple of chunks.
         chunk_size: rows held at once (default 4096, or N if smaller); each chunk is one
             call of ``f`` spread over ``mesh``.
         mesh, use_pmap: see :func:`jaxlatent.parallel.map_batched`.
@@ -236,10 +236,16 @@ def moments_of(x, *, chunk_size: int | None = None) -> Moments:
 
 def collect(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
             progress: Callable | None = None) -> np.ndarray:
-    """The whole population ``f(latents)`` as one host array ``(N, d)`` (flattened per sample).
+    """The whole population ``f(latents)`` as one host array, for decompositions that need every
+    sample (FastICA's iterations); use :func:`moments` when mean and covariance suffice.
 
-    For decompositions that need every sample (FastICA's iterations); use :func:`moments`
-    when mean and covariance suffice.
+    Args:
+        f: batched callable ``(n, in) -> (n, ...)``.
+        latents: (N, in) array-like or :class:`SeedLatents` / :class:`KeyLatents`.
+        chunk_size, mesh, use_pmap, progress: see :func:`stream`.
+
+    Returns:
+        (N, d) numpy array, each sample's values flattened.
     """
     pieces = [np.asarray(_flat(ch.x))[:ch.count]
               for ch in stream(f, latents, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap,
