@@ -59,7 +59,7 @@ def records(out):
 
 def test_sigkill_at_random_moments_then_resume_equals_unbroken_run(tmp_path):
     ckpt = jaxlatent.digits.assets_dir()
-    n, chunk = 2048, 16
+    n, chunk = 2048, 32
     ref = tmp_path / "unbroken"
     # Exact equality is legitimate: each chunk is computed by the same compiled program on the same
     # latents whether the run was interrupted or not (the last chunk is padded to full size).
@@ -70,8 +70,8 @@ def test_sigkill_at_random_moments_then_resume_equals_unbroken_run(tmp_path):
     rng, log = random.Random(15), tmp_path / "stderr.txt"
     # one kill at a random moment of start-up (imports, loading, compiling, checking the store),
     # then kills at random moments inside random later chunks (computing, writing, committing)
-    # 5 kills in all; the last target leaves 48 chunks, so that no run ends before its kill
-    targets = sorted(rng.sample(range(2, n // chunk - 48), 4))
+    # 5 kills in all; the last target leaves 24 chunks (768 latents), so no run ends before its kill
+    targets = sorted(rng.sample(range(2, n // chunk - 24), 4))
     for kill, target in enumerate([0] + targets):
         with open(log, "w") as err:
             proc = subprocess.Popen(cmd, env=env(tmp_path), stdout=subprocess.DEVNULL, stderr=err)
