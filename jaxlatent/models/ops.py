@@ -51,11 +51,18 @@ def setup_filter(f=None, normalize: bool = True, flip_filter: bool = False, gain
                  separable: bool | None = None) -> np.ndarray:
     """FIR filter for :func:`upfirdn2d`, as NVlabs ``upfirdn2d.setup_filter`` prepares it.
 
-    ``f`` is ``None`` (identity), a scalar, 1-D taps or a 2-D kernel. 1-D taps become their
-    outer product unless ``separable`` (default: 1-D with at least 8 taps). The result is
-    normalised to unit sum (``normalize``), optionally flipped, scaled by ``gain ** (ndim / 2)``.
+    1-D taps become their outer product unless ``separable`` (default: 1-D with at least 8
+    taps).
 
-    Returns a float32 numpy array ``(fh, fw)`` or ``(taps,)``: a constant, never a parameter.
+    Args:
+      f: ``None`` (identity), a scalar, 1-D taps or a 2-D kernel.
+      normalize: scale to unit sum.
+      flip_filter: flip the taps.
+      gain: overall gain; the filter is scaled by ``gain ** (ndim / 2)``.
+      separable: keep 1-D taps separable (None: decide by size).
+
+    Returns:
+      a float32 numpy array ``(fh, fw)`` or ``(taps,)``: a constant, never a parameter.
     """
     f = np.asarray(1.0 if f is None else f, dtype=np.float32)
     if f.ndim > 2 or f.size == 0:
@@ -76,7 +83,14 @@ def setup_filter(f=None, normalize: bool = True, flip_filter: bool = False, gain
 
 
 def filter_size(f) -> tuple[int, int]:
-    """``(fw, fh)`` of a filter from :func:`setup_filter` (``(1, 1)`` for ``None``)."""
+    """Size of a filter.
+
+    Args:
+      f: a filter from :func:`setup_filter`, or None.
+
+    Returns:
+      ``(fw, fh)`` (``(1, 1)`` for None).
+    """
     if f is None:
         return 1, 1
     f = np.asarray(f)
@@ -134,11 +148,19 @@ def _correlate2d(x, f: np.ndarray):
 def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter: bool = False, gain: float = 1.0):
     """Upsample, pad, FIR-filter and downsample a batch of images (NVlabs ``upfirdn2d``).
 
-    x: (N, C, H, W). ``up``/``down``: int or ``[x, y]``. ``padding`` (with respect to the
-    upsampled image, negative crops): int, ``[x, y]`` or ``[x0, x1, y0, y1]``. ``f``: filter from
-    :func:`setup_filter` or ``None``. Zeros are inserted after each pixel, the result padded,
-    convolved with ``f`` (correlation when ``flip_filter``) scaled by ``gain ** (f.ndim / 2)``,
-    and every ``down``-th pixel kept. Returns (N, C, H', W').
+    Zeros are inserted after each pixel, the result padded, convolved with ``f`` (correlation
+    when ``flip_filter``) scaled by ``gain ** (f.ndim / 2)``, and every ``down``-th pixel kept.
+
+    Args:
+      x: (N, C, H, W).
+      f: filter from :func:`setup_filter` or None.
+      up, down: int or ``[x, y]``.
+      padding: with respect to the upsampled image, negative crops: int, ``[x, y]`` or
+        ``[x0, x1, y0, y1]``.
+      flip_filter, gain: as above.
+
+    Returns:
+      (N, C, H', W').
     """
     upx, upy = (up, up) if isinstance(up, int) else up
     downx, downy = (down, down) if isinstance(down, int) else down
@@ -159,7 +181,16 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter: bool = False, gain: fl
 
 
 def upsample2d(x, f, up: int = 2, padding=0, flip_filter: bool = False, gain: float = 1.0):
-    """Upsample by ``up`` with FIR filter ``f``; output is ``up`` times the input (NVlabs)."""
+    """Upsample by ``up`` with FIR filter ``f`` (NVlabs ``upsample2d``).
+
+    Args:
+      x: (N, C, H, W).
+      f: filter from :func:`setup_filter`.
+      up: factor; padding, flip_filter, gain: as in :func:`upfirdn2d`.
+
+    Returns:
+      (N, C, up H, up W) (plus padding).
+    """
     fw, fh = filter_size(f)
     px0, px1, py0, py1 = _pad4(padding)
     p = [px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2,
@@ -168,7 +199,16 @@ def upsample2d(x, f, up: int = 2, padding=0, flip_filter: bool = False, gain: fl
 
 
 def downsample2d(x, f, down: int = 2, padding=0, flip_filter: bool = False, gain: float = 1.0):
-    """Downsample by ``down`` with FIR filter ``f``; output is the input over ``down`` (NVlabs)."""
+    """Downsample by ``down`` with FIR filter ``f`` (NVlabs ``downsample2d``).
+
+    Args:
+      x: (N, C, H, W).
+      f: filter from :func:`setup_filter`.
+      down: factor; padding, flip_filter, gain: as in :func:`upfirdn2d`.
+
+    Returns:
+      (N, C, H / down, W / down) (plus padding).
+    """
     fw, fh = filter_size(f)
     px0, px1, py0, py1 = _pad4(padding)
     p = [px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2,
@@ -179,7 +219,15 @@ def downsample2d(x, f, down: int = 2, padding=0, flip_filter: bool = False, gain
 def conv2d(x, w, padding=(0, 0), stride: int = 1, flip_weight: bool = True):
     """Plain 2-D convolution, PyTorch ``conv2d`` semantics (correlation when ``flip_weight``).
 
-    x: (N, I, H, W); w: (O, I, kh, kw); ``padding``: ``(py, px)`` symmetric zero padding.
+    Args:
+      x: (N, I, H, W).
+      w: (O, I, kh, kw), PyTorch layout.
+      padding: ``(py, px)`` symmetric zero padding.
+      stride: stride along both axes.
+      flip_weight: correlation (PyTorch) when True, true convolution when False.
+
+    Returns:
+      (N, O, H', W').
     """
     if not flip_weight:
         w = w[:, :, ::-1, ::-1]
@@ -193,7 +241,17 @@ def conv_transpose2d(x, w, stride: int = 2, padding=(0, 0), flip_weight: bool = 
 
     Scatters every input pixel times the kernel onto a grid ``stride`` times finer:
     ``y[o, s*i + a] += x[c, i] * w[o, c, a]`` (with ``flip_weight=False`` the kernel is flipped
-    first, as NVlabs' wrapper does). Output size ``(H - 1) * stride + kh - 2 * padding``.
+    first, as NVlabs' wrapper does).
+
+    Args:
+      x: (N, I, H, W).
+      w: (O, I, kh, kw).
+      stride: upsampling factor.
+      padding: ``(py, px)`` removed from each side.
+      flip_weight: see above.
+
+    Returns:
+      (N, O, (H - 1) stride + kh - 2 py, (W - 1) stride + kw - 2 px).
     """
     if not flip_weight:
         w = w[:, :, ::-1, ::-1]
@@ -210,10 +268,20 @@ def conv2d_resample(x, w, f=None, up: int = 1, down: int = 1, padding=0,
                     flip_weight: bool = True, flip_filter: bool = False):
     """Convolution with optional FIR up/downsampling (NVlabs ``conv2d_resample``).
 
-    x: (N, I, H, W); w: (O, I, kh, kw); ``f``: resampling filter from :func:`setup_filter`.
-    ``padding`` is with respect to the upsampled image. The result equals upsampling with
-    ``f`` (gain ``up**2``), padding, convolving (correlation when ``flip_weight``) and
-    downsampling with ``f``; the cheaper equivalent order the reference picks is used.
+    The result equals upsampling with ``f`` (gain ``up**2``), padding, convolving (correlation
+    when ``flip_weight``) and downsampling with ``f``; the cheaper equivalent order the
+    reference picks is used.
+
+    Args:
+      x: (N, I, H, W).
+      w: (O, I, kh, kw).
+      f: resampling filter from :func:`setup_filter`.
+      up, down: integer factors.
+      padding: with respect to the upsampled image, as in :func:`upfirdn2d`.
+      flip_weight, flip_filter: correlation / flipped filter, as NVlabs.
+
+    Returns:
+      (N, O, H', W').
     """
     o, i, kh, kw = w.shape
     fw, fh = filter_size(f)
@@ -265,8 +333,18 @@ def bias_act(x, b=None, dim: int = 1, act: str = "linear", alpha: float | None =
              gain: float | None = None, clamp: float | None = None):
     """Add bias ``b`` along axis ``dim``, apply ``act``, scale by ``gain``, clamp to ±``clamp``.
 
-    NVlabs ``bias_act`` semantics: ``alpha``/``gain`` default to the activation's own
-    (lrelu: slope 0.2, gain sqrt 2); ``clamp=None`` disables clamping.
+    NVlabs ``bias_act`` semantics.
+
+    Args:
+      x: any shape.
+      b: (x.shape[dim],) or None.
+      dim: the channel axis.
+      act: a name of :data:`ACTIVATIONS`.
+      alpha, gain: default to the activation's own (lrelu: slope 0.2, gain sqrt 2).
+      clamp: None disables clamping.
+
+    Returns:
+      an array of x's shape and dtype.
     """
     if act not in ACTIVATIONS:
         raise ValueError(f"unknown activation {act!r}; expected one of {sorted(ACTIVATIONS)}")
@@ -286,15 +364,34 @@ def bias_act(x, b=None, dim: int = 1, act: str = "linear", alpha: float | None =
 
 
 def normalize_2nd_moment(x, axis: int = 1, eps: float = 1e-8):
-    """``x / sqrt(mean(x**2) + eps)`` along ``axis`` (pixel norm of the latent)."""
+    """Pixel norm of the latent: ``x / sqrt(mean(x**2) + eps)`` along ``axis``.
+
+    Args:
+      x: e.g. z: (N, z_dim).
+      axis: the axis to normalise.
+      eps: added under the square root.
+
+    Returns:
+      an array of x's shape.
+    """
     return x * lax.rsqrt(jnp.mean(jnp.square(x), axis=axis, keepdims=True) + eps)
 
 
 def fully_connected(x, weight, bias=None, activation: str = "linear", lr_multiplier: float = 1.0):
     """Equalised-learning-rate dense layer (NVlabs ``FullyConnectedLayer``).
 
-    x: (N, in); weight: (out, in) stored divided by ``lr_multiplier``; bias: (out,).
-    Computes ``act(x @ (weight * lr / sqrt(in)).T + bias * lr)`` with the activation's gain.
+    Computes ``act(x @ (weight * lr / sqrt(in)).T + bias * lr)`` with the activation's gain
+    (Karras et al. 2018, equalised learning rate).
+
+    Args:
+      x: (N, in).
+      weight: (out, in), stored divided by ``lr_multiplier``.
+      bias: (out,) or None.
+      activation: a name of :data:`ACTIVATIONS`.
+      lr_multiplier: learning-rate multiplier of the layer.
+
+    Returns:
+      (N, out).
     """
     w = weight.astype(x.dtype) * jnp.asarray(lr_multiplier / np.sqrt(weight.shape[1]), x.dtype)
     b = None
@@ -312,14 +409,22 @@ def modulated_conv2d(x, weight, styles, noise=None, up: int = 1, down: int = 1, 
                      resample_filter=None, demodulate: bool = True, flip_weight: bool = True):
     """Modulated (and demodulated) convolution of StyleGAN2 (Karras et al. 2020, eqs. 1-3).
 
-    x: (N, I, H, W); weight: (O, I, kh, kw); styles: (N, I) the per-sample scales s_i;
-    noise: broadcastable to the output or ``None``. Computes, per sample,
-    ``w'_oik = s_i w_oik``, ``w''_oik = w'_oik / sqrt(sum_ik w'_oik**2 + 1e-8)`` (when
-    ``demodulate``) and the :func:`conv2d_resample` of x with w'' plus noise.
-
+    Computes, per sample, ``w'_oik = s_i w_oik``, ``w''_oik = w'_oik / sqrt(sum_ik w'_oik**2 +
+    1e-8)`` (when ``demodulate``) and the :func:`conv2d_resample` of x with w'' plus noise.
     The per-sample weights are never built: scaling the input by s, convolving with the shared
     weight and scaling the output by the demodulation coefficients is the same sum, and it is a
     batched convolution that ``vmap``/``jacfwd`` keep batched.
+
+    Args:
+      x: (N, I, H, W).
+      weight: (O, I, kh, kw).
+      styles: (N, I), the per-sample scales s_i.
+      noise: broadcastable to the output, or None.
+      up, down, padding, resample_filter, flip_weight: as in :func:`conv2d_resample`.
+      demodulate: apply eq. 3.
+
+    Returns:
+      (N, O, H', W').
     """
     n = x.shape[0]
     styles = styles.astype(x.dtype)

@@ -36,8 +36,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxlatent.models.errors import UnknownTapError
-from jaxlatent.models.stylegan2_layers import (NOISE_MODES, WRT, Generator, MappingNetwork,
-                                               SynthesisNetwork, check_wrt)
+from jaxlatent.models.stylegan2_layers import NOISE_MODES, MappingNetwork, SynthesisNetwork
+from jaxlatent.models.stylegan2_net import Generator, check_wrt, tap_shapes, tap_value
 from jaxlatent.models.stylegan2_config import (SynthesisLayerSpec, StyleGAN2Config,
                                                expected_shapes, params_from_state_dict,
                                                random_params)
@@ -45,56 +45,6 @@ from jaxlatent.models.stylegan2_config import (SynthesisLayerSpec, StyleGAN2Conf
 __all__ = ["StyleGAN2", "StyleGAN2Config", "Generator", "MappingNetwork", "SynthesisNetwork",
            "expected_shapes", "params_from_state_dict", "random_params", "SynthesisLayerSpec",
            "tap_value"]
-
-
-def _tap_shapes(config: StyleGAN2Config) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {}
-    feats = config.mapping_features
-    if config.c_dim > 0:
-        shapes["mapping.embed"] = (config.embed_features,)
-    for i in range(config.mapping_layers):
-        shapes[f"mapping.fc{i}"] = (feats[i + 1],)
-    shapes["w"] = (config.w_dim,)
-    shapes["ws"] = (config.num_ws, config.w_dim)
-    layers = config.synthesis_layers
-    for s in layers:
-        shapes[f"style.{'b%d' % s.res}.{s.name}"] = (s.in_channels,)
-    shapes["styles"] = (sum(s.in_channels for s in layers),)
-    for res in config.block_resolutions:
-        c = config.block_channels(res)
-        if res > 4:
-            shapes[f"synthesis.b{res}.conv0"] = (c, res, res)
-        shapes[f"synthesis.b{res}.conv1"] = (c, res, res)
-        shapes[f"synthesis.b{res}"] = (c, res, res)
-        if config.architecture == "skip" or res == config.img_resolution:
-            shapes[f"synthesis.b{res}.img"] = (config.img_channels, res, res)
-    r = config.img_resolution
-    shapes["image"] = (config.img_channels, r, r)
-    return shapes
-
-
-def tap_value(config: StyleGAN2Config, params, tap: str, z, c=None, truncation_psi: float = 1.0,
-              truncation_cutoff: int | None = None, noise_mode: str = "const", key=None,
-              wrt: str = "z"):
-    """Value of ``tap`` at a batch of latents: :meth:`Generator.tap` on ``params``; traceable.
-
-    Args:
-      config: the generator's :class:`StyleGAN2Config`.
-      params: its nested parameters (``model.params``).
-      tap: a name from :meth:`StyleGAN2.taps`.
-      z: the input, in the space ``wrt`` names: z: (N, z_dim) for ``'z'``, w: (N, w_dim) for
-        ``'w'`` (one w per sample, broadcast to every layer), ws: (N, num_ws, w_dim) for ``'ws'``.
-      c: labels (N, c_dim) of a conditional generator (used by the mapping network only).
-      truncation_psi, truncation_cutoff: the truncation trick (Karras et al. 2019, section 3),
-        applied to the mapped w only: W and W+ inputs are used as given.
-      noise_mode, key: see :meth:`StyleGAN2.fn`.
-      wrt: ``'z'``, ``'w'`` or ``'ws'``.
-
-    Returns:
-      (N, *tap_shape) for the tap.
-    """
-    return Generator(config).apply({"params": params}, z, tap, c, truncation_psi,
-                                   truncation_cutoff, noise_mode, key, wrt, method=Generator.tap)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "tap", "truncation_psi",
@@ -243,7 +193,7 @@ class StyleGAN2:
     # ----- taps ---------------------------------------------------------------------------
     def taps(self) -> list[str]:
         """Names accepted by :meth:`fn`, in computation order."""
-        return list(_tap_shapes(self.config))
+        return list(tap_shapes(self.config))
 
     def tap_shape(self, tap: str) -> tuple[int, ...]:
         """Shape of one sample of a tap.
@@ -254,7 +204,7 @@ class StyleGAN2:
         Returns:
           the shape without the batch axis; :class:`UnknownTapError` for an unknown name.
         """
-        shapes = _tap_shapes(self.config)
+        shapes = tap_shapes(self.config)
         if tap not in shapes:
             raise UnknownTapError(f"unknown StyleGAN2 tap {tap!r}; known taps: {list(shapes)}")
         return shapes[tap]

@@ -7,9 +7,9 @@ The modules mirror the NVlabs module tree, so their variables are ``{"params": p
 ``variables["params"]["mapping"]["fc0"]["weight"]``, ``(out, in)`` as in PyTorch.
 
 Each network can stop at an intermediate point (``stop``) so that a tap computes only what it
-needs; the points are named as in :mod:`jaxlatent.models.stylegan2`. The functions at the end
-(:func:`mapping_layers`, :func:`truncate`, :func:`style`, :func:`synthesis`) apply the modules
-to a params pytree.
+needs; the points are named as in :mod:`jaxlatent.models.stylegan2`. The whole generator, with
+a method per tap, is :class:`jaxlatent.models.stylegan2_net.Generator`; the functions at the end
+(:func:`mapping_layers`, :func:`synthesis`) apply the networks to a params pytree.
 """
 
 from __future__ import annotations
@@ -355,98 +355,6 @@ class SynthesisNetwork(nn.Module):
         return img
 
 
-WRT = ("z", "w", "ws")
-
-
-def check_wrt(tap: str, wrt: str) -> None:
-    """Check that ``tap`` is a function of the latent space ``wrt``.
-
-    Args:
-      tap: a tap name.
-      wrt: ``'z'``, ``'w'`` or ``'ws'``.
-
-    Returns:
-      None; raises ``ValueError`` for an unknown space or a mapping tap from W or W+.
-    """
-    if wrt not in WRT:
-        raise ValueError(f"wrt must be one of {WRT} (input space Z, W or W+), got {wrt!r}")
-    if wrt != "z" and tap.startswith("mapping."):
-        raise ValueError(f"tap {tap!r} lies upstream of w (in the mapping network), so it is not "
-                         f"a function of {wrt!r}; use wrt='z' for mapping taps, or a tap from "
-                         "'w' on")
-
-
-class Generator(nn.Module):
-    """StyleGAN2 generator (NVlabs ``Generator``): submodules ``mapping`` and ``synthesis``.
-
-    ``Generator(config).apply({"params": params}, z, c, truncation_psi=...)`` is the image;
-    :meth:`tap` is any tap, computing only what the tap needs.
-    """
-
-    config: StyleGAN2Config
-
-    def setup(self):
-        self.mapping = MappingNetwork(self.config)
-        self.synthesis = SynthesisNetwork(self.config)
-
-    def __call__(self, z, c=None, truncation_psi: float = 1.0,
-                 truncation_cutoff: int | None = None, noise_mode: str = "const", key=None):
-        """Image (N, img_channels, R, R) from z: (N, z_dim); NVlabs ``G(z, c, ...)``."""
-        ws = self.mapping(z, c, truncation_psi, truncation_cutoff)
-        return self.synthesis(ws, noise_mode, key)
-
-    def _ws(self, x, wrt: str):
-        """W+ from an input in W (broadcast to every layer) or W+ (as is); shapes checked."""
-        cfg = self.config
-        x = jnp.asarray(x)
-        if wrt == "w":
-            if x.ndim != 2 or x.shape[1] != cfg.w_dim:
-                raise ValueError(f"wrt='w': w must have shape (N, {cfg.w_dim}), got {x.shape}")
-            return jnp.broadcast_to(x[:, None, :], (x.shape[0], cfg.num_ws, cfg.w_dim))
-        if x.ndim != 3 or x.shape[1:] != (cfg.num_ws, cfg.w_dim):
-            raise ValueError(f"wrt='ws': ws must have shape (N, {cfg.num_ws}, {cfg.w_dim}), "
-                             f"got {x.shape}")
-        return x
-
-    def tap(self, x, tap: str, c=None, truncation_psi: float = 1.0,
-            truncation_cutoff: int | None = None, noise_mode: str = "const", key=None,
-            wrt: str = "z"):
-        """Value of one tap, computing only the submodules it needs.
-
-        Args:
-          x: z: (N, z_dim), w: (N, w_dim) or ws: (N, num_ws, w_dim), as ``wrt`` says.
-          tap: a name of :meth:`jaxlatent.models.stylegan2.StyleGAN2.taps`.
-          c: (N, c_dim) labels (``wrt='z'`` only).
-          truncation_psi, truncation_cutoff: truncation of the mapped w (``wrt='z'`` only).
-          noise_mode, key: as in :meth:`SynthesisNetwork.__call__`.
-          wrt: ``'z'``, ``'w'`` or ``'ws'``.
-
-        Returns:
-          (N, *tap_shape).
-        """
-        cfg = self.config
-        check_wrt(tap, wrt)
-        if wrt == "z":
-            x = jnp.asarray(x)
-            if x.ndim != 2 or x.shape[1] != cfg.z_dim:
-                raise ValueError(f"z must have shape (N, {cfg.z_dim}), got {x.shape}")
-            if tap.startswith("mapping."):
-                return self.mapping.layers(x, c, stop=tap)
-            ws = self.mapping(x, c, truncation_psi, truncation_cutoff)
-        else:
-            ws = self._ws(x, wrt)
-        if tap == "ws":
-            return ws
-        if tap == "w":
-            return ws[:, 0]
-        if tap == "styles":
-            return self.synthesis.styles(ws)
-        if tap.startswith("style."):
-            _, block, name = tap.split(".")
-            return self.synthesis.style(ws, int(block[1:]), name)
-        return self.synthesis(ws, noise_mode, key, stop=None if tap == "image" else tap)
-
-
 # ----------------------------------------------------------------------------- on a params pytree
 
 def mapping_layers(config: StyleGAN2Config, params, z, c=None, stop: str | None = None):
@@ -463,37 +371,6 @@ def mapping_layers(config: StyleGAN2Config, params, z, c=None, stop: str | None 
     """
     return MappingNetwork(config).apply({"params": params["mapping"]}, z, c, stop,
                                         method=MappingNetwork.layers)
-
-
-def truncate(config: StyleGAN2Config, params, w, truncation_psi: float = 1.0,
-             truncation_cutoff: int | None = None):
-    """:meth:`MappingNetwork.truncate` on a params pytree.
-
-    Args:
-      config, params: as in :func:`mapping_layers`.
-      w: (N, w_dim).
-      truncation_psi, truncation_cutoff: the truncation trick (Karras et al. 2019).
-
-    Returns:
-      ws: (N, num_ws, w_dim).
-    """
-    return MappingNetwork(config).apply({"params": params["mapping"]}, w, truncation_psi,
-                                        truncation_cutoff, method=MappingNetwork.truncate)
-
-
-def style(config: StyleGAN2Config, params, ws, res: int, name: str):
-    """:meth:`SynthesisNetwork.style` on a params pytree.
-
-    Args:
-      config, params: as in :func:`mapping_layers`.
-      ws: (N, num_ws, w_dim).
-      res, name: the layer (block resolution; 'conv0', 'conv1' or 'torgb').
-
-    Returns:
-      the style vector s: (N, in_channels).
-    """
-    return SynthesisNetwork(config).apply({"params": params["synthesis"]}, ws, res, name,
-                                          method=SynthesisNetwork.style)
 
 
 def synthesis(config: StyleGAN2Config, params, ws, noise_mode: str = "const", key=None,
