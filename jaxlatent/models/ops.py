@@ -56,9 +56,8 @@ def setup_filter(f=None, normalize: bool = True, flip_filter: bool = False, gain
 
     Args:
       f: ``None`` (identity), a scalar, 1-D taps or a 2-D kernel.
-      normalize: scale to unit sum.
-      flip_filter: flip the taps.
-      gain: overall gain; the filter is scaled by ``gain ** (ndim / 2)``.
+      normalize: scale to unit sum; flip_filter: flip the taps.
+      gain: the filter is scaled by ``gain ** (ndim / 2)``.
       separable: keep 1-D taps separable (None: decide by size).
 
     Returns:
@@ -83,14 +82,7 @@ def setup_filter(f=None, normalize: bool = True, flip_filter: bool = False, gain
 
 
 def filter_size(f) -> tuple[int, int]:
-    """Size of a filter.
-
-    Args:
-      f: a filter from :func:`setup_filter`, or None.
-
-    Returns:
-      ``(fw, fh)`` (``(1, 1)`` for None).
-    """
+    """``(fw, fh)`` of a filter ``f`` from :func:`setup_filter` (``(1, 1)`` for None)."""
     if f is None:
         return 1, 1
     f = np.asarray(f)
@@ -152,8 +144,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter: bool = False, gain: fl
     when ``flip_filter``) scaled by ``gain ** (f.ndim / 2)``, and every ``down``-th pixel kept.
 
     Args:
-      x: (N, C, H, W).
-      f: filter from :func:`setup_filter` or None.
+      x: (N, C, H, W); f: filter from :func:`setup_filter` or None.
       up, down: int or ``[x, y]``.
       padding: with respect to the upsampled image, negative crops: int, ``[x, y]`` or
         ``[x0, x1, y0, y1]``.
@@ -181,15 +172,9 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter: bool = False, gain: fl
 
 
 def upsample2d(x, f, up: int = 2, padding=0, flip_filter: bool = False, gain: float = 1.0):
-    """Upsample by ``up`` with FIR filter ``f`` (NVlabs ``upsample2d``).
+    """Upsample x: (N, C, H, W) by ``up`` with FIR filter ``f`` (NVlabs ``upsample2d``).
 
-    Args:
-      x: (N, C, H, W).
-      f: filter from :func:`setup_filter`.
-      up: factor; padding, flip_filter, gain: as in :func:`upfirdn2d`.
-
-    Returns:
-      (N, C, up H, up W) (plus padding).
+    Other arguments as in :func:`upfirdn2d`. Returns (N, C, up H, up W) (plus padding).
     """
     fw, fh = filter_size(f)
     px0, px1, py0, py1 = _pad4(padding)
@@ -199,15 +184,9 @@ def upsample2d(x, f, up: int = 2, padding=0, flip_filter: bool = False, gain: fl
 
 
 def downsample2d(x, f, down: int = 2, padding=0, flip_filter: bool = False, gain: float = 1.0):
-    """Downsample by ``down`` with FIR filter ``f`` (NVlabs ``downsample2d``).
+    """Downsample x: (N, C, H, W) by ``down`` with FIR filter ``f`` (NVlabs ``downsample2d``).
 
-    Args:
-      x: (N, C, H, W).
-      f: filter from :func:`setup_filter`.
-      down: factor; padding, flip_filter, gain: as in :func:`upfirdn2d`.
-
-    Returns:
-      (N, C, H / down, W / down) (plus padding).
+    Other arguments as in :func:`upfirdn2d`. Returns (N, C, H / down, W / down) (plus padding).
     """
     fw, fh = filter_size(f)
     px0, px1, py0, py1 = _pad4(padding)
@@ -220,10 +199,8 @@ def conv2d(x, w, padding=(0, 0), stride: int = 1, flip_weight: bool = True):
     """Plain 2-D convolution, PyTorch ``conv2d`` semantics (correlation when ``flip_weight``).
 
     Args:
-      x: (N, I, H, W).
-      w: (O, I, kh, kw), PyTorch layout.
-      padding: ``(py, px)`` symmetric zero padding.
-      stride: stride along both axes.
+      x: (N, I, H, W); w: (O, I, kh, kw), PyTorch layout.
+      padding: ``(py, px)`` symmetric zero padding; stride: along both axes.
       flip_weight: correlation (PyTorch) when True, true convolution when False.
 
     Returns:
@@ -244,10 +221,8 @@ def conv_transpose2d(x, w, stride: int = 2, padding=(0, 0), flip_weight: bool = 
     first, as NVlabs' wrapper does).
 
     Args:
-      x: (N, I, H, W).
-      w: (O, I, kh, kw).
-      stride: upsampling factor.
-      padding: ``(py, px)`` removed from each side.
+      x: (N, I, H, W); w: (O, I, kh, kw).
+      stride: upsampling factor; padding: ``(py, px)`` removed from each side.
       flip_weight: see above.
 
     Returns:
@@ -273,10 +248,8 @@ def conv2d_resample(x, w, f=None, up: int = 1, down: int = 1, padding=0,
     reference picks is used.
 
     Args:
-      x: (N, I, H, W).
-      w: (O, I, kh, kw).
-      f: resampling filter from :func:`setup_filter`.
-      up, down: integer factors.
+      x: (N, I, H, W); w: (O, I, kh, kw).
+      f: resampling filter from :func:`setup_filter`; up, down: integer factors.
       padding: with respect to the upsampled image, as in :func:`upfirdn2d`.
       flip_weight, flip_filter: correlation / flipped filter, as NVlabs.
 
@@ -336,9 +309,7 @@ def bias_act(x, b=None, dim: int = 1, act: str = "linear", alpha: float | None =
     NVlabs ``bias_act`` semantics.
 
     Args:
-      x: any shape.
-      b: (x.shape[dim],) or None.
-      dim: the channel axis.
+      x: any shape; b: (x.shape[dim],) or None; dim: the channel axis.
       act: a name of :data:`ACTIVATIONS`.
       alpha, gain: default to the activation's own (lrelu: slope 0.2, gain sqrt 2).
       clamp: None disables clamping.
@@ -364,16 +335,7 @@ def bias_act(x, b=None, dim: int = 1, act: str = "linear", alpha: float | None =
 
 
 def normalize_2nd_moment(x, axis: int = 1, eps: float = 1e-8):
-    """Pixel norm of the latent: ``x / sqrt(mean(x**2) + eps)`` along ``axis``.
-
-    Args:
-      x: e.g. z: (N, z_dim).
-      axis: the axis to normalise.
-      eps: added under the square root.
-
-    Returns:
-      an array of x's shape.
-    """
+    """Pixel norm of the latent: ``x / sqrt(mean(x**2) + eps)`` along ``axis``; x's shape."""
     return x * lax.rsqrt(jnp.mean(jnp.square(x), axis=axis, keepdims=True) + eps)
 
 
@@ -384,11 +346,9 @@ def fully_connected(x, weight, bias=None, activation: str = "linear", lr_multipl
     (Karras et al. 2018, equalised learning rate).
 
     Args:
-      x: (N, in).
-      weight: (out, in), stored divided by ``lr_multiplier``.
-      bias: (out,) or None.
-      activation: a name of :data:`ACTIVATIONS`.
-      lr_multiplier: learning-rate multiplier of the layer.
+      x: (N, in); weight: (out, in), stored divided by ``lr_multiplier``; bias: (out,) or None.
+      activation: a name of :data:`ACTIVATIONS`; lr_multiplier: the layer's learning-rate
+        multiplier.
 
     Returns:
       (N, out).
@@ -416,9 +376,7 @@ def modulated_conv2d(x, weight, styles, noise=None, up: int = 1, down: int = 1, 
     batched convolution that ``vmap``/``jacfwd`` keep batched.
 
     Args:
-      x: (N, I, H, W).
-      weight: (O, I, kh, kw).
-      styles: (N, I), the per-sample scales s_i.
+      x: (N, I, H, W); weight: (O, I, kh, kw); styles: (N, I), the per-sample scales s_i.
       noise: broadcastable to the output, or None.
       up, down, padding, resample_filter, flip_weight: as in :func:`conv2d_resample`.
       demodulate: apply eq. 3.
