@@ -9,14 +9,21 @@ import errno
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
+import tensorstore as ts
 
+import jaxlatent.digits
+from jaxlatent import io
+from jaxlatent.analysis.correlation import concept_effects, effects_from_probs
+from jaxlatent.analysis.geometry import metric_tensor
 from jaxlatent.analysis.local_basis import local_basis
 from jaxlatent.analysis.local_dimension import local_dimension
 from jaxlatent.cli import run as run_cli
 from jaxlatent.models.stylegan2 import StyleGAN2Config
-from jaxlatent.runs import registry
+from jaxlatent.runs import registry, runner
+from jaxlatent.runs.manifest import write_manifest
 from jaxlatent.runs.results import open_run
 from jaxlatent.runs.runner import latents, row_keys, run
 from jaxlatent.runs.store import ChunkedStore, RunCorruptError, RunError, RunMismatchError, RunWriteError
@@ -73,6 +80,11 @@ def test_local_basis_run_with_options_and_lazy_reads(model, tmp_path):
     assert res["basis"].shape == (10, 8, 3) and res["basis"][5:7].shape == (2, 8, 3)
     np.testing.assert_array_equal(res["directions"][-1], np.asarray(want.directions)[-1])
     np.testing.assert_array_equal(res["singular_values"][3:9, 0], np.asarray(want.singular_values)[3:9, 0])
+    # plain zarr v3: any zarr v3 reader opens the folder (here tensorstore, without jaxlatent)
+    group = json.loads((tmp_path / "r" / "zarr.json").read_text())
+    assert group["zarr_format"] == 3 and group["node_type"] == "group"
+    plain = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(tmp_path / "r" / "basis")}}).result()
+    np.testing.assert_array_equal(plain.read().result(), np.asarray(want.basis))
 
 
 def test_latents_are_nvlabs_seeds():
@@ -80,8 +92,6 @@ def test_latents_are_nvlabs_seeds():
 
 
 def test_row_keys_are_fold_in_per_latent():
-    import jax
-
     keys = np.asarray(row_keys(7, 5, 8))
     want = [np.asarray(jax.random.fold_in(jax.random.PRNGKey(7), i)) for i in (5, 6, 7)]
     np.testing.assert_array_equal(keys, np.stack(want))
@@ -116,7 +126,6 @@ def test_resume_with_other_options_model_or_version_refuses(model, tmp_path):
         run("local-dim", model, 13, out, chunk_size=8, progress=False)
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["package_version"] = "0.0.1"
-    from jaxlatent.runs.manifest import write_manifest
     write_manifest(str(out), manifest)
     with pytest.raises(RunMismatchError, match="package_version: stored \"0.0.1\""):
         run("local-dim", model, 12, out, chunk_size=8, progress=False)
@@ -228,7 +237,6 @@ def test_summary_percentiles_closed_form():
 
 
 def test_cli_run_and_its_help(model, tmp_path, capsys):
-    from jaxlatent import io
 
     ckpt = io.save(model, tmp_path / "model")
     parser = argparse.ArgumentParser(prog="jaxlatent")
@@ -248,10 +256,6 @@ def test_cli_run_and_its_help(model, tmp_path, capsys):
 
 
 def test_concept_effects_run_gives_the_probabilities_of_concept_effects(tmp_path):
-    import jaxlatent.digits
-    from jaxlatent import io
-    from jaxlatent.analysis.correlation import concept_effects, effects_from_probs
-
     model = io.load(jaxlatent.digits.assets_dir())
     clf = jaxlatent.digits.load_classifier()
     res = run("concept-effects", model, 4, tmp_path / "r", chunk_size=4, progress=False,
@@ -269,8 +273,6 @@ def test_concept_effects_run_gives_the_probabilities_of_concept_effects(tmp_path
 
 
 def test_streamed_summary_while_running_covers_chunks_done_before(model, tmp_path, monkeypatch):
-    from jaxlatent.runs import runner
-
     out = tmp_path / "r"
     run("local-dim", model, 24, out, chunk_size=8, progress=False)
     os.remove(out / "chunks" / "00000002.json")
@@ -300,8 +302,6 @@ def test_repair_of_a_lost_manifest_with_other_options_starts_that_run_afresh(mod
 
 
 def test_geometry_run_equals_metric_tensor(model, tmp_path):
-    from jaxlatent.analysis.geometry import metric_tensor
-
     res = run("geometry", model, 5, tmp_path / "r", chunk_size=4, options={"space": "w", "k": 3}, progress=False)
     z = latents(0, 0, 5, 8)
     want = metric_tensor(model.fn("image", wrt="w"), model.fn("w")(z), k=3, method="full")
