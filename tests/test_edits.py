@@ -14,8 +14,11 @@ import pytest
 from jaxlatent.analysis.edits import _lift, edit, edit_grid, lift_activations, lift_directions, normalize
 from jaxlatent.analysis.linalg import unordered_lapack_calls
 from jaxlatent.analysis.pca import pca
+from jaxlatent.analysis.population import KeyLatents
 from jaxlatent.cli import ganspace as cli
 from jaxlatent.digits import assets_dir
+from jaxlatent.models.fastgan import FastGAN, FastGANConfig
+from jaxlatent.sections.ganspace import default_tap, fit_directions
 
 
 def test_edit_in_z_w_and_a_layer_range():
@@ -102,3 +105,16 @@ def test_ganspace_and_edit_fid_commands_on_the_digits_model(tmp_path):
         _run(["ganspace", assets_dir(), "--method", "svd", "--out", out])
     with pytest.raises(ValueError, match="layer ranges apply to StyleGAN2 W\\+"):
         cli.edit_space(None, "z", np.zeros((1, 4)), layers=(0, 2))
+
+
+def test_fastgan_feature_tap_directions_are_lifted_to_z():
+    model = FastGAN.init(FastGANConfig(im_size=256, nz=8, ngf=4), jax.random.key(1))
+    assert default_tap(model) == "init"
+    latents = KeyLatents(0, 300, 8)
+    pca_dirs = fit_directions(model, "init", "pca", latents, 5, jax.random.key(0))
+    ica_dirs = fit_directions(model, "init", "ica", latents, 5, jax.random.key(0))
+    for d in (pca_dirs, ica_dirs):
+        assert d.space == "z" and d.directions.shape == (5, 8) and 0 < d.residual < 1
+        np.testing.assert_allclose(np.linalg.norm(d.directions, axis=1), 1.0, rtol=1e-5)
+    # ICA's k components span PCA's top-k subspace (both whiten onto it): the same least-squares fit
+    assert ica_dirs.residual == pytest.approx(pca_dirs.residual, rel=1e-3)
