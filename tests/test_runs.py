@@ -23,7 +23,7 @@ from jaxlatent.analysis.local_dimension import local_dimension
 from jaxlatent.cli import run as run_cli
 from jaxlatent.models.stylegan2 import StyleGAN2Config
 from jaxlatent.runs import registry, runner
-from jaxlatent.runs.manifest import write_manifest
+from jaxlatent.runs.manifest import model_digest, write_manifest
 from jaxlatent.runs.results import open_run
 from jaxlatent.runs.runner import latents, row_keys, run
 from jaxlatent.runs.store import ChunkedStore, RunCorruptError, RunError, RunMismatchError, RunWriteError
@@ -247,6 +247,7 @@ def test_cli_run_and_its_help(model, tmp_path, capsys):
     res = open_run(tmp_path / "r")
     assert res.manifest["options"]["k"] == 2 and res.manifest["seed"] == 5 and res.complete
     assert res.manifest["checkpoint"] == ckpt
+    assert res.manifest["model_sha256"] == model_digest(model)     # the saved copy has the same digest
     want = local_basis(model.fn("w"), latents(5, 0, 6, 8), k=2, chunk_size=4)
     np.testing.assert_array_equal(np.asarray(res["basis"]), np.asarray(want.basis))
     assert "singular_values (6, 2)" in capsys.readouterr().out
