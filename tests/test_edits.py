@@ -118,3 +118,13 @@ def test_fastgan_feature_tap_directions_are_lifted_to_z():
         np.testing.assert_allclose(np.linalg.norm(d.directions, axis=1), 1.0, rtol=1e-5)
     # ICA's k components span PCA's top-k subspace (both whiten onto it): the same least-squares fit
     assert ica_dirs.residual == pytest.approx(pca_dirs.residual, rel=1e-3)
+
+
+def test_features_flag(tmp_path):
+    assert callable(cli.features_from_flag(os.path.join(assets_dir(), "classifier")))
+    with pytest.raises(ValueError, match="pytorch-fid's weights file"):
+        cli.features_from_flag("inception")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        cli.features_from_flag(str(tmp_path / "missing.pth"))
+    with pytest.raises(ValueError, match="must be a classifier"):
+        cli.features_from_flag(str(tmp_path))
