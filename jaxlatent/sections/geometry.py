@@ -127,8 +127,9 @@ def inversion_runs(model, basis_metric: Metric, n_targets: int, steps: int, k: i
     """Distance-vs-step curves of Adam inversions of generated images, in z, in W and in eigen-coordinates.
 
     Targets are the model's images at seeds from ``HELD_OUT_SEED`` on (not among the seeds that
-    built the basis). W runs start at the mean w of the basis latents' population (the basis
-    metric's own points are not used), z runs at 0. The three W runs (plain, all eigenvectors
+    built the basis). W runs start at the mean w of 256 latents (seeds 0-255), z runs at the
+    latent of seed ``HELD_OUT_SEED - 1`` (not at 0, where StyleGAN2's normalisation of z is
+    singular). The three W runs (plain, all eigenvectors
     of ``basis_metric``, its top ``k``) are one batched :func:`invert` call with a basis per
     target: plain W uses the identity, top-k the eigenvectors with the others zeroed (Adam leaves
     coordinates with zero gradient at 0, which is exactly the top-k search).
@@ -151,8 +152,8 @@ def inversion_runs(model, basis_metric: Metric, n_targets: int, steps: int, k: i
     opt = optax.adam(learning_rate)
     out = {}
     if in_z:
-        out["Adam in z"] = np.asarray(invert(gz, targets, jnp.zeros(model.config.z_dim), optimizer=opt,
-                                             steps=steps).history)
+        z_start = latents_from_seeds([HELD_OUT_SEED - 1], model.config.z_dim)[0]
+        out["Adam in z"] = np.asarray(invert(gz, targets, z_start, optimizer=opt, steps=steps).history)
     v = basis_metric.eigenvectors[0]
     d = v.shape[0]
     bases = [jnp.eye(d, dtype=v.dtype), v, v * (jnp.arange(d) < k)]
@@ -185,6 +186,8 @@ def add_section(page, model, *, quick: bool, key, classifier, arrays: dict, trun
                  "eigen-dimensions holding 99 % / 99.9 % of the trace. Homogeneity: correlation of "
                  "v^T H_j v over latent i's eigenvectors with H_j's eigenvalues (off-diagonal mean).")
     spectra, rows, results, metrics = {}, [], {}, {}
+    seconds = {}
+    t_stage = time.perf_counter()
     for space in spaces:
         g, x = space_fn(model, space, z, truncation_psi)
         for dname, dist in distances.items():
@@ -200,6 +203,7 @@ def add_section(page, model, *, quick: bool, key, classifier, arrays: dict, trun
             results[tag] = s._asdict()
             rows.append([space, dname, x.shape[1], s.top_eigenvalue, s.dims_99, s.dims_999, s.slope,
                          s.corr_log[0], s.corr_lin[0], s.corr_vec[0]])
+    seconds["metrics_and_statistics"] = time.perf_counter() - t_stage
     viz.plot_spectra(spectra, page.path("geometry_spectra.png"), title="metric eigenvalues",
                      ylabel="eigenvalue", xlabel="eigen-index")
     page.figure("geometry_spectra.png", "Metric spectra (mean and 5-95 % band over latents).")
@@ -216,21 +220,25 @@ def add_section(page, model, *, quick: bool, key, classifier, arrays: dict, trun
     save_eigen_strips(strips, page.path("geometry_axes.png"), scale=4)
     page.figure("geometry_axes.png", f"Top 6 eigen-axes at seed 0 ({main}): each step moves sqrt(MSE) by 0.1.")
     if stylegan:
+        t_stage = time.perf_counter()
         avg = average_metric(metrics[("w", "pixel MSE")][2])
         k = 8 if quick else 16
-        steps = 40 if quick else 200
-        curves = inversion_runs(model, avg, 4 if quick else 8, steps, k, truncation_psi, in_z=not quick)
+        steps = 30 if quick else 100
+        curves = inversion_runs(model, avg, 3 if quick else 6, steps, k, truncation_psi, in_z=not quick)
         marks = [0, steps // 4, steps // 2, steps]
         inv_rows = [[name] + [float(np.mean(h[:, s])) for s in marks] for name, h in curves.items()]
         viz.plot_lines(np.arange(steps + 1), {k_: np.mean(h, axis=0) for k_, h in curves.items()},
                        page.path("geometry_inversion.png"), title="inversion of generated images",
                        xlabel="Adam step", ylabel="pixel MSE", log=True)
-        page.text("Inversion of images generated at held-out seeds: Adam (lr 0.05) from z = 0 (full report) or from the "
-                  f"mean w; eigen-coordinates are those of the average W metric over seeds 0-{n - 1}.")
+        page.text("Inversion of images generated at held-out seeds: Adam (lr 0.05) from one random z (full "
+                  "report) or from the mean w; eigen-coordinates are those of the average W metric over "
+                  f"seeds 0-{n - 1}.")
         page.table(["method"] + [f"MSE at step {s}" for s in marks], inv_rows)
         page.figure("geometry_inversion.png", "Mean pixel MSE to the target against the Adam step.")
         results["inversion"] = {r[0]: dict(zip([f"step_{s}" for s in marks], r[1:])) for r in inv_rows}
         for name, h in curves.items():
             arrays[f"geometry/inversion/{name}"] = h
-    results["seconds"] = time.perf_counter() - t0
+        seconds["inversion"] = time.perf_counter() - t_stage
+    seconds["total"] = time.perf_counter() - t0
+    results["seconds"] = seconds
     page.results["geometry"] = results
