@@ -45,6 +45,8 @@ from jaxlatent.parallel import map_batched
 METHODS = ("auto", "full", "lobpcg")
 # "auto" forms J when one latent's Jacobian has at most this many entries (256 MB in float32)
 FULL_LIMIT = 2 ** 26
+# default chunk of "full": as many latents as keep their Jacobians within this many bytes
+CHUNK_BYTES = 2 ** 30
 
 
 class Metric(NamedTuple):
@@ -218,7 +220,8 @@ def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | 
       iters: LOBPCG's maximum iterations.
       tol: LOBPCG's tolerance: a pair converges when ``|H v - l v| < tol * 10 * in * (l + |H v|)``
         (default: the float epsilon of the dtype); the iteration stops when all ``k`` have.
-      chunk_size: latents per compiled call; "full" holds ``chunk_size * out * in`` values.
+      chunk_size: latents per compiled call; "full" holds ``chunk_size * out * in`` values
+        (default: as many latents as fit ``CHUNK_BYTES``, 1 GiB, of Jacobians; "lobpcg": all).
       mesh, use_pmap, progress: see :func:`jaxlatent.parallel.map_batched`.
 
     Returns:
@@ -234,6 +237,8 @@ def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | 
     mse = _is_mse(distance)
     if method == "full":
         mode = "fwd" if n_in <= n_out else "rev"
+        if chunk_size is None:
+            options["chunk_size"] = max(1, CHUNK_BYTES // (n_in * n_out * z.dtype.itemsize))
         return map_batched((_MetricMatrix(g, None if mse else distance, mode, mse), _Eigh(k)), z, **options)
     if k is None or not 5 * k < n_in:
         raise ValueError(f"metric_tensor: method 'lobpcg' needs k with 5 k < {n_in} (the latent size), "
