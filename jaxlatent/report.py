@@ -35,13 +35,15 @@ from jaxlatent.report_sections import (default_taps, default_traversal_taps, dim
                                        distortion_section, grassmann_distances, grassmann_section, label_batch,
                                        latents, quality_section, render, samples_section, tap_fn,
                                        traversal_section)
+from jaxlatent.sections import correlation, ganspace, geometry
 
 __all__ = ["ReportOptions", "QUICK", "SECTIONS", "default_taps", "build_report"]
 
 #: Further report sections, run in this order after the built-in ones: modules with
 #: ``add_section(page, model, *, quick, key, classifier, arrays, truncation_psi, progress)``
-#: (see :mod:`jaxlatent.sections`).
-SECTIONS: tuple[ModuleType, ...] = ()
+#: (see :mod:`jaxlatent.sections`): GAN geometry (Wang & Ponce 2021), GANSpace PCA/ICA
+#: (Palaev et al. 2023), correlation analysis (Li et al. 2020).
+SECTIONS: tuple[ModuleType, ...] = (geometry, ganspace, correlation)
 
 
 @dataclasses.dataclass(frozen=True)

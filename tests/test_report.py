@@ -64,8 +64,12 @@ def _images(html: str) -> list[str]:
 def test_report_files_and_numbers(demo_dir):
     html = (demo_dir / "report.html").read_text()
     imgs = _images(html)
-    # samples, spectra, dimensions, distortion, (heatmap + warpage) and 2 grids per traversal tap
-    assert len(imgs) == 1 + 2 + 1 + 2 * 2 + 2 * 2
+    # the built-in sections first: samples, spectra, dimensions, distortion, (heatmap + warpage)
+    # and 2 grids per traversal tap; the further sections' figures follow
+    tags = [t.replace(".", "_") for t in TRAVERSE.split(",")]
+    assert imgs[:12] == (["samples.png", "spectra.png", "local_dimensions.png", "distortion.png"]
+                         + [f"{kind}_{t}.png" for t in tags for kind in ("grassmann", "warpage")]
+                         + [f"traversal_{t}_{kind}.png" for t in tags for kind in ("iterative", "linear")])
     for name in imgs:
         data = (demo_dir / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -104,9 +108,12 @@ def test_demo_runs_the_further_sections_quick(demo_dir):
     (call,) = _calls_for(demo_dir)
     assert call["quick"] is True and call["progress"] is False and call["truncation_psi"] == 1.0
     assert call["classifier"] is not None and call["model"].config.family == "stylegan2"
+    index = len(jaxlatent.report.SECTIONS)          # the fake section came after the real ones
     np.testing.assert_array_equal(jax.random.key_data(call["key"]),
-                                  jax.random.key_data(jax.random.fold_in(jax.random.PRNGKey(7), 100)))
+                                  jax.random.key_data(jax.random.fold_in(jax.random.PRNGKey(7), 100 + index)))
     res = json.loads((demo_dir / "results.json").read_text())
+    for module in jaxlatent.report.SECTIONS:
+        assert jaxlatent.report.section_name(module) in res["timings_s"]
     assert res["fake"] == {"answer": 42} and list(res["timings_s"])[-1] == "fake"
     np.testing.assert_array_equal(np.load(demo_dir / "arrays.npz")["fake/values"], np.arange(3))
     html = (demo_dir / "report.html").read_text()
@@ -216,7 +223,7 @@ def test_latents_follow_the_nvlabs_convention():
     assert z.dtype == np.float32 and jax.numpy.asarray(z).shape == (2, 5)
 
 
-def test_report_on_a_fastgan(tmp_path):
+def test_report_on_a_fastgan(tmp_path, monkeypatch):
     """FastGAN: no mapping network, no w; the report falls back to its small feature taps and
     says when the Gavish-Donoho rule finds no noise bulk (16 inputs, a flat spectrum)."""
     from jaxlatent.converters.fastgan import params_from_state_dict
@@ -226,6 +233,8 @@ def test_report_on_a_fastgan(tmp_path):
     config, params = params_from_state_dict({k[3:]: g[k] for k in g.files if k.startswith("sd:")})
     model = FastGAN(config, params)
     assert default_taps(model) == ["init", "feat_8", "feat_16"]          # <= 8192 values each
+    # the built-in sections only: each further section is tested on a FastGAN in its own file
+    monkeypatch.setattr(jaxlatent.report, "SECTIONS", ())
     res = build_report(model, tmp_path, dataclasses.replace(QUICK, taps=("init",), n_latents=8),
                        progress=False)
     assert res["options"]["traversal_taps"] == ["init"]

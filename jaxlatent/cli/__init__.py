@@ -20,7 +20,9 @@ _COMMAND_MODULES = (
     "jaxlatent.cli.convert",    # convert, generate
     "jaxlatent.cli.geometry",   # local-basis, grassmann
     "jaxlatent.cli.dimension",  # local-dim, distortion
+    "jaxlatent.cli.metric",     # geometry (Riemannian metric of the image manifold)
     "jaxlatent.cli.ganspace",   # ganspace, edit-fid
+    "jaxlatent.cli.correlation",  # correlation
     "jaxlatent.cli.run",        # run ANALYSIS (long runs into a resumable store)
     "jaxlatent.cli.report",     # report
     "jaxlatent.cli.demo",       # demo
