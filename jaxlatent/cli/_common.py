@@ -9,11 +9,11 @@ flag                ``args`` attribute      meaning
 ``CKPT``            ``checkpoint``          anything :func:`jaxlatent.load` reads
 ``--which``         ``which``               network inside a training file (G_ema, g_ema...)
 ``--seeds 0-63``    ``seeds`` (text)        latents, ``RandomState(seed).randn(z_dim)`` each
-``--trunc PSI``     ``truncation_psi``      truncation psi (StyleGAN2; default: none)
+``--trunc PSI``     ``truncation_psi``      truncation psi (StyleGAN2; default 1: none)
 ``--class IDX``     ``class_idx``           label of a conditional StyleGAN2
 ``--seed N``        ``seed``                PRNG seed (neighbours, baselines, random draws)
 ``--chunk-size N``  ``chunk_size``          latents per compiled batch (default: library's)
-``--out DIR``       ``out``                 output directory
+``--out PATH``      ``out``                 output directory (or file, for ``generate``)
 ``--metric NAME``   ``metric``              Grassmannian metric, one of ``METRICS``
 ==================  ======================  ================================================
 
@@ -44,8 +44,9 @@ Functions (stable API; other command modules import them):
 * ``load_model(args)``: ``jaxlatent.load(CKPT, which=...)``.
 * ``load_model_and_latents(args) -> Loaded(model, seeds, z)``: the model, the parsed seed list
   and ``z: (len(seeds), z_dim)`` float32; creates ``--out``.
-* ``model_options(model, args) -> dict``: ``truncation_psi`` / ``c`` keyword arguments for
-  ``model.fn`` and ``model.generate`` from ``--trunc`` / ``--class`` (errors for FastGAN).
+* ``model_options(model, args, batch=None) -> dict``: ``truncation_psi`` / ``c`` keyword
+  arguments for ``model.fn`` (or ``model.generate`` with ``batch`` rows of labels) from
+  ``--trunc`` / ``--class`` (a ``ValueError`` for FastGAN).
 * ``tap_fn(model, tap, args, **kwargs)``: ``model.fn(tap, **model_options(model, args), **kwargs)``.
 * ``check_taps(model, names) -> list[str]``: names that are all taps of the model, or a
   ``ValueError`` that lists the model's taps.
@@ -71,8 +72,9 @@ from jaxlatent.analysis.grassmann import METRICS
 from jaxlatent.report_page import to_jsonable
 from jaxlatent.seeds import class_labels, latents_from_seeds, parse_seeds
 
-__all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "load_model", "load_model_and_latents",
-           "model_options", "tap_fn", "check_taps", "split_list", "prng_key", "progress", "write_json"]
+__all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "load_model",
+           "load_model_and_latents", "model_options", "tap_fn", "check_taps", "split_list", "prng_key",
+           "progress", "write_json"]
 
 
 class Loaded(NamedTuple):
