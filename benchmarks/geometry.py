@@ -1,6 +1,6 @@
 """The metric tensor of Wang & Ponce (ICLR 2021), ours against GAN-Geometry's three ways in PyTorch.
 
-    python benchmarks/geometry.py [--smoke] [--json PATH]
+    python benchmarks/geometry.py [--smoke] [--json PATH] [--z-dim 128 --ch 32 --res 16 --n 64 --n-ref 3]
 
 One small convolutional generator (``z -> fc -> 4x4 -> (up, conv) x 2 -> tanh``, weights from
 numpy, the same function in both frameworks) and the default distance (mean squared pixel
@@ -156,12 +156,15 @@ def _best(fn, repeats):
     return min(times), out
 
 
-def run(budget_s: float = 600.0, smoke: bool = False) -> list[dict]:
-    """Rows of the table (see the module docstring), sized for the device when not ``smoke``."""
+def run(budget_s: float = 600.0, smoke: bool = False, **sizes) -> list[dict]:
+    """Rows of the table (see the module docstring), sized for the device when not ``smoke``.
+
+    ``sizes`` override the configuration's entries (``z_dim``, ``ch``, ``res``, ``n``, ``n_ref``).
+    """
     import torch
 
     t_start = time.perf_counter()
-    cfg = SMOKE if smoke else (ACCELERATOR if jax.default_backend() != "cpu" else FULL)
+    cfg = dict(SMOKE if smoke else (ACCELERATOR if jax.default_backend() != "cpu" else FULL), **sizes)
     w = weights(cfg["z_dim"], cfg["ch"], cfg["res"])
     z = np.random.RandomState(1).randn(cfg["n"], cfg["z_dim"]).astype(np.float32)
     with jax.enable_x64(True):
@@ -227,8 +230,11 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (< 60 s)")
     parser.add_argument("--budget-s", type=float, default=600.0)
     parser.add_argument("--json", default=None, help="write the rows here")
+    for name in ("z_dim", "ch", "res", "n", "n_ref"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=None, help=f"override {name}")
     args = parser.parse_args(argv)
-    rows = run(args.budget_s, args.smoke)
+    sizes = {k: getattr(args, k) for k in ("z_dim", "ch", "res", "n", "n_ref") if getattr(args, k) is not None}
+    rows = run(args.budget_s, args.smoke, **sizes)
     print(rows[0]["config"])
     print(_table(rows))
     if args.json:
