@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from jaxlatent.analysis.geometry import Metric, metric_tensor
+from jaxlatent.feature_networks import lpips_from_variables
+from jaxlatent.models.lpips import LPIPS
 from jaxlatent.analysis.geometry_stats import (average_metric, hessian_corr, offdiag_summary,
                                                vector_hessian_corr)
 
@@ -116,3 +118,20 @@ def test_statistics_equal_hessian_analysis_tools(golden, x64):
     np.fill_diagonal(off, np.nan)
     mean, median = offdiag_summary(corr.log)
     np.testing.assert_allclose([float(mean), float(median)], [np.nanmean(off), np.nanmedian(off)], atol=1e-6)
+
+
+def test_metric_through_the_flax_lpips_equals_the_hessian_of_the_composite():
+    """With the LPIPS port (random SqueezeNet backbone) as the distance: J^T M J = d^2/dz^2 d(g(z0), g(z))."""
+    x = jax.ShapeDtypeStruct((1, 3, 32, 32), jnp.float32)
+    shapes = jax.eval_shape(LPIPS("squeeze").init, jax.random.key(0), x, x)
+    rs = np.random.RandomState(0)        # numpy draws: no compiled initialiser (seconds for SqueezeNet)
+    variables = jax.tree_util.tree_map(lambda s: jnp.asarray(np.abs(rs.randn(*s.shape)) * 0.1 + rs.randn(*s.shape)
+                                                              * 0.1, s.dtype), shapes)
+    lp = lpips_from_variables(variables, "squeeze")
+    a = jax.random.normal(jax.random.key(1), (3 * 32 * 32, 6)) * 0.3
+    g = lambda z: jnp.tanh(z @ a.T).reshape(-1, 3, 32, 32)
+    z = jax.random.normal(jax.random.key(2), (1, 6))
+    m = metric_tensor(g, z, lp)
+    h = jax.jit(jax.hessian(lambda z1: lp(g(z), g(z1[None]))[0]))(z[0])
+    # float32 second derivatives through unit-normalised features: ~1e-6 of the largest entry
+    np.testing.assert_allclose(np.asarray(m.matrix[0]), np.asarray(h), atol=2e-4 * float(jnp.abs(h).max()))
