@@ -20,6 +20,8 @@ and the command line (``jaxlatent.cli``).
 
 from __future__ import annotations
 
+__version__ = "0.1.0"  # before the imports: jaxlatent.runs records it in every manifest
+
 # loading and models
 from jaxlatent.io import load, save
 from jaxlatent.models.errors import UnknownTapError
@@ -45,13 +47,38 @@ from jaxlatent.analysis.warpage import Warpage, warpage
 from jaxlatent.analysis.distortion import Distortion, distortion, layer_distortions
 from jaxlatent.analysis.local_dimension import LayerDimensions, LocalDimension, layer_dimensions, local_dimension
 
+# the Riemannian metric of the image manifold (Wang & Ponce, ICLR 2021)
+from jaxlatent.analysis.geometry import Metric, eigen_axis_latents, equal_distance_steps, metric_tensor, mse_distance
+from jaxlatent.analysis.geometry_stats import (Anisotropy, HessianCorr, SpectrumSummary, anisotropy, average_metric,
+                                               hessian_corr, offdiag_summary, spectrum_summary, vector_hessian_corr)
+from jaxlatent.analysis.inversion import Inversion, invert
+
+# GANSpace with PCA and ICA, edits and their FID (Härkönen et al. 2020; Palaev et al. 2023)
+from jaxlatent.analysis.edits import Lifted, edit, edit_grid, lift_activations, lift_directions
+from jaxlatent.analysis.fid import EditFID, EditFIDTable, edit_fid, edit_fid_table, feature_statistics, frechet_distance
+from jaxlatent.analysis.ica import ICA, fast_ica
+from jaxlatent.analysis.pca import PCA, pca, pca_from_moments, pca_randomized, population_pca
+from jaxlatent.analysis.population import Moments, moments
+
+# correlation analysis (Li, Tao, Niu & Li, ICPR 2020)
+from jaxlatent.analysis.controlling import ControllingSet, controlling_set
+from jaxlatent.analysis.correlation import ConceptEffects, EffectIntervals, concept_effects
+from jaxlatent.analysis.interventions import intervene
+from jaxlatent.analysis.translation import Translation, translate
+
+# image feature networks: LPIPS and the FID Inception (weights the user brings)
+from jaxlatent.feature_networks import load_inception, load_lpips
+
+# long runs over many latents: streamed, sharded, resumable
+from jaxlatent.runs.results import RunResult, open_run
+from jaxlatent.runs.runner import run
+
 # latents named by seeds (NVlabs convention)
 from jaxlatent.seeds import latents_from_seeds
 
 # spreading work over chunks and devices
 from jaxlatent.parallel import map_batched
 
-__version__ = "0.1.0"
 
 __all__ = [
     "__version__",
@@ -68,6 +95,21 @@ __all__ = [
     # local dimension and Distortion
     "LocalDimension", "LayerDimensions", "local_dimension", "layer_dimensions", "Distortion", "distortion",
     "layer_distortions",
+    # the Riemannian metric (GAN geometry)
+    "Metric", "metric_tensor", "mse_distance", "equal_distance_steps", "eigen_axis_latents", "SpectrumSummary",
+    "spectrum_summary", "Anisotropy", "anisotropy", "HessianCorr", "hessian_corr", "vector_hessian_corr",
+    "offdiag_summary", "average_metric", "Inversion", "invert",
+    # GANSpace PCA/ICA, edits, FID
+    "PCA", "pca", "pca_from_moments", "pca_randomized", "population_pca", "ICA", "fast_ica", "Moments", "moments",
+    "Lifted", "edit", "edit_grid", "lift_activations", "lift_directions", "frechet_distance", "feature_statistics",
+    "EditFID", "edit_fid", "EditFIDTable", "edit_fid_table",
+    # correlation analysis
+    "intervene", "ConceptEffects", "EffectIntervals", "concept_effects", "ControllingSet", "controlling_set",
+    "Translation", "translate",
+    # feature networks
+    "load_lpips", "load_inception",
+    # long runs
+    "run", "open_run", "RunResult",
     # latents named by seeds
     "latents_from_seeds",
     # spreading work
