@@ -21,7 +21,8 @@ true, and which stops by itself within ``budget_s`` seconds. A listed module tha
 or has no ``run``, or fails, gets one row saying so instead of stopping the others.
 ``generate.py`` times the official generators, so it needs their checkouts: pass
 ``--nvlabs PATH`` / ``--fastgan PATH`` (or set ``JAXLATENT_NVLABS`` / ``JAXLATENT_FASTGAN``);
-without them its rows say so.
+without them its rows say so; ``fid_features.py`` times pytorch-fid's Inception when
+``JAXLATENT_FID_REF`` names a folder with the unpacked pytorch-fid and torchvision wheels.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ("local_basis", "generate", "geometry", "ganspace", "correlation", "runs")
+BENCHMARKS = ("local_basis", "generate", "geometry", "ganspace", "fid_features", "correlation", "runs")
 SMOKE_BUDGET_S = 55.0
 STARTUP_S = 5.0  # what a child process needs to start and import jax before it can measure
 

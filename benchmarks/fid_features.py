@@ -67,8 +67,10 @@ def _median_time(call, repeats: int) -> float:
 
 def run(budget_s: float = 120.0, smoke: bool = False, ref: str | None = None,
         batch_sizes=(8, 32), size: int = 64, repeats: int = 3) -> list[dict]:
-    """Rows ``{"benchmark", "case", "ours_s", "ref_s", "ratio", "note"}`` for each batch size."""
+    """Rows ``{"row", "ours_s", "ref_s", "ratio", ...}`` per batch size (``benchmarks/device.py``'s
+    convention). The reference folder is ``ref`` or the ``JAXLATENT_FID_REF`` environment variable."""
     start = time.perf_counter()
+    ref = ref or os.environ.get("JAXLATENT_FID_REF")
     if smoke:
         batch_sizes, size, repeats = (2,), 32, 1
     shapes = {".".join(p[1:]): leaf.shape for p, leaf in flatten_dict(expected_variables()).items()}
@@ -82,7 +84,7 @@ def run(budget_s: float = 120.0, smoke: bool = False, ref: str | None = None,
     rows = []
     for batch in batch_sizes:
         if time.perf_counter() - start > budget_s:
-            rows.append({"benchmark": "fid_features", "case": f"batch {batch}", "note": "budget spent"})
+            rows.append({"row": f"fid_features batch {batch}", "case": f"batch {batch}", "note": "budget spent"})
             break
         x = np.random.RandomState(batch).uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
         xj = jnp.asarray(x)
@@ -90,7 +92,7 @@ def run(budget_s: float = 120.0, smoke: bool = False, ref: str | None = None,
         ours = np.asarray(features(xj))
         compile_s = time.perf_counter() - t0
         ours_s = _median_time(lambda: features(xj).block_until_ready(), repeats)
-        row = {"benchmark": "fid_features", "case": f"batch {batch}, {size}px -> 299px",
+        row = {"row": f"fid_features batch {batch}", "case": f"batch {batch}, {size}px -> 299px",
                "ours_s": ours_s, "ours_images_per_s": batch / ours_s, "compile_s": compile_s}
         if reference is not None:
             import torch
@@ -101,7 +103,7 @@ def run(budget_s: float = 120.0, smoke: bool = False, ref: str | None = None,
             row |= {"ref_s": ref_s, "ref_images_per_s": batch / ref_s, "ratio": ref_s / ours_s,
                     "max_rel_diff": float(np.abs(ours - theirs).max() / np.abs(theirs).max())}
         else:
-            row["note"] = "reference not timed (no --ref)"
+            row["note"] = "reference not timed (no --ref / JAXLATENT_FID_REF)"
         rows.append(row)
     return rows
 
