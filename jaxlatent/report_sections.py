@@ -18,7 +18,8 @@ import numpy as np
 from jaxlatent import viz
 from jaxlatent.analysis.grassmann import pairwise_grassmann
 from jaxlatent.analysis.local_basis import local_basis
-from jaxlatent.analysis.local_dimension import summarize_dimensions
+from jaxlatent.analysis.local_dimension import dimension_from_spectrum, summarize_dimensions
+from jaxlatent.analysis.thresholds import gavish_donoho_threshold
 from jaxlatent.analysis.traversal import iterative_traversal
 from jaxlatent.analysis.warpage import warpage
 from jaxlatent.seeds import class_labels, latents_from_seeds
@@ -125,7 +126,8 @@ def quality_section(page, quality: dict):
 
 def dimension_section(page, model, taps, dims, arrays, options):
     """Spectra and local dimensions: dims maps tap -> :class:`LocalDimension` over the population."""
-    rule = ("the Gavish-Donoho optimal hard threshold" if options.rtol is None
+    rule = ("the combined rule: the Gavish-Donoho optimal hard threshold where the spectrum shows a "
+            "Marchenko-Pastur noise bulk, the numerical rank elsewhere" if options.rtol is None
             else f"{options.rtol:g} times the largest (--rtol)")
     page.section("Jacobian spectra and local dimensions (Choi et al. 2022, Local Dimension Estimation)",
                  "Singular values of each tap's Jacobian with respect to z, over the population "
@@ -142,7 +144,12 @@ def dimension_section(page, model, taps, dims, arrays, options):
                   "median_dimension": summary.median, "min_dimension": summary.min,
                   "max_dimension": summary.max,
                   "mean_singular_values": s.mean(axis=0).tolist(),
-                  "mean_threshold": float(np.mean(np.asarray(dims[t].threshold)))}
+                  "mean_threshold": float(np.mean(np.asarray(dims[t].threshold))),
+                  # which rule decided, and the paper-style count (Gavish-Donoho everywhere) beside it
+                  "noise_bulk_share": float(np.mean(np.asarray(dims[t].noise_bulk))),
+                  "gavish_donoho_mean": float(np.mean(np.asarray(dimension_from_spectrum(
+                      dims[t].singular_values, (int(np.prod(model.tap_shape(t))), int(model.z_dim)),
+                      gavish_donoho_threshold).dimension)))}
         arrays[f"singular_values/{t}"] = s.astype(np.float32)
         arrays[f"dimension/{t}"] = np.asarray(dims[t].dimension)
     viz.plot_spectra(spectra, page.path("spectra.png"), title="Jacobian spectra per tap (s / s_1)",
@@ -155,17 +162,25 @@ def dimension_section(page, model, taps, dims, arrays, options):
     page.figure("local_dimensions.png", "Estimated local dimension per tap")
     flat = [t for t in names if res[t]["mean_dimension"] < 1]
     if flat and options.rtol is None:
-        page.text(f"Note: {', '.join(flat)} estimated below 1: their spectra have no noise bulk for the "
-                  "Gavish-Donoho rule to measure (a flat spectrum reads as all noise). Rerun with --rtol "
-                  "(e.g. --rtol 0.01) to count singular values relative to the largest instead.")
+        page.text(f"Note: {', '.join(flat)} estimated below 1: their whole spectrum is one Marchenko-Pastur "
+                  "noise bulk (e.g. random weights), which the Gavish-Donoho rule reads as all noise. Rerun "
+                  "with --rtol (e.g. --rtol 0.01) to count singular values relative to the largest instead.")
         page.results["warnings"] = page.results.get("warnings", []) + [
-            f"local dimension < 1 at {flat}: flat spectra; try rtol"]
-    page.table(["tap", "out x in", "mean dim", "std", "median", "min", "max", "s_1 (mean)"],
+            f"local dimension < 1 at {flat}: the spectrum is one noise bulk; try rtol"]
+    if options.rtol is None:
+        page.text("'bulk share': the fraction of latents whose spectrum shows a noise bulk, where the "
+                  "Gavish-Donoho threshold decides; elsewhere the numerical rank does (smoothly decaying "
+                  "spectra of trained networks have no bulk). 'GD count': the Gavish-Donoho rule applied "
+                  "everywhere, as the paper states it, for comparison.")
+    page.table(["tap", "out x in", "mean dim", "std", "median", "min", "max", "bulk share", "GD count",
+                "s_1 (mean)"],
                [[t, "x".join(map(str, res[t]["shape"])), res[t]["mean_dimension"], res[t]["std_dimension"],
                  res[t]["median_dimension"], res[t]["min_dimension"], res[t]["max_dimension"],
+                 res[t]["noise_bulk_share"], res[t]["gavish_donoho_mean"],
                  res[t]["mean_singular_values"][0]] for t in names])
     page.results["local_dimension"] = res
-    page.results["local_dimension_rule"] = "gavish-donoho" if options.rtol is None else {"rtol": options.rtol}
+    page.results["local_dimension_rule"] = ("gavish-donoho on a noise bulk, numerical rank elsewhere"
+                                            if options.rtol is None else {"rtol": options.rtol})
 
 
 def distortion_section(page, taps, dist, arrays):

@@ -239,8 +239,9 @@ def test_report_on_a_fastgan(tmp_path, monkeypatch):
                        progress=False)
     assert res["options"]["traversal_taps"] == ["init"]
     assert res["traversal"]["init"]["pixel_change_linear"][0] > 0
-    # random golden weights: no low-rank structure for the rule to find (measured: 0 at every latent)
+    # random golden weights: the whole spectrum is one noise bulk, read as all noise (0 at every latent)
     assert res["local_dimension"]["init"]["mean_dimension"] < 1
-    assert "flat spectra" in res["warnings"][0]
+    assert res["local_dimension"]["init"]["noise_bulk_share"] == 1.0
+    assert "one noise bulk" in res["warnings"][0]
     assert "--rtol" in (tmp_path / "report.html").read_text()
 

@@ -24,8 +24,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "local-dim", help="local dimension of each tap over a population of latents "
                           "(Choi et al. 2022, Local Dimension Estimation)",
-        description="Estimate the local dimension (rank of the tap Jacobian at the Gavish-Donoho "
-                    "optimal hard threshold) at each latent, and summarise it per tap "
+        description="Estimate the local dimension (rank of the tap Jacobian: the Gavish-Donoho "
+                    "optimal hard threshold where the spectrum shows a noise bulk, the numerical rank "
+                    "elsewhere) at each latent, and summarise it per tap "
                     "(Choi et al. 2022, Local Dimension Estimation).")
     _common.add_model_args(p, prng=False)
     _taps_arg(p)
@@ -77,7 +78,8 @@ def run_local_dim(args) -> int:
     _common.write_json(os.path.join(args.out, "results.json"), {
         "analysis": "local_dimension", "checkpoint": args.checkpoint, "seeds": seeds,
         "truncation_psi": args.truncation_psi,
-        "threshold": "Gavish-Donoho optimal hard threshold, unknown noise", "taps": table})
+        "threshold": "Gavish-Donoho optimal hard threshold on a noise bulk, numerical rank elsewhere",
+        "taps": table})
     names = list(table)
     means = np.array([table[n]["mean"] for n in names])
     stds = np.array([table[n]["std"] for n in names])
