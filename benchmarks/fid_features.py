@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 import types
@@ -32,7 +31,9 @@ from flax.traverse_util import flatten_dict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, HERE)
 from seeded_weights import seeded_state_dict  # noqa: E402
+from timing import median_time  # noqa: E402
 
 from jaxlatent.converters.inception import expected_variables  # noqa: E402
 from jaxlatent.feature_networks import load_inception  # noqa: E402
@@ -54,15 +55,6 @@ def _reference(ref: str, state: dict):
     tensors |= {"fc.weight": torch.zeros(1008, 2048), "fc.bias": torch.zeros(1008)}  # unused by the features
     fid.load_state_dict_from_url = lambda *a, **k: tensors
     return fid.InceptionV3([3]).eval()
-
-
-def _median_time(call, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def run(budget_s: float = 120.0, smoke: bool = False, ref: str | None = None,
@@ -91,7 +83,7 @@ def run(budget_s: float = 120.0, smoke: bool = False, ref: str | None = None,
         t0 = time.perf_counter()
         ours = np.asarray(features(xj))
         compile_s = time.perf_counter() - t0
-        ours_s = _median_time(lambda: features(xj).block_until_ready(), repeats)
+        ours_s = median_time(lambda: features(xj).block_until_ready(), repeats)
         row = {"row": f"fid_features batch {batch}", "case": f"batch {batch}, {size}px -> 299px",
                "ours_s": ours_s, "ours_images_per_s": batch / ours_s, "compile_s": compile_s}
         if reference is not None:
@@ -99,7 +91,7 @@ def run(budget_s: float = 120.0, smoke: bool = False, ref: str | None = None,
             xt = torch.from_numpy((x + 1) / 2)
             with torch.no_grad():
                 theirs = reference(xt)[0].reshape(batch, -1).numpy()
-                ref_s = _median_time(lambda: reference(xt), repeats)
+                ref_s = median_time(lambda: reference(xt), repeats)
             row |= {"ref_s": ref_s, "ref_images_per_s": batch / ref_s, "ratio": ref_s / ours_s,
                     "max_rel_diff": float(np.abs(ours - theirs).max() / np.abs(theirs).max())}
         else:

@@ -22,11 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 import types
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +34,9 @@ import numpy as np
 from jaxlatent.converters.fastgan import params_from_state_dict
 from jaxlatent.models.fastgan import FastGAN
 from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import median_time  # noqa: E402
 
 # Generator kwargs (NVlabs ``Generator(**kwargs)``) for the StyleGAN2 presets.
 STYLEGAN2_PRESETS = {
@@ -63,17 +65,6 @@ class Result(NamedTuple):
     title: str
     rows: list
     notes: list
-
-
-def _time(call: Callable[[], object], repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _import_nvlabs(path: str):
@@ -126,7 +117,7 @@ def bench_stylegan2(args) -> Result:
         b = ref().numpy()
         err = float(np.linalg.norm(a - b) / np.linalg.norm(b))
         notes.append(f"batch {n}: first call (compile) {compile_s:.1f} s; relative error {err:.1e}")
-        rows.append(Row(n, _time(ours, args.repeats, args.warmup), _time(ref, args.repeats, args.warmup)))
+        rows.append(Row(n, median_time(ours, args.repeats, args.warmup), median_time(ref, args.repeats, args.warmup)))
     return Result(f"StyleGAN2 generate, {config.img_resolution}x{config.img_resolution}", rows, notes)
 
 
@@ -200,7 +191,7 @@ def bench_fastgan(args) -> Result:
         a = np.asarray(no_noise(zj))
         err = float(np.linalg.norm(a - b) / np.linalg.norm(b))
         notes.append(f"batch {n}: first call (compile) {compile_s:.1f} s; relative error (no noise) {err:.1e}")
-        rows.append(Row(n, _time(ours, args.repeats, args.warmup), _time(ref, args.repeats, args.warmup)))
+        rows.append(Row(n, median_time(ours, args.repeats, args.warmup), median_time(ref, args.repeats, args.warmup)))
     return Result(f"FastGAN generate, {args.im_size}x{args.im_size}", rows, notes)
 
 

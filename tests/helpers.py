@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 
 
 def random_stylegan2(config, seed: int = 0):
@@ -16,3 +21,26 @@ def random_stylegan2(config, seed: int = 0):
     rng = np.random.RandomState(seed)
     flat = {k: np.asarray(rng.randn(*s), np.float32) for k, s in expected_shapes(config).items()}
     return StyleGAN2.from_state_dict(config, flat)
+
+
+def run_jax_processes(script: str, args_of, env: dict, n: int = 2, timeout: float = 300.0) -> list:
+    """Run ``python -c script <process index> <port> *args_of(i)`` for ``n`` processes at once.
+
+    The processes meet at a free localhost port (``jax.distributed.initialize`` in the script).
+    Fails the test when any of them runs past ``timeout``; otherwise returns one
+    ``(returncode, stdout, stderr)`` per process.
+    """
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = str(s.getsockname()[1])
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(i), port, *args_of(i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(n)]
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=timeout))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail(f"the {n} jax.distributed processes did not finish in {timeout:.0f} s")
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs)]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from jaxlatent.parallel import batch_mesh, map_batched, shard_batch
+from helpers import run_jax_processes
 
 
 def test_single_device_mesh_and_padding():
@@ -147,21 +148,6 @@ MULTIHOST = textwrap.dedent("""
 
 def test_two_processes_under_jax_distributed_equal_one():
     """Multi-host: two processes (jax.distributed on localhost, gloo collectives) share one mesh."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = str(s.getsockname()[1])
     env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
-    procs = [subprocess.Popen([sys.executable, "-c", MULTIHOST, str(i), port], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    outs = []
-    for p in procs:
-        try:
-            outs.append(p.communicate(timeout=300))
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            pytest.fail("the two jax.distributed processes did not finish in 300 s")
-    for i, (p, (out, err)) in enumerate(zip(procs, outs)):
-        assert p.returncode == 0 and f"MULTIHOST OK {i}" in out, err[-3000:]
+    for i, (returncode, out, err) in enumerate(run_jax_processes(MULTIHOST, lambda i: [], env)):
+        assert returncode == 0 and f"MULTIHOST OK {i}" in out, err[-3000:]

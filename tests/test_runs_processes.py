@@ -8,7 +8,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,7 +20,7 @@ import jaxlatent.digits
 from jaxlatent.models.stylegan2 import StyleGAN2Config
 from jaxlatent.runs.results import open_run
 from jaxlatent.runs.runner import run
-from helpers import random_stylegan2
+from helpers import random_stylegan2, run_jax_processes
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 # `jaxlatent run` with only this command registered (the same parser code the CLI uses)
@@ -95,7 +94,7 @@ def test_sigkill_at_random_moments_then_resume_equals_unbroken_run(tmp_path):
 DEVICES = textwrap.dedent("""
     import sys
     import jax
-    from helpers import random_stylegan2
+    from helpers import random_stylegan2, run_jax_processes
     from jaxlatent.models.stylegan2 import StyleGAN2Config
     from jaxlatent.parallel import batch_mesh
     from jaxlatent.runs import run
@@ -129,7 +128,7 @@ MULTIHOST = textwrap.dedent("""
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address="localhost:" + sys.argv[2], num_processes=2,
                                process_id=int(sys.argv[1]))
-    from helpers import random_stylegan2
+    from helpers import random_stylegan2, run_jax_processes
     from jaxlatent.models.stylegan2 import StyleGAN2Config
     from jaxlatent.runs import run
 
@@ -142,23 +141,10 @@ MULTIHOST = textwrap.dedent("""
 
 
 def test_two_processes_under_jax_distributed_give_the_store_of_one(tmp_path):
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = str(s.getsockname()[1])
     out = str(tmp_path / "two")
-    script = MULTIHOST.format(config=CONFIG)
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(i), port, out], env=env(tmp_path),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    outs = []
-    for p in procs:
-        try:
-            outs.append(p.communicate(timeout=300))
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            pytest.fail("the two jax.distributed processes did not finish in 300 s")
-    for i, (p, (stdout, stderr)) in enumerate(zip(procs, outs)):
-        assert p.returncode == 0 and f"MULTIHOST OK {i}" in stdout, stderr[-3000:]
+    results = run_jax_processes(MULTIHOST.format(config=CONFIG), lambda i: [out], env(tmp_path))
+    for i, (returncode, stdout, stderr) in enumerate(results):
+        assert returncode == 0 and f"MULTIHOST OK {i}" in stdout, stderr[-3000:]
     two = open_run(out)
     assert {committed_by(two, i) for i in range(two.n_chunks)} == {0, 1}
     one = tmp_path / "one"
