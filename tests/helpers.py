@@ -44,3 +44,12 @@ def run_jax_processes(script: str, args_of, env: dict, n: int = 2, timeout: floa
                 q.kill()
             pytest.fail(f"the {n} jax.distributed processes did not finish in {timeout:.0f} s")
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs)]
+
+
+def low_rank_plus_noise(rng, out: int, inn: int, gains, noise: float) -> np.ndarray:
+    """``U diag(gains) V^T + noise * G``: an (out, inn) matrix of rank ``len(gains)`` (random
+    orthonormal U, V) plus iid Gaussian noise, the Gavish-Donoho model of a noisy low-rank matrix."""
+    r = len(gains)
+    u = np.linalg.qr(rng.normal(size=(out, r)))[0]
+    v = np.linalg.qr(rng.normal(size=(inn, r)))[0]
+    return u @ np.diag(gains) @ v.T + noise * rng.normal(size=(out, inn))

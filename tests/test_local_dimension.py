@@ -8,18 +8,12 @@ import pytest
 
 from jaxlatent.analysis.local_dimension import dimension_from_spectrum, layer_dimensions, local_dimension
 from jaxlatent.analysis.thresholds import optimal_coefficient_approx, relative_threshold
-
-
-def _low_rank_plus_noise(rng, out, inn, gains, noise):
-    r = len(gains)
-    u = np.linalg.qr(rng.normal(size=(out, r)))[0]
-    v = np.linalg.qr(rng.normal(size=(inn, r)))[0]
-    return u @ np.diag(gains) @ v.T + noise * rng.normal(size=(out, inn))
+from helpers import low_rank_plus_noise
 
 
 def test_linear_map_rank_recovered_batched_and_chunked():
     rng = np.random.default_rng(2)
-    a = _low_rank_plus_noise(rng, 96, 48, [8.0, 6, 5, 4, 3, 2.5], 0.02)
+    a = low_rank_plus_noise(rng, 96, 48, [8.0, 6, 5, 4, 3, 2.5], 0.02)
     f = lambda z: z @ jnp.asarray(a.T, jnp.float32)  # noqa: E731
     z = jnp.asarray(rng.normal(size=(5, 48)), jnp.float32)
     est = local_dimension(f, z)
@@ -138,7 +132,7 @@ def test_layer_dimensions_summary():
     rng = np.random.default_rng(5)
     fns = {}
     for name, r in [("low", 3), ("high", 9)]:
-        a = jnp.asarray(_low_rank_plus_noise(rng, 64, 40, [6.0] * r, 0.02), jnp.float32)
+        a = jnp.asarray(low_rank_plus_noise(rng, 64, 40, [6.0] * r, 0.02), jnp.float32)
         fns[name] = lambda z, a=a: z @ a.T
     z = jnp.asarray(rng.normal(size=(4, 40)), jnp.float32)
     table = layer_dimensions(fns, z)
@@ -160,8 +154,8 @@ class _TinyModel:
 
     def __init__(self):
         rng = np.random.default_rng(6)
-        self.mats = {"mapping.fc0": _low_rank_plus_noise(rng, 48, 32, [6.0] * 5, 0.02),
-                     "w": _low_rank_plus_noise(rng, 40, 32, [6.0] * 3, 0.02)}
+        self.mats = {"mapping.fc0": low_rank_plus_noise(rng, 48, 32, [6.0] * 5, 0.02),
+                     "w": low_rank_plus_noise(rng, 40, 32, [6.0] * 3, 0.02)}
 
     def taps(self):
         return ["mapping.fc0", "w", "image"]

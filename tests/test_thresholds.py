@@ -10,13 +10,7 @@ from jaxlatent.analysis.local_dimension import dimension_from_spectrum
 from jaxlatent.analysis.thresholds import (_marchenko_pastur_table, gavish_donoho_threshold, marchenko_pastur_median,
                                            noise_bulk, optimal_coefficient, optimal_coefficient_approx,
                                            optimal_threshold, rank_tolerance)
-
-
-def _low_rank_plus_noise(rng, out, inn, gains, noise):
-    r = len(gains)
-    u = np.linalg.qr(rng.normal(size=(out, r)))[0]
-    v = np.linalg.qr(rng.normal(size=(inn, r)))[0]
-    return u @ np.diag(gains) @ v.T + noise * rng.normal(size=(out, inn))
+from helpers import low_rank_plus_noise
 
 
 def test_optimal_coefficient_matches_gavish_donoho():
@@ -42,7 +36,7 @@ def test_marchenko_pastur_median_and_table_against_sampled_wishart():
 def test_rank_of_low_rank_plus_noise_matrices():
     rng = np.random.default_rng(1)
     for out, inn, gains in [(128, 64, [9.0, 7, 5, 4, 3]), (96, 96, [6.0] * 12), (40, 200, [4.0, 2.5])]:
-        mats = np.stack([_low_rank_plus_noise(rng, out, inn, gains, 0.02) for _ in range(3)])
+        mats = np.stack([low_rank_plus_noise(rng, out, inn, gains, 0.02) for _ in range(3)])
         s = jnp.linalg.svd(jnp.asarray(mats, jnp.float32), compute_uv=False)
         est = dimension_from_spectrum(s, (out, inn))
         np.testing.assert_array_equal(est.dimension, len(gains))
