@@ -26,9 +26,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax import lax
 
-from jaxlatent.models import ops
+from jaxlatent.models import torch_layers
 from jaxlatent.models.fastgan_config import (DEFAULT_BATCHNORM, NOISY, SE_SOURCE, FastGANConfig,
                                              tap_shapes)
 
@@ -51,51 +50,21 @@ def _upsample(x):
 
 # ----------------------------------------------------------------------------- layers
 
-class Conv2d(nn.Module):
+def Conv2d(features: int, in_features: int, kernel: int, padding: int = 0, *, name: str):
     """Bias-free PyTorch ``conv2d`` (stride 1, zero padding), param ``weight: (out, in, k, k)``.
 
     ``module.init`` draws the official ``weights_init``, N(0, 0.02), without the spectral norm
     that converted weights carry folded in.
     """
-
-    features: int
-    in_features: int
-    kernel: int
-    padding: int = 0
-
-    @nn.compact
-    def __call__(self, x):
-        w = self.param("weight", _normal(), (self.features, self.in_features, self.kernel,
-                                             self.kernel))
-        return ops.conv2d(x, w, padding=(self.padding, self.padding))
+    return torch_layers.Conv2d(in_features, features, kernel, padding=padding, use_bias=False,
+                               kernel_init=_normal(), name=name)
 
 
-class BatchNorm2d(nn.Module):
-    """``BatchNorm2d``: params ``weight, bias, running_mean, running_var`` of shape (C,).
-
-    ``batchnorm="running"`` normalises with the running statistics (evaluation mode),
-    ``"batch"`` with the biased statistics of the batch (training mode); running statistics are
-    read, never updated.
-    """
-
-    features: int
-    batchnorm: str = DEFAULT_BATCHNORM
-
-    @nn.compact
-    def __call__(self, x):
-        shape = (self.features,)
-        weight = self.param("weight", _normal(1.0), shape).astype(x.dtype)
-        bias = self.param("bias", nn.initializers.zeros, shape).astype(x.dtype)
-        running_mean = self.param("running_mean", nn.initializers.zeros, shape).astype(x.dtype)
-        running_var = self.param("running_var", nn.initializers.ones, shape).astype(x.dtype)
-        if self.batchnorm == "running":
-            mean, var = running_mean, running_var
-        else:
-            mean = jnp.mean(x, axis=(0, 2, 3))
-            var = jnp.mean(jnp.square(x - mean[None, :, None, None]), axis=(0, 2, 3))
-        scale = weight * lax.rsqrt(var + _BN_EPS)
-        return ((x - mean[None, :, None, None]) * scale[None, :, None, None]
-                + bias[None, :, None, None])
+def BatchNorm2d(features: int, batchnorm: str = DEFAULT_BATCHNORM, *, name: str):
+    """``BatchNorm2d`` with ``weight, bias, running_mean, running_var`` (C,) all in ``params``
+    (the converter's layout); ``batchnorm="running"`` is evaluation mode, ``"batch"`` training mode."""
+    return torch_layers.BatchNorm2d(features, eps=_BN_EPS, use_batch_stats=batchnorm != "running",
+                                    stats_collection="params", scale_init=_normal(1.0), name=name)
 
 
 class NoiseInjection(nn.Module):

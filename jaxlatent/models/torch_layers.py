@@ -12,7 +12,7 @@ collection): the ported networks are frozen feature extractors.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -28,7 +28,11 @@ def _pair(v) -> tuple[int, int]:
 
 
 class Conv2d(nn.Module):
-    """``torch.nn.Conv2d``: ``weight (out, in, kh, kw)``, optional ``bias (out,)``, NCHW."""
+    """``torch.nn.Conv2d``: ``weight (out, in, kh, kw)``, optional ``bias (out,)``, NCHW.
+
+    ``kernel_init`` is what ``module.init`` draws for the weight (a network's own
+    ``weights_init``); converted weights replace it.
+    """
 
     in_channels: int
     out_channels: int
@@ -36,12 +40,12 @@ class Conv2d(nn.Module):
     stride: int = 1
     padding: int | Sequence[int] = 0
     use_bias: bool = True
+    kernel_init: Callable = nn.initializers.lecun_normal(in_axis=(1, 2, 3), out_axis=0)
 
     @nn.compact
     def __call__(self, x):
         kh, kw = _pair(self.kernel_size)
-        w = self.param("weight", nn.initializers.lecun_normal(in_axis=(1, 2, 3), out_axis=0),
-                       (self.out_channels, self.in_channels, kh, kw))
+        w = self.param("weight", self.kernel_init, (self.out_channels, self.in_channels, kh, kw))
         y = conv2d(x, w, padding=_pair(self.padding), stride=self.stride)
         if self.use_bias:
             b = self.param("bias", nn.initializers.zeros, (self.out_channels,))
@@ -50,21 +54,34 @@ class Conv2d(nn.Module):
 
 
 class BatchNorm2d(nn.Module):
-    """``torch.nn.BatchNorm2d`` in evaluation mode: ``(x - running_mean) / sqrt(running_var + eps)``
-    scaled by ``weight`` and shifted by ``bias``; statistics in the ``batch_stats`` collection."""
+    """``torch.nn.BatchNorm2d``: ``(x - mean) / sqrt(var + eps)`` scaled by ``weight``, shifted by ``bias``.
+
+    ``use_batch_stats=False`` (evaluation mode) normalises with ``running_mean``/``running_var``;
+    ``True`` (PyTorch's training mode, which FastGAN's official generation keeps) with the biased
+    statistics of the batch; running statistics are read, never updated. They live in the
+    ``stats_collection`` collection (``"params"`` where a converter lays them beside the weights).
+    """
 
     num_features: int
     eps: float = 1e-5
+    use_batch_stats: bool = False
+    stats_collection: str = "batch_stats"
+    scale_init: Callable = nn.initializers.ones
 
     @nn.compact
     def __call__(self, x):
         c = self.num_features
-        scale = self.param("weight", nn.initializers.ones, (c,))
-        shift = self.param("bias", nn.initializers.zeros, (c,))
-        mean = self.variable("batch_stats", "running_mean", jnp.zeros, (c,)).value
-        var = self.variable("batch_stats", "running_var", jnp.ones, (c,)).value
+        scale = self.param("weight", self.scale_init, (c,)).astype(x.dtype)
+        shift = self.param("bias", nn.initializers.zeros, (c,)).astype(x.dtype)
+        running_mean = self.variable(self.stats_collection, "running_mean", jnp.zeros, (c,)).value
+        running_var = self.variable(self.stats_collection, "running_var", jnp.ones, (c,)).value
+        if self.use_batch_stats:
+            mean = jnp.mean(x, axis=(0, 2, 3))
+            var = jnp.mean(jnp.square(x - mean[None, :, None, None]), axis=(0, 2, 3))
+        else:
+            mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
         inv = scale * lax.rsqrt(var + self.eps)
-        return x * inv.astype(x.dtype)[None, :, None, None] + (shift - mean * inv).astype(x.dtype)[None, :, None, None]
+        return (x - mean[None, :, None, None]) * inv[None, :, None, None] + shift[None, :, None, None]
 
 
 def relu(x):
