@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -51,9 +51,13 @@ from jaxlatent.threads import single_blas_thread
 BATCH_AXIS = "batch"
 
 # Bytes of per-sample work (e.g. Jacobians plus decomposition workspace) one chunk holds on a
-# CPU: larger chunks stop fitting the caches and leave LAPACK's batch split nothing to gain;
-# measured best on 512 x 512 Jacobians (benchmarks/local_basis.py, docs/performance.md)
-CPU_CHUNK_BYTES = 64 * 2 ** 20
+# CPU. LAPACK splits a batch over the cores, so its batches gain from size; 256 MiB is 32
+# Local Bases of a 512 x 512 Jacobian, the fastest of 4-64 (docs/performance.md)
+CPU_CHUNK_BYTES = 256 * 2 ** 20
+# Bytes of intermediate values one Jacobian program pushes at once on a CPU (tangents times
+# the forward pass's per-sample footprint). XLA's CPU convolutions slow down ~2.5x past it;
+# dense layers do not care (docs/performance.md, "Jacobian pieces")
+CPU_TANGENT_BYTES = 128 * 2 ** 20
 # share of the free memory (host RAM on CPU, device memory on accelerators) one chunk may use
 MEMORY_SHARE = 0.25
 
@@ -96,7 +100,7 @@ def auto_chunk_size(bytes_per_sample: int, n: int, *, mesh: Mesh | None = None,
     Rule: a chunk holds at most ``budget / bytes_per_sample`` samples, where ``budget`` is
     ``MEMORY_SHARE`` (1/4) of the free memory of a device (times the device count: each
     device takes its share of the chunk), and on CPU also at most ``CPU_CHUNK_BYTES``
-    (64 MiB: beyond that, throughput on CPU falls, see ``docs/performance.md``). A chunk
+    (256 MiB, see ``docs/performance.md``). A chunk
     smaller than ``n`` is rounded down to a power of two (so that batches of other sizes
     reuse its compiled program); never below the device count, never above ``n``.
 
@@ -119,6 +123,46 @@ def auto_chunk_size(bytes_per_sample: int, n: int, *, mesh: Mesh | None = None,
     if chunk < n:
         chunk = 2 ** int(math.log2(chunk))
     return max(ndev, min(chunk, n))
+
+
+def piece_size(work_bytes_per_sample: int, chunk: int, *, mesh: Mesh | None = None,
+               use_pmap: bool = False) -> int:
+    """Rows per Jacobian program inside a chunk of ``chunk`` rows (see :class:`Pieces`).
+
+    Rule: on CPU, the largest power of two ``p`` with ``p * work_bytes_per_sample <=
+    CPU_TANGENT_BYTES`` (at least the device count, at most ``chunk``); on accelerators the
+    whole chunk (their limit is memory, which :func:`auto_chunk_size` already bounds).
+
+    Args:
+      work_bytes_per_sample: bytes of intermediate values one sample's Jacobian program holds
+        (:func:`jaxlatent.analysis.jacobian.tangent_bytes`).
+      chunk: rows of the chunk being split.
+      mesh, use_pmap: as passed to :func:`map_batched`.
+
+    Returns:
+      An int in ``[min(device count, chunk), chunk]``.
+    """
+    ndev = _device_count(mesh, use_pmap)
+    device = mesh.devices.flat[0] if mesh is not None else jax.devices()[0]
+    if device.platform != "cpu":
+        return chunk
+    rows = int(max(1, CPU_TANGENT_BYTES // max(1, int(work_bytes_per_sample))))
+    rows = 2 ** int(math.log2(rows))
+    return min(chunk, max(ndev, rows))
+
+
+class Pieces(NamedTuple):
+    """A stage of :func:`map_batched` run ``rows`` at a time within each chunk.
+
+    The pieces are separate calls of one compiled program, their outputs concatenated on the
+    device; later stages see the whole chunk. Use it for a Jacobian program whose per-chunk
+    working set is too large for a CPU's caches while the stage after it (a batched LAPACK
+    decomposition) runs faster on the whole chunk. ``rows`` is rounded up to a multiple of the
+    device count; a short last piece is padded like a short last chunk (one compilation).
+    """
+
+    fn: Callable
+    rows: int
 
 
 def progress_wrapper(progress: bool | Callable | None, desc: str = "chunks") -> Callable | None:
@@ -210,6 +254,17 @@ def _pmapped(static, devices):
 
 
 def _run_chunk(fn, x, mesh, use_pmap):
+    if isinstance(fn, Pieces):         # one stage, a few rows at a time
+        n = jax.tree_util.tree_leaves(x)[0].shape[0]
+        rows = math.ceil(max(1, fn.rows) / _device_count(mesh, use_pmap)) * _device_count(mesh, use_pmap)
+        if rows >= n:
+            return _run_chunk(fn.fn, x, mesh, use_pmap)
+        outs = []
+        for start in range(0, n, rows):   # the last piece padded: one program for all pieces
+            piece = jax.tree_util.tree_map(lambda a: pad_rows(a[start:start + rows], rows), x)
+            out = _run_chunk(fn.fn, piece, mesh, use_pmap)
+            outs.append(jax.tree_util.tree_map(lambda a: a[:min(rows, n - start)], out))
+        return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0), *outs)
     if isinstance(fn, tuple):          # stages: one compiled program each, in order
         for stage in fn:
             x = _run_chunk(stage, x, mesh, use_pmap)
@@ -240,7 +295,7 @@ def map_batched(fn: Callable[[Any], Any], z, *, chunk_size: int | None = None, m
       fn: ``x (n, ...) -> pytree of arrays with leading axis n``, samples independent; or a
         tuple of such functions, applied in order to each chunk as separate compiled programs
         (XLA on CPU ran a Jacobian followed by a LAPACK SVD 40% slower fused into one program
-        than as two).
+        than as two); a stage given as :class:`Pieces` runs a few rows of the chunk at a time.
       z: ``(N, ...)`` array or pytree of arrays with a shared leading axis.
       chunk_size: rows per call (default: all N at once; the analyses pass
         :func:`auto_chunk_size`). The last chunk is padded so that every call has the same

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.jacobian import gram_operator, jacobian, jvp_operator, resolve_mode, vjp_operator
+from jaxlatent.analysis.jacobian import (gram_operator, jacobian, jvp_operator, resolve_mode, tangent_bytes,
+                                        vjp_operator)
 
 
 def _f(a):
@@ -87,6 +88,36 @@ def test_model_partial_compiles_once():
     jac = jacobian(jax.tree_util.Partial(tap, 2 * w), jnp.ones((2, 3)))
     assert _call_jit._cache_size() == after_first
     np.testing.assert_allclose(jac[0], 2 * np.cos(6.0) * np.ones((2, 3)), rtol=1e-5)
+
+
+def test_tangent_bytes_closed_form():
+    # per sample, f computes z @ a.T (4 floats), tanh (4), its square (4) and the stacked (2, 4)
+    # output (8): 20 float32 values; a weight-only value (a scaled copy of ``a``) does not count
+    a = jnp.ones((4, 3))
+
+    def f(z):
+        h = jnp.tanh(z @ (2.0 * a).T)
+        return jnp.stack([h, h ** 2], axis=1)
+
+    z = jnp.ones((5, 3))
+    assert tangent_bytes(f, z, "fwd") == 3 * 20 * 4      # 3 tangents
+    assert tangent_bytes(f, z, "rev") == 8 * 20 * 4      # 8 cotangents
+    # values inside a jitted sub-function count too
+    assert tangent_bytes(jax.jit(f), z, "fwd") == 3 * 20 * 4
+
+
+def test_default_chunk_pieces_agree_with_one_program(monkeypatch):
+    # the default splits Jacobians into pieces on CPU; with a budget of two latents' tangent
+    # working set, a batch of 6 runs as pieces of 2. Other batch shapes are other programs:
+    # float32 rounding of O(1) entries
+    import jaxlatent.parallel as parallel
+
+    w = jax.random.normal(jax.random.key(3), (16, 40)) / 4.0
+    f = jax.tree_util.Partial(lambda w, z: jnp.tanh(jnp.tanh(z @ w) @ w.T), w)
+    z = jax.random.normal(jax.random.key(4), (6, 16))
+    monkeypatch.setattr(parallel, "CPU_TANGENT_BYTES", 2 * tangent_bytes(f, z, "fwd"))
+    assert parallel.piece_size(tangent_bytes(f, z, "fwd"), 6) == 2
+    np.testing.assert_allclose(jacobian(f, z), jacobian(f, z, chunk_size=6), atol=2e-6, rtol=0)
 
 
 def test_errors():

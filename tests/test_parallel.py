@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.parallel import batch_mesh, map_batched, shard_batch
+from jaxlatent.parallel import CPU_TANGENT_BYTES, Pieces, batch_mesh, map_batched, piece_size, shard_batch
 from helpers import run_jax_processes
 
 
@@ -70,6 +70,34 @@ def test_map_batched_pytrees_and_progress():
     assert out.shape == (10, 2) and seen == [0, 4, 8]
     with pytest.raises(ValueError, match="empty"):
         map_batched(lambda a: a, jnp.ones((0, 2)))
+
+
+def test_pieces_stage_runs_a_few_rows_at_a_time_with_one_program():
+    calls = []
+
+    def stage(x):                       # records the row count of every traced call
+        calls.append(x.shape[0])
+        return {"twice": 2 * x}
+
+    # integer arithmetic: the same values whatever the pieces, so equality is exact
+    x = jnp.arange(22, dtype=jnp.int32).reshape(11, 2)
+    out = map_batched((Pieces(stage, 3), lambda d: d["twice"] + 1), x, chunk_size=8)
+    np.testing.assert_array_equal(out, 2 * np.arange(22).reshape(11, 2) + 1)
+    # chunks of 8 (the last padded), pieces of 3 (the last of each chunk padded): one shape
+    assert set(calls) == {3}
+    # rows at or above the chunk: the stage sees the whole chunk
+    calls.clear()
+    map_batched(Pieces(stage, 16), x, chunk_size=8)
+    assert set(calls) == {8}
+
+
+def test_piece_size_rule():
+    work = 30 * 2 ** 20                  # a 128-d latent through a small conv generator
+    assert piece_size(work, 64) == 4     # largest power of two within CPU_TANGENT_BYTES
+    assert piece_size(work, 2) == 2      # never more than the chunk
+    assert piece_size(10 ** 12, 64) == 1
+    assert piece_size(1, 64) == 64
+    assert 4 * work <= CPU_TANGENT_BYTES < 8 * work
 
 
 SCRIPT = textwrap.dedent("""

@@ -38,9 +38,9 @@ import jax
 import jax.numpy as jnp
 from jax.experimental.sparse.linalg import lobpcg_standard
 
-from jaxlatent.analysis.jacobian import check_latents, output_size
+from jaxlatent.analysis.jacobian import batched_jacobian, check_latents, output_size, tangent_bytes
 from jaxlatent.analysis.local_basis import fix_signs
-from jaxlatent.parallel import map_batched
+from jaxlatent.parallel import Pieces, map_batched, piece_size
 
 METHODS = ("auto", "full", "lobpcg")
 # "auto" forms J when one latent's Jacobian has at most this many entries (256 MB in float32)
@@ -107,21 +107,19 @@ class _MetricMatrix:
     mse: bool
 
     def __call__(self, z):
-        gf = _flat(self.g)
         shape = jax.eval_shape(self.g, z[:1]).shape[1:]
+        jac = batched_jacobian(self.g, self.mode)(z)                   # (n, out, in)
+        if self.mse:
+            mj = jac * (2.0 / jac.shape[1])
+        else:
+            x0 = jnp.reshape(self.g(z), (z.shape[0], -1))
 
-        def one(z1):
-            x0 = gf(z1)
-            jac = jax.jacfwd(gf)(z1) if self.mode == "fwd" else jax.jacrev(gf)(z1)  # (out, in)
-            if self.mse:
-                mj = jac * (2.0 / jac.shape[0])
-            else:
-                hvp = _distance_hvp(self.distance, x0, shape)
-                mj = jax.vmap(hvp, in_axes=1, out_axes=1)(jac)
-            h = jac.T @ mj
-            return 0.5 * (h + h.T)
+            def m_times(x1, jac1):
+                return jax.vmap(_distance_hvp(self.distance, x1, shape), in_axes=1, out_axes=1)(jac1)
 
-        return jax.vmap(one)(z)
+            mj = jax.vmap(m_times)(x0, jac)
+        h = jnp.swapaxes(jac, 1, 2) @ mj
+        return 0.5 * (h + jnp.swapaxes(h, 1, 2))
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=[], meta_fields=["k"])
@@ -221,7 +219,8 @@ def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | 
       tol: LOBPCG's tolerance: a pair converges when ``|H v - l v| < tol * 10 * in * (l + |H v|)``
         (default: the float epsilon of the dtype); the iteration stops when all ``k`` have.
       chunk_size: latents per compiled call; "full" holds ``chunk_size * out * in`` values
-        (default: as many latents as fit ``CHUNK_BYTES``, 1 GiB, of Jacobians; "lobpcg": all).
+        (default: as many latents as fit ``CHUNK_BYTES``, 1 GiB, of Jacobians, whose Jacobians
+        are formed a few at a time on CPU, :func:`jaxlatent.parallel.piece_size`; "lobpcg": all).
       mesh, use_pmap, progress: see :func:`jaxlatent.parallel.map_batched`.
 
     Returns:
@@ -237,9 +236,13 @@ def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | 
     mse = _is_mse(distance)
     if method == "full":
         mode = "fwd" if n_in <= n_out else "rev"
+        matrix = _MetricMatrix(g, None if mse else distance, mode, mse)
         if chunk_size is None:
             options["chunk_size"] = max(1, CHUNK_BYTES // (n_in * n_out * z.dtype.itemsize))
-        return map_batched((_MetricMatrix(g, None if mse else distance, mode, mse), _Eigh(k)), z, **options)
+            # the Jacobians a few latents at a time (CPU caches), one eigh for the whole chunk
+            matrix = Pieces(matrix, piece_size(tangent_bytes(g, z, mode), options["chunk_size"],
+                                               mesh=mesh, use_pmap=use_pmap))
+        return map_batched((matrix, _Eigh(k)), z, **options)
     if k is None or not 5 * k < n_in:
         raise ValueError(f"metric_tensor: method 'lobpcg' needs k with 5 k < {n_in} (the latent size), "
                          f"found k={k}; use method='full' for more eigenpairs")

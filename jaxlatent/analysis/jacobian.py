@@ -21,7 +21,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxlatent.parallel import auto_chunk_size, map_batched
+from jaxlatent.parallel import auto_chunk_size, map_batched, piece_size
 
 MODES = ("auto", "fwd", "rev")
 
@@ -51,6 +51,41 @@ def output_size(f: Callable, z: jax.Array) -> int:
     """``prod(out_shape)`` of the tap, found by tracing ``f`` on one latent (no computation)."""
     out = jax.eval_shape(f, jax.ShapeDtypeStruct((1,) + z.shape[1:], z.dtype))
     return math.prod(out.shape[1:])
+
+
+def _value_bytes(jaxpr) -> int:
+    """Bytes of every value a jaxpr computes, no reuse assumed. A call (``jit``, ``custom_jvp``,
+    control flow) counts as the values of its sub-jaxprs, whose outputs are its outputs."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        subs = [getattr(sub, "jaxpr", sub)                     # ClosedJaxpr -> Jaxpr
+                for param in eqn.params.values()
+                for sub in (param if isinstance(param, (tuple, list)) else (param,))]
+        subs = [sub for sub in subs if hasattr(sub, "eqns")]
+        if subs:
+            total += sum(_value_bytes(sub) for sub in subs)
+            continue
+        for var in eqn.outvars:
+            shape = getattr(var.aval, "shape", None)
+            if shape is not None:
+                total += math.prod(shape) * var.aval.dtype.itemsize
+    return total
+
+
+def tangent_bytes(f: Callable, z: jax.Array, mode: str) -> int:
+    """Bytes of intermediate values one latent's Jacobian program pushes: the tangents (``in``
+    for ``"fwd"``, ``out`` for ``"rev"``) times the bytes the forward pass computes per sample.
+
+    The per-sample bytes are those of a traced batch of two minus a batch of one (what does not
+    grow with the batch, such as weights scaled at run time, cancels). Tracing only, no
+    computation. :func:`jaxlatent.parallel.piece_size` turns it into rows per program.
+    """
+    def traced(n):
+        return _value_bytes(jax.make_jaxpr(f)(jax.ShapeDtypeStruct((n,) + z.shape[1:], z.dtype)).jaxpr)
+
+    per_sample_bytes = max(1, traced(2) - traced(1))
+    tangents = z.shape[1] if mode == "fwd" else output_size(f, z)
+    return per_sample_bytes * tangents
 
 
 def resolve_mode(mode: str, n_in: int, n_out: int) -> str:
@@ -107,7 +142,8 @@ def jacobian(f: Callable, z, mode: str = "auto", *, chunk_size: int | None = Non
         (forward when ``in <= out``).
       chunk_size: latents per compiled call; memory is O(chunk_size * out * in) whatever N.
         Default: chosen from the Jacobian's size and the memory at hand
-        (:func:`jaxlatent.parallel.auto_chunk_size`).
+        (:func:`jaxlatent.parallel.auto_chunk_size`), and on CPU from the tangents' working
+        set (:func:`tangent_bytes`, :func:`jaxlatent.parallel.piece_size`).
       mesh: a :func:`jaxlatent.parallel.batch_mesh` to split each chunk over its devices.
       use_pmap: split each chunk over devices with ``pmap`` instead of ``shard_map``.
       progress: ``True`` for a progress bar over chunks, or a wrapper of the chunk iterator.
@@ -121,6 +157,7 @@ def jacobian(f: Callable, z, mode: str = "auto", *, chunk_size: int | None = Non
     if chunk_size is None:
         chunk_size = auto_chunk_size(z.dtype.itemsize * n_out * z.shape[1], z.shape[0], mesh=mesh,
                                      use_pmap=use_pmap)
+        chunk_size = piece_size(tangent_bytes(f, z, mode), chunk_size, mesh=mesh, use_pmap=use_pmap)
     return map_batched(batched_jacobian(f, mode), z, chunk_size=chunk_size, mesh=mesh,
                        use_pmap=use_pmap, progress=progress)
 

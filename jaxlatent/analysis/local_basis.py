@@ -22,9 +22,9 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxlatent.analysis.jacobian import batched_jacobian, check_latents, output_size, resolve_mode
+from jaxlatent.analysis.jacobian import batched_jacobian, check_latents, output_size, resolve_mode, tangent_bytes
 from jaxlatent.analysis.spectral import top_singular
-from jaxlatent.parallel import auto_chunk_size, map_batched
+from jaxlatent.parallel import Pieces, auto_chunk_size, map_batched, piece_size
 
 
 class LocalBasis(NamedTuple):
@@ -141,12 +141,15 @@ def local_basis(f: Callable, z, k: int | None = None, *, mode: str = "auto", sol
     if solver not in SOLVERS:
         raise ValueError(f"local_basis: solver must be one of {SOLVERS}, found {solver!r}")
     mode = resolve_mode(mode, z.shape[1], n_out)
+    jac = batched_jacobian(f, mode)
     if chunk_size is None:
         chunk_size = auto_chunk_size(decomposition_bytes(n_out, z.shape[1], z.dtype.itemsize), z.shape[0],
                                      mesh=mesh, use_pmap=use_pmap)
+        # the Jacobian a few latents at a time (CPU caches), the SVD on the whole chunk
+        jac = Pieces(jac, piece_size(tangent_bytes(f, z, mode), chunk_size, mesh=mesh, use_pmap=use_pmap))
     decompose = jax.tree_util.Partial(svd_triplets if solver == "svd" else gram_triplets, k=k)
     # Jacobian and decomposition as two programs per chunk (faster on CPU than one fused program)
-    return map_batched((batched_jacobian(f, mode), decompose), z, chunk_size=chunk_size,
+    return map_batched((jac, decompose), z, chunk_size=chunk_size,
                        mesh=mesh, use_pmap=use_pmap, progress=progress)
 
 
