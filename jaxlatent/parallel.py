@@ -165,6 +165,24 @@ class Pieces(NamedTuple):
     rows: int
 
 
+class HostLoop(NamedTuple):
+    """A stage of :func:`map_batched` that iterates from Python: ``state = start(x)``, then
+    ``state = step((x, state))`` while any row of ``active(state)`` is true, then
+    ``finish((x, state))``. Each is a compiled program of its own (split over devices like any
+    stage); ``active`` runs eagerly on the state and must become false within finitely many
+    rounds, and ``step`` must leave inactive rows unchanged.
+
+    For iterations whose body runs slowly inside a compiled ``while`` loop: XLA's CPU backend
+    runs NCHW convolutions there many times slower than in straight-line code (jax-ml/jax#12868).
+    Costs a host round trip per round.
+    """
+
+    start: Callable
+    step: Callable
+    finish: Callable
+    active: Callable
+
+
 def progress_wrapper(progress: bool | Callable | None, desc: str = "chunks") -> Callable | None:
     """``progress`` as the analyses take it: ``False``/``None`` (none), ``True`` (a tqdm bar
     labelled ``desc``) or a wrapper of an iterator (e.g. ``tqdm.tqdm``), returned as is."""
@@ -254,6 +272,11 @@ def _pmapped(static, devices):
 
 
 def _run_chunk(fn, x, mesh, use_pmap):
+    if isinstance(fn, HostLoop):
+        state = _run_chunk(fn.start, x, mesh, use_pmap)
+        while bool(np.any(np.asarray(fn.active(state)))):
+            state = _run_chunk(fn.step, (x, state), mesh, use_pmap)
+        return _run_chunk(fn.finish, (x, state), mesh, use_pmap)
     if isinstance(fn, Pieces):         # one stage, a few rows at a time
         n = jax.tree_util.tree_leaves(x)[0].shape[0]
         rows = math.ceil(max(1, fn.rows) / _device_count(mesh, use_pmap)) * _device_count(mesh, use_pmap)
@@ -295,7 +318,8 @@ def map_batched(fn: Callable[[Any], Any], z, *, chunk_size: int | None = None, m
       fn: ``x (n, ...) -> pytree of arrays with leading axis n``, samples independent; or a
         tuple of such functions, applied in order to each chunk as separate compiled programs
         (XLA on CPU ran a Jacobian followed by a LAPACK SVD 40% slower fused into one program
-        than as two); a stage given as :class:`Pieces` runs a few rows of the chunk at a time.
+        than as two); a stage given as :class:`Pieces` runs a few rows of the chunk at a time,
+        one given as :class:`HostLoop` iterates from Python.
       z: ``(N, ...)`` array or pytree of arrays with a shared leading axis.
       chunk_size: rows per call (default: all N at once; the analyses pass
         :func:`auto_chunk_size`). The last chunk is padded so that every call has the same

@@ -82,3 +82,58 @@ def test_solver_program_runs_its_decompositions_one_after_another():
     z = jax.random.normal(jax.random.key(1), (4, 12))
     keys = jax.random.key_data(jax.random.split(jax.random.key(2), 4))
     assert unordered_lapack_calls(jax.jit(fn), (z, keys)) == []
+
+
+def _conv_tap():
+    k = jax.random.normal(jax.random.key(5), (4, 2, 3, 3)) / 3.0
+
+    def f(z):  # (N, 8) -> (N, 4, 2, 2): a dense layer, then a 3x3 convolution
+        x = jnp.tanh(z).reshape(-1, 2, 2, 2)
+        return jnp.tanh(jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",
+                                                     dimension_numbers=("NCHW", "OIHW", "NCHW")))
+    return f
+
+
+def test_host_loop_equals_device_loop():
+    f = _conv_tap()
+    z = jax.random.normal(jax.random.key(6), (5, 8))
+    dev = top_singular(f, z, 3, jax.random.key(7), block_size=2, oversample=2, tol=1e-5, loop="device")
+    host = top_singular(f, z, 3, jax.random.key(7), block_size=2, oversample=2, tol=1e-5, loop="host")
+    assert np.all(np.asarray(host.converged)) and np.all(np.asarray(dev.converged))
+    # the same arithmetic split into three programs (start, one round, finish) instead of one:
+    # float32 rounding of O(1) values; a stop may fall one round apart, well within tol
+    np.testing.assert_allclose(host.singular_values, dev.singular_values, rtol=1e-5)
+    cos = np.abs(np.einsum("nik,nik->nk", np.asarray(host.right), np.asarray(dev.right)))
+    np.testing.assert_allclose(cos, 1.0, atol=1e-4)
+    assert np.all(np.abs(np.asarray(host.iterations) - np.asarray(dev.iterations)) <= 1)
+    jac = np.stack([np.asarray(jax.jacfwd(lambda x: f(x[None]).ravel())(zi)) for zi in z])
+    np.testing.assert_allclose(host.singular_values, np.linalg.svd(jac, compute_uv=False)[:, :3], rtol=1e-4)
+
+
+def test_loop_choice():
+    from jaxlatent.analysis.jacobian import has_convolution
+    from jaxlatent.analysis.spectral import resolve_loop
+
+    z = jnp.zeros((1, 8))
+    mlp = lambda x: jnp.tanh(x)  # noqa: E731
+    assert has_convolution(_conv_tap(), z) and has_convolution(jax.jit(_conv_tap()), z)
+    assert not has_convolution(mlp, z)
+    assert resolve_loop("auto", mlp, z) == "device"
+    assert resolve_loop("auto", _conv_tap(), z) == ("host" if jax.default_backend() == "cpu" else "device")
+    assert resolve_loop("device", _conv_tap(), z) == "device"
+    with pytest.raises(ValueError, match="loop must be one of"):
+        resolve_loop("gpu", mlp, z)
+
+
+def test_host_loop_round_program_runs_its_decompositions_one_after_another():
+    from jaxlatent.analysis.linalg import unordered_lapack_calls
+    from jaxlatent.analysis.spectral import _start_rows, _step_rows
+
+    w = jax.random.normal(jax.random.key(0), (40, 12))
+    tap = lambda z: jnp.tanh(z @ w.T)  # noqa: E731
+    z = jax.random.normal(jax.random.key(1), (4, 12))
+    keys = jax.random.key_data(jax.random.split(jax.random.key(2), 4))
+    start = jax.tree_util.Partial(_start_rows, tap, 3, 2, 7, 10, 1e-4)
+    step = jax.tree_util.Partial(_step_rows, tap, 3, 2, 7, 10, 1e-4)
+    assert unordered_lapack_calls(jax.jit(start), (z, keys)) == []
+    assert unordered_lapack_calls(jax.jit(step), ((z, keys), start((z, keys)))) == []

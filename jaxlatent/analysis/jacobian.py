@@ -72,6 +72,28 @@ def _value_bytes(jaxpr) -> int:
     return total
 
 
+def _primitives(jaxpr) -> set[str]:
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    names |= _primitives(inner)
+    return names
+
+
+def has_convolution(f: Callable, z: jax.Array) -> bool:
+    """Whether the tap computes a convolution (traced on one latent, no computation).
+
+    Iterative solvers ask this on CPU, where XLA runs convolutions inside a compiled ``while``
+    loop many times slower than outside one (:class:`jaxlatent.parallel.HostLoop`).
+    """
+    jaxpr = jax.make_jaxpr(f)(jax.ShapeDtypeStruct((1,) + z.shape[1:], z.dtype)).jaxpr
+    return "conv_general_dilated" in _primitives(jaxpr)
+
+
 def tangent_bytes(f: Callable, z: jax.Array, mode: str) -> int:
     """Bytes of intermediate values one latent's Jacobian program pushes: the tangents (``in``
     for ``"fwd"``, ``out`` for ``"rev"``) times the bytes the forward pass computes per sample.

@@ -172,7 +172,7 @@ class LocalBasisTopK(NamedTuple):
 
 
 def local_basis_topk(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-4, iters: int = 200,
-                     block_size: int | None = None, oversample: int | None = None,
+                     block_size: int | None = None, oversample: int | None = None, loop: str = "auto",
                      chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
                      progress: bool | Callable = False) -> LocalBasisTopK:
     """Local Basis from the top-k singular triplets found matrix-free (never forms the Jacobian).
@@ -188,7 +188,7 @@ def local_basis_topk(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-
       k: triplets wanted.
       key: PRNG key for the random start blocks (one per latent: results do not depend on
         chunking or devices).
-      tol, iters, block_size, oversample: the solver's, see
+      tol, iters, block_size, oversample, loop: the solver's, see
         :func:`jaxlatent.analysis.spectral.top_singular`.
       chunk_size, mesh, use_pmap, progress: execution options, as in :func:`local_basis`.
 
@@ -199,7 +199,7 @@ def local_basis_topk(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-
     """
     z = check_latents(z, "local_basis_topk")
     _check_k(k, output_size(f, z), z.shape[1], "local_basis_topk")
-    top = top_singular(f, z, k, key, tol=tol, iters=iters, block_size=block_size, oversample=oversample,
+    top = top_singular(f, z, k, key, tol=tol, iters=iters, block_size=block_size, oversample=oversample, loop=loop,
                        chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
     u, v = fix_signs(top.left, top.right)
     return LocalBasisTopK(singular_values=top.singular_values, basis=u, directions=v,

@@ -34,8 +34,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxlatent.analysis.jacobian import check_latents, output_size, per_sample
-from jaxlatent.parallel import auto_chunk_size, map_batched
+from jaxlatent.analysis.jacobian import check_latents, has_convolution, output_size, per_sample
+from jaxlatent.parallel import HostLoop, auto_chunk_size, map_batched
 
 
 class TopSingular(NamedTuple):
@@ -75,43 +75,64 @@ def _ritz(k, basis, images):
     return theta, v, av, res
 
 
-def _solve(g, z1, key_data, k, block, basis, iters, tol):
-    """Top-k triplets of the Jacobian of ``g`` at ``z1`` (one latent; vmapped by the caller)."""
-    jmat, jtmat = _operators(g, z1)
-    n, dtype = z1.shape[0], z1.dtype
-    keep = basis - block
+class KrylovState(NamedTuple):
+    """One latent's block Krylov iteration (every field batched on axis 0 under ``vmap``).
 
+    v: (in, basis) Ritz vectors, descending; av: (in, basis) their images ``A v``;
+    theta: (basis,) Ritz values; res: (basis,) relative residuals; worst: the largest of the top
+    k; rounds: rounds run; active: ``worst > tol`` and ``rounds < iters``.
+    """
+
+    v: jax.Array
+    av: jax.Array
+    theta: jax.Array
+    res: jax.Array
+    worst: jax.Array
+    rounds: jax.Array
+    active: jax.Array
+
+
+def krylov_start(apply, n, dtype, key_data, k, block, basis, iters, tol) -> KrylovState:
+    """The first Rayleigh-Ritz of the iteration: ``basis - block`` random directions.
+
+    apply: ``X (n, p) -> A X (n, p)`` for a symmetric positive semi-definite ``A`` (one latent).
+    """
+    keep = basis - block
     x0 = jax.random.normal(jax.random.wrap_key_data(key_data), (n, keep), dtype)
     k0 = jnp.linalg.qr(x0)[0]
-    theta, v, av, res = _ritz(k, k0, jtmat(jmat(k0)))
-    pad = lambda a: jnp.pad(a, ((0, 0), (0, block)))  # noqa: E731  (loop state is (n, basis))
-    init = (pad(v), pad(av), jnp.pad(theta, (0, block)), jnp.pad(res, (0, block)),
-            jnp.max(res[:k]), jnp.asarray(0, jnp.int32))
+    theta, v, av, res = _ritz(k, k0, apply(k0))
+    pad = lambda a: jnp.pad(a, ((0, 0), (0, block)))  # noqa: E731  (the state is (n, basis))
+    worst, rounds = jnp.max(res[:k]), jnp.asarray(0, jnp.int32)
+    return KrylovState(pad(v), pad(av), jnp.pad(theta, (0, block)), jnp.pad(res, (0, block)), worst, rounds,
+                       (worst > tol) & (rounds < iters))
 
-    def running(state):
-        return (state[4] > tol) & (state[5] < iters)
 
-    def body(state):
-        v, av, theta, res, _, it = state
-        # expand with the residuals of the `block` least converged of the top k
-        pick = jnp.argsort(-res[:k])[:block]
-        r = jnp.take(av, pick, axis=1) - jnp.take(v, pick, axis=1) * theta[pick]
-        kept, kept_images = v[:, :keep], av[:, :keep]
-        for _ in range(2):  # classical Gram-Schmidt, twice: orthogonal to float rounding
-            r = r - kept @ (kept.T @ r)
-        q = jnp.linalg.qr(r)[0]
-        q = q - kept @ (kept.T @ q)
-        q = q / jnp.maximum(jnp.linalg.norm(q, axis=0), jnp.finfo(dtype).tiny)
-        theta_n, v_n, av_n, res_n = _ritz(k, jnp.concatenate([kept, q], axis=1),
-                                          jnp.concatenate([kept_images, jtmat(jmat(q))], axis=1))
-        new = (v_n, av_n, theta_n, res_n, jnp.max(res_n[:k]), it + 1)
-        # under vmap the loop runs until every latent is done: freeze the finished ones so that
-        # a latent's result does not depend on which others share its chunk
-        go = running(state)
-        return jax.tree_util.tree_map(lambda a, b: jnp.where(go, a, b), new, state)
+def krylov_step(apply, state: KrylovState, k, block, basis, iters, tol) -> KrylovState:
+    """One round: expand by the residuals of the ``block`` least converged of the top k, then
+    Rayleigh-Ritz on the kept Ritz vectors and the new block. A finished latent (``active``
+    false) is returned unchanged, so that its result does not depend on which others share its
+    batch under ``vmap``."""
+    v, av, theta, res = state.v, state.av, state.theta, state.res
+    dtype, keep = v.dtype, basis - block
+    pick = jnp.argsort(-res[:k])[:block]
+    r = jnp.take(av, pick, axis=1) - jnp.take(v, pick, axis=1) * theta[pick]
+    kept, kept_images = v[:, :keep], av[:, :keep]
+    for _ in range(2):  # classical Gram-Schmidt, twice: orthogonal to float rounding
+        r = r - kept @ (kept.T @ r)
+    q = jnp.linalg.qr(r)[0]
+    q = q - kept @ (kept.T @ q)
+    q = q / jnp.maximum(jnp.linalg.norm(q, axis=0), jnp.finfo(dtype).tiny)
+    theta_n, v_n, av_n, res_n = _ritz(k, jnp.concatenate([kept, q], axis=1),
+                                      jnp.concatenate([kept_images, apply(q)], axis=1))
+    worst, rounds = jnp.max(res_n[:k]), state.rounds + 1
+    new = KrylovState(v_n, av_n, theta_n, res_n, worst, rounds, (worst > tol) & (rounds < iters))
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(state.active, a, b), new, state)
 
-    v, av, _, _, _, it = jax.lax.while_loop(running, body, init)
-    return _triplets(jmat, v[:, :k], av[:, :k], tol, it)
+
+def krylov_device_loop(apply, state: KrylovState, k, block, basis, iters, tol) -> KrylovState:
+    """Rounds of :func:`krylov_step` inside the compiled program (``lax.while_loop``)."""
+    return jax.lax.while_loop(lambda st: st.active,
+                              lambda st: krylov_step(apply, st, k, block, basis, iters, tol), state)
 
 
 def _triplets(jmat, v, av, tol, iterations):
@@ -135,14 +156,65 @@ def _dense(g, z1, k, tol):
     return _triplets(jmat, v, jtmat(jmat(v)), tol, jnp.asarray(0, jnp.int32))
 
 
+def _gram(g, z1):
+    jmat, jtmat = _operators(g, z1)
+    return lambda x: jtmat(jmat(x))
+
+
 def _top_singular_rows(f, k, block, basis, iters, tol, dense, batch):
+    """The whole solver in one program per chunk (the device loop)."""
     z, key_data = batch
     g = per_sample(f)
-    if dense:
-        run = lambda z1, kd: _dense(g, z1, k, tol)  # noqa: E731
-    else:
-        run = lambda z1, kd: _solve(g, z1, kd, k, block, basis, iters, tol)  # noqa: E731
+
+    def run(z1, kd):
+        if dense:
+            return _dense(g, z1, k, tol)
+        jmat, jtmat = _operators(g, z1)
+        apply = lambda x: jtmat(jmat(x))  # noqa: E731
+        state = krylov_start(apply, z1.shape[0], z1.dtype, kd, k, block, basis, iters, tol)
+        state = krylov_device_loop(apply, state, k, block, basis, iters, tol)
+        return _triplets(jmat, state.v[:, :k], state.av[:, :k], tol, state.rounds)
+
     return TopSingular(*jax.vmap(run)(z, key_data))
+
+
+# the host loop: three programs per chunk, the rounds driven from Python (parallel.HostLoop)
+def _start_rows(f, k, block, basis, iters, tol, batch):
+    z, key_data = batch
+    g = per_sample(f)
+    return jax.vmap(lambda z1, kd: krylov_start(_gram(g, z1), z1.shape[0], z1.dtype, kd, k, block, basis,
+                                                iters, tol))(z, key_data)
+
+
+def _step_rows(f, k, block, basis, iters, tol, batch_state):
+    (z, _), state = batch_state
+    g = per_sample(f)
+    return jax.vmap(lambda z1, st: krylov_step(_gram(g, z1), st, k, block, basis, iters, tol))(z, state)
+
+
+def _finish_rows(f, k, tol, batch_state):
+    (z, _), state = batch_state
+    g = per_sample(f)
+    return TopSingular(*jax.vmap(lambda z1, st: _triplets(_operators(g, z1)[0], st.v[:, :k], st.av[:, :k], tol,
+                                                          st.rounds))(z, state))
+
+
+def _active(state: KrylovState) -> jax.Array:
+    return state.active
+
+
+LOOPS = ("auto", "device", "host")
+
+
+def resolve_loop(loop: str, f: Callable, z: jax.Array, mesh=None) -> str:
+    """``"device"`` or ``"host"`` for an iterative solver on the tap ``f``: ``"auto"`` takes the
+    host on CPU when ``f`` has a convolution (:class:`jaxlatent.parallel.HostLoop`)."""
+    if loop not in LOOPS:
+        raise ValueError(f"loop must be one of {LOOPS}, found {loop!r}")
+    if loop != "auto":
+        return loop
+    device = mesh.devices.flat[0] if mesh is not None else jax.devices()[0]
+    return "host" if device.platform == "cpu" and has_convolution(f, z) else "device"
 
 
 def solver_sizes(k: int, n_in: int, n_out: int, block_size: int | None = None,
@@ -164,7 +236,7 @@ def solver_sizes(k: int, n_in: int, n_out: int, block_size: int | None = None,
 
 def top_singular(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-4, iters: int = 200,
                  block_size: int | None = None, oversample: int | None = None,
-                 chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
+                 loop: str = "auto", chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
                  progress: bool | Callable = False) -> TopSingular:
     """Top-k singular triplets of the tap Jacobian at each latent, without forming it.
 
@@ -185,6 +257,10 @@ def top_singular(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-4, i
       iters: maximum rounds (each ``block`` forward and ``block`` backward products).
       block_size: new directions per round (default ``min(k, 8)``).
       oversample: Ritz vectors kept beyond k at a restart (default ``max(4, k // 2)``).
+      loop: where the rounds run: ``"device"`` (a ``while`` loop inside one compiled program),
+        ``"host"`` (one compiled round at a time, driven from Python: :class:`HostLoop`) or
+        ``"auto"``: the host on CPU when the tap has a convolution (XLA's CPU backend runs
+        those ~20x slower inside a ``while`` loop), else the device.
       chunk_size: latents per compiled call (default: :func:`jaxlatent.parallel.auto_chunk_size`
         from the ``(in + out) * basis`` floats a latent holds).
       mesh, use_pmap, progress: execution options, see :func:`jaxlatent.parallel.map_batched`.
@@ -206,8 +282,12 @@ def top_singular(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-4, i
         per_latent = z.dtype.itemsize * (3 * n_in * width + 2 * n_out * max(block, k) + width * width)
         chunk_size = auto_chunk_size(per_latent, z.shape[0], mesh=mesh, use_pmap=use_pmap)
     keys = jax.random.key_data(jax.random.split(key, z.shape[0]))
-    fn = jax.tree_util.Partial(_top_singular_rows, f, int(k), int(block), int(basis), int(iters),
-                               float(tol), bool(dense))
+    sizes = (int(k), int(block), int(basis), int(iters), float(tol))
+    if not dense and resolve_loop(loop, f, z, mesh) == "host":
+        fn = HostLoop(jax.tree_util.Partial(_start_rows, f, *sizes), jax.tree_util.Partial(_step_rows, f, *sizes),
+                      jax.tree_util.Partial(_finish_rows, f, int(k), float(tol)), _active)
+    else:
+        fn = jax.tree_util.Partial(_top_singular_rows, f, *sizes, bool(dense))
     out = map_batched(fn, (z, keys), chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap,
                       progress=progress)
     short = int(jnp.sum(~out.converged))
