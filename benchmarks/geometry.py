@@ -15,7 +15,9 @@ difference). Rows, per latent:
   ForwardIter (torch)   the same with central differences of gradients (EPS 1e-3 of |z|,
                         maxiter 200); it returns half the Hessian, doubled here for accuracy
   metric_tensor full    ``metric_tensor(g, z)``: batched J^T M J and ``eigh`` (all ``in`` pairs)
-  metric_tensor top-k   ``metric_tensor(g, z, k=in // 5 - 1, method="lobpcg", key=...)``
+  metric_tensor top-k   ``metric_tensor(g, z, k=in // 5 - 1, method="krylov" | "lobpcg", key=...)``
+                        (krylov: its rounds driven from the host on CPU, as ``loop="auto"`` picks
+                        for a convolutional generator)
 
 Accuracy: the largest relative error of the eigenvalues a row returns that lie above 1e-3 of
 the largest, against float64 ``eigh`` of our metric in float64 (the goal is 1e-3). Speedup: BP's
@@ -191,6 +193,8 @@ def run(budget_s: float = 600.0, smoke: bool = False, **sizes) -> list[dict]:
                      "max_rel_err": _accuracy(np.stack(vals), exact[:cfg["n_ref"]])})
     zj = jnp.asarray(z)
     for name, call in (("metric_tensor full", lambda: metric_tensor(g, zj)),
+                       (f"metric_tensor top-{k_top} krylov",
+                        lambda: metric_tensor(g, zj, k=k_top, method="krylov", key=jax.random.key(0))),
                        (f"metric_tensor top-{k_top} lobpcg",
                         lambda: metric_tensor(g, zj, k=k_top, method="lobpcg", key=jax.random.key(0)))):
         if time.perf_counter() - t_start > budget_s * 0.9:

@@ -116,6 +116,33 @@ def test_lobpcg_top_k_equals_the_full_metric(distance):
     np.testing.assert_allclose(overlap, 1, atol=1e-3)
 
 
+def conv_generator(z):
+    """20 latent values -> a (2, 3, 3) image through a 3x3 convolution (the host loop's case)."""
+    k = jnp.asarray(np.random.RandomState(7).randn(2, 2, 3, 3) / 3, z.dtype)
+    h = jnp.reshape(jnp.tanh(z @ jnp.asarray(np.random.RandomState(8).randn(18, 20) / 4, z.dtype).T), (-1, 2, 3, 3))
+    return jax.lax.conv_general_dilated(h, k, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW"))
+
+
+@pytest.mark.parametrize("distance", [None, quadratic])
+@pytest.mark.parametrize("gen,loop", [(mlp, "auto"), (conv_generator, "auto"), (conv_generator, "device")])
+def test_krylov_top_k_equals_the_full_metric(distance, gen, loop):
+    z = jax.random.normal(jax.random.key(3), (4, 20))
+    full = metric_tensor(gen, z, distance, method="full")
+    top = metric_tensor(gen, z, distance, k=3, method="krylov", key=jax.random.key(0), tol=1e-5, loop=loop)
+    assert top.matrix is None and top.eigenvectors.shape == (4, 20, 3)
+    # the relative residual 1e-5 bounds each eigenvalue's relative error by ~1e-5 (squared for
+    # well-separated ones); float32 products of O(1) values add ~1e-6
+    np.testing.assert_allclose(np.asarray(top.eigenvalues), np.asarray(full.eigenvalues[:, :3]), rtol=2e-5)
+    overlap = np.abs(np.sum(np.asarray(top.eigenvectors) * np.asarray(full.eigenvectors[:, :, :3]), axis=1))
+    np.testing.assert_allclose(overlap, 1, atol=1e-3)
+
+
+def test_krylov_says_when_it_stops_short():
+    z = jax.random.normal(jax.random.key(3), (2, 20))
+    with pytest.warns(RuntimeWarning, match="stopped after iters=1"):
+        metric_tensor(mlp, z, k=3, method="krylov", key=jax.random.key(0), iters=1, tol=0.0)
+
+
 def test_results_do_not_depend_on_chunking_or_the_mesh(x64):
     z = jax.random.normal(jax.random.key(4), (5, 10), jnp.float64)
     a = metric_tensor(mlp, z[:, :10].repeat(2, axis=1), quadratic)
@@ -134,7 +161,9 @@ def test_errors_name_what_was_wrong():
         metric_tensor(linear, z, k=1, method="lobpcg")
     with pytest.raises(ValueError, match=r"k must lie in \[1, 10\]"):
         metric_tensor(linear, z, k=11)
-    assert geometry.resolve_method("auto", 512, 3 * 256 * 256, 10) == "lobpcg"
+    assert geometry.resolve_method("auto", 512, 3 * 256 * 256, 10) == "krylov"
+    with pytest.raises(ValueError, match="method 'krylov' needs k with 5 k < 10"):
+        metric_tensor(linear, z, k=3, method="krylov", key=jax.random.key(0))
     assert geometry.resolve_method("auto", 64, 256, 10) == "full"
 
 

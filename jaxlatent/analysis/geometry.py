@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from typing import Callable, NamedTuple
 
 import jax
@@ -40,9 +41,11 @@ from jax.experimental.sparse.linalg import lobpcg_standard
 
 from jaxlatent.analysis.jacobian import batched_jacobian, check_latents, output_size, tangent_bytes
 from jaxlatent.analysis.local_basis import fix_signs
-from jaxlatent.parallel import Pieces, map_batched, piece_size
+from jaxlatent.analysis.spectral import (KrylovState, krylov_active, krylov_device_loop, krylov_start, krylov_step,
+                                         resolve_loop, solver_sizes)
+from jaxlatent.parallel import HostLoop, Pieces, map_batched, piece_size
 
-METHODS = ("auto", "full", "lobpcg")
+METHODS = ("auto", "full", "krylov", "lobpcg")
 # "auto" forms J when one latent's Jacobian has at most this many entries (256 MB in float32)
 FULL_LIMIT = 2 ** 26
 # default chunk of "full": as many latents as keep their Jacobians within this many bytes
@@ -89,6 +92,55 @@ def _distance_hvp(distance: Callable, x0: jax.Array, shape) -> Callable:
 
     grad = jax.grad(d1)
     return lambda u: jax.jvp(grad, (x0,), (u,))[1]
+
+
+def _metric_operator(gf: Callable, distance: Callable | None, mse: bool, z1: jax.Array, shape) -> Callable:
+    """``V (in, p) -> H V`` at one latent, matrix-free: ``J^T M (J V)`` by one linearised forward
+    pass, the distance's Hessian-vector product and the transposed linear map; ``gf`` is the
+    per-sample flattened generator."""
+    x0, jvp_lin = jax.linearize(gf, z1)
+    vjp_lin = jax.linear_transpose(jvp_lin, z1)
+    if mse:
+        m_apply = lambda u: u * (2.0 / x0.shape[0])  # noqa: E731
+    else:
+        m_apply = _distance_hvp(distance, x0, shape)
+    return jax.vmap(lambda v: vjp_lin(m_apply(jvp_lin(v)))[0], in_axes=1, out_axes=1)
+
+
+def _krylov_rows(g, distance, mse, sizes, batch):
+    """Top-k eigenpairs of H by the block Krylov solver, its rounds in one program."""
+    z, key_data = batch
+    gf, shape = _flat(g), jax.eval_shape(g, z[:1]).shape[1:]
+
+    def one(z1, kd):
+        apply = _metric_operator(gf, distance, mse, z1, shape)
+        state = krylov_start(apply, z1.shape[0], z1.dtype, kd, *sizes)
+        return krylov_device_loop(apply, state, *sizes)
+
+    return _krylov_metric(sizes[0], jax.vmap(one)(z, key_data))
+
+
+def _krylov_start_rows(g, distance, mse, sizes, batch):
+    z, key_data = batch
+    gf, shape = _flat(g), jax.eval_shape(g, z[:1]).shape[1:]
+    return jax.vmap(lambda z1, kd: krylov_start(_metric_operator(gf, distance, mse, z1, shape), z1.shape[0],
+                                                z1.dtype, kd, *sizes))(z, key_data)
+
+
+def _krylov_step_rows(g, distance, mse, sizes, batch_state):
+    (z, _), state = batch_state
+    gf, shape = _flat(g), jax.eval_shape(g, z[:1]).shape[1:]
+    return jax.vmap(lambda z1, st: krylov_step(_metric_operator(gf, distance, mse, z1, shape), st, *sizes))(z, state)
+
+
+def _krylov_finish_rows(k, batch_state):
+    return _krylov_metric(k, batch_state[1])
+
+
+def _krylov_metric(k, state: KrylovState):
+    """The top k Ritz pairs (descending, signs fixed) and each latent's worst relative residual."""
+    vecs = state.v[..., :k]
+    return Metric(state.theta[..., :k], fix_signs(vecs, vecs)[1], None), jnp.max(state.res[..., :k], axis=-1)
 
 
 def _is_mse(distance) -> bool:
@@ -160,15 +212,8 @@ class _TopK:
         shape = jax.eval_shape(self.g, z[:1]).shape[1:]
 
         def one(z1, x_init):
-            x0, jvp_lin = jax.linearize(gf, z1)
-            vjp_lin = jax.linear_transpose(jvp_lin, z1)
-            if self.mse:
-                m_apply = lambda u: u * (2.0 / x0.shape[0])
-            else:
-                m_apply = _distance_hvp(self.distance, x0, shape)
-            hv = lambda v: vjp_lin(m_apply(jvp_lin(v)))[0]
-            theta, vecs, _ = lobpcg_standard(jax.vmap(hv, in_axes=1, out_axes=1), x_init, m=self.iters,
-                                             tol=self.tol)
+            apply = _metric_operator(gf, self.distance, self.mse, z1, shape)
+            theta, vecs, _ = lobpcg_standard(apply, x_init, m=self.iters, tol=self.tol)
             return theta, vecs
 
         vals, vecs = jax.vmap(one)(z, start)
@@ -176,28 +221,29 @@ class _TopK:
 
 
 def resolve_method(method: str, n_in: int, n_out: int, k: int | None) -> str:
-    """``"full"`` or ``"lobpcg"``: "auto" forms the metric unless only a few of many directions are wanted.
+    """``"full"``, ``"krylov"`` or ``"lobpcg"``: "auto" forms the metric unless only a few of
+    many directions are wanted, and then takes ``"krylov"``.
 
     Args:
-      method: "auto", "full" or "lobpcg".
+      method: "auto", "full", "krylov" or "lobpcg".
       n_in: latent size. n_out: values per image. k: eigenpairs wanted (None: all).
 
     Returns:
-      "lobpcg" for "auto" when ``k`` is given, LOBPCG can run (``5 k < in``) and the
-      Jacobian of one latent has more than ``FULL_LIMIT`` entries; "full" otherwise.
+      "krylov" for "auto" when ``k`` is given, ``5 k < in`` and the Jacobian of one latent has
+      more than ``FULL_LIMIT`` entries; "full" otherwise.
     """
     if method not in METHODS:
         raise ValueError(f"metric_tensor: method must be one of {METHODS}, found {method!r}")
     if method != "auto":
         return method
     if k is not None and 5 * k < n_in and n_in * n_out > FULL_LIMIT:
-        return "lobpcg"
+        return "krylov"
     return "full"
 
 
 def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | None = None,
                   method: str = "auto", key: jax.Array | None = None, iters: int = 200,
-                  tol: float | None = None, chunk_size: int | None = None, mesh=None,
+                  tol: float | None = None, loop: str = "auto", chunk_size: int | None = None, mesh=None,
                   use_pmap: bool = False, progress: Callable | None = None) -> Metric:
     """The Riemannian metric H(z0) of the image manifold at each latent (Wang & Ponce 2021, eq. 2).
 
@@ -210,22 +256,30 @@ def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | 
       z: (N, in) latents; float64 in, float64 out (when ``g`` computes in float64).
       distance: ``distance(x0, x) -> (N,)`` on batches of images, twice differentiable, with
         ``distance(x0, x0) = 0``; default :func:`mse_distance`.
-      k: eigenpairs kept (default: all ``in``; required for ``"lobpcg"``, which needs ``5 k < in``).
-      method: ``"full"`` (form H, dense ``eigh``), ``"lobpcg"`` (top ``k`` matrix-free) or
-        ``"auto"`` (see :func:`resolve_method`).
-      key: PRNG key for LOBPCG's random start block (one block per latent, split from it, so
-        results do not depend on chunking); required for ``"lobpcg"``.
-      iters: LOBPCG's maximum iterations.
-      tol: LOBPCG's tolerance: a pair converges when ``|H v - l v| < tol * 10 * in * (l + |H v|)``
-        (default: the float epsilon of the dtype); the iteration stops when all ``k`` have.
+      k: eigenpairs kept (default: all ``in``; required for the top-k methods, which need
+        ``5 k < in``).
+      method: ``"full"`` (form H, dense ``eigh``), ``"krylov"`` (top ``k`` matrix-free by the
+        thick-restart block Krylov solver of :mod:`jaxlatent.analysis.spectral`, to a relative
+        residual ``tol``), ``"lobpcg"`` (top ``k`` matrix-free by
+        ``jax.experimental.sparse.linalg.lobpcg_standard``) or ``"auto"`` (see
+        :func:`resolve_method`).
+      key: PRNG key for the random start blocks of the top-k methods (one block per latent,
+        split from it, so results do not depend on chunking); required for them.
+      iters: the top-k methods' maximum iterations (rounds).
+      tol: "krylov": the relative residual ``||H v - l v|| / l`` every one of the top k must
+        reach (default 1e-4; a ``RuntimeWarning`` says when a latent stopped short).
+        "lobpcg": a pair converges when ``|H v - l v| < tol * 10 * in * (l + |H v|)`` (default:
+        the float epsilon of the dtype); the iteration stops when all ``k`` have.
+      loop: "krylov": where its rounds run (see :func:`jaxlatent.analysis.spectral.top_singular`;
+        "auto" drives them from the host on CPU when the generator has convolutions).
       chunk_size: latents per compiled call; "full" holds ``chunk_size * out * in`` values
         (default: as many latents as fit ``CHUNK_BYTES``, 1 GiB, of Jacobians, whose Jacobians
-        are formed a few at a time on CPU, :func:`jaxlatent.parallel.piece_size`; "lobpcg": all).
+        are formed a few at a time on CPU, :func:`jaxlatent.parallel.piece_size`; top-k: all).
       mesh, use_pmap, progress: see :func:`jaxlatent.parallel.map_batched`.
 
     Returns:
       :class:`Metric` with eigenvalues (N, k) descending, eigenvectors (N, in, k) and the
-      matrix (N, in, in) for "full" (None for "lobpcg").
+      matrix (N, in, in) for "full" (None for the top-k methods).
     """
     z = check_latents(z, "metric_tensor")
     n_in, n_out = z.shape[1], output_size(g, z)
@@ -234,9 +288,10 @@ def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | 
     method = resolve_method(method, n_in, n_out, k)
     options = dict(chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
     mse = _is_mse(distance)
+    dist = None if mse else distance
     if method == "full":
         mode = "fwd" if n_in <= n_out else "rev"
-        matrix = _MetricMatrix(g, None if mse else distance, mode, mse)
+        matrix = _MetricMatrix(g, dist, mode, mse)
         if chunk_size is None:
             options["chunk_size"] = max(1, CHUNK_BYTES // (n_in * n_out * z.dtype.itemsize))
             # the Jacobians a few latents at a time (CPU caches), one eigh for the whole chunk
@@ -244,12 +299,29 @@ def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | 
                                                mesh=mesh, use_pmap=use_pmap))
         return map_batched((matrix, _Eigh(k)), z, **options)
     if k is None or not 5 * k < n_in:
-        raise ValueError(f"metric_tensor: method 'lobpcg' needs k with 5 k < {n_in} (the latent size), "
+        raise ValueError(f"metric_tensor: method {method!r} needs k with 5 k < {n_in} (the latent size), "
                          f"found k={k}; use method='full' for more eigenpairs")
     if key is None:
-        raise ValueError("metric_tensor: method 'lobpcg' needs an explicit jax.random key (key=...)")
+        raise ValueError(f"metric_tensor: method {method!r} needs an explicit jax.random key (key=...)")
+    if method == "krylov":
+        block, basis = solver_sizes(k, n_in, n_out)
+        sizes = (int(k), int(block), int(basis), int(iters), 1e-4 if tol is None else float(tol))
+        keys = jax.random.key_data(jax.random.split(key, z.shape[0]))
+        if resolve_loop(loop, g, z, mesh) == "host":
+            fn = HostLoop(jax.tree_util.Partial(_krylov_start_rows, g, dist, mse, sizes),
+                          jax.tree_util.Partial(_krylov_step_rows, g, dist, mse, sizes),
+                          jax.tree_util.Partial(_krylov_finish_rows, int(k)), krylov_active)
+        else:
+            fn = jax.tree_util.Partial(_krylov_rows, g, dist, mse, sizes)
+        metric, worst = map_batched(fn, (z, keys), **options)
+        short = int(jnp.sum(worst > sizes[-1]))
+        if short:
+            warnings.warn(f"metric_tensor: {short} of {z.shape[0]} latents stopped after iters={iters} rounds "
+                          f"with a relative residual up to {float(jnp.max(worst)):.1e} > tol={sizes[-1]:g}",
+                          RuntimeWarning, stacklevel=2)
+        return metric
     start = jax.vmap(lambda kk: jax.random.normal(kk, (n_in, k), z.dtype))(jax.random.split(key, z.shape[0]))
-    fn = _TopK(g, None if mse else distance, int(k), int(iters), None if tol is None else float(tol), mse)
+    fn = _TopK(g, dist, int(k), int(iters), None if tol is None else float(tol), mse)
     return map_batched(fn, (z, start), **options)
 
 

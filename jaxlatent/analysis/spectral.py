@@ -199,7 +199,7 @@ def _finish_rows(f, k, tol, batch_state):
                                                           st.rounds))(z, state))
 
 
-def _active(state: KrylovState) -> jax.Array:
+def krylov_active(state: KrylovState) -> jax.Array:
     return state.active
 
 
@@ -285,7 +285,7 @@ def top_singular(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-4, i
     sizes = (int(k), int(block), int(basis), int(iters), float(tol))
     if not dense and resolve_loop(loop, f, z, mesh) == "host":
         fn = HostLoop(jax.tree_util.Partial(_start_rows, f, *sizes), jax.tree_util.Partial(_step_rows, f, *sizes),
-                      jax.tree_util.Partial(_finish_rows, f, int(k), float(tol)), _active)
+                      jax.tree_util.Partial(_finish_rows, f, int(k), float(tol)), krylov_active)
     else:
         fn = jax.tree_util.Partial(_top_singular_rows, f, *sizes, bool(dense))
     out = map_batched(fn, (z, keys), chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap,

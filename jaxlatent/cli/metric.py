@@ -44,8 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--lpips-net", default="alex", choices=["alex", "vgg", "squeeze"],
                    help="LPIPS backbone (default alex; the paper uses squeeze)")
     p.add_argument("--k", type=int, default=None, help="eigenpairs kept (default all)")
-    p.add_argument("--method", default="auto", choices=["auto", "full", "lobpcg"],
-                   help="full metric and eigh, or the top --k by LOBPCG (default auto)")
+    p.add_argument("--method", default="auto", choices=["auto", "full", "krylov", "lobpcg"],
+                   help="full metric and eigh, or the top --k by block Krylov or LOBPCG (default auto)")
     p.add_argument("--strips", type=int, default=2, help="latents drawn as eigen-axis strips (default 2)")
     p.add_argument("--axes", type=int, default=8, help="eigen-axes per strip (default 8)")
     p.add_argument("--step", type=float, default=0.1,
