@@ -27,9 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.jacobian import check_latents, jacobian
+from jaxlatent.analysis.jacobian import batched_jacobian, check_latents, output_size, resolve_mode, tangent_bytes
 from jaxlatent.analysis.linalg import singular_values
-from jaxlatent.analysis.local_basis import svd_triplets
+from jaxlatent.analysis.local_basis import decomposition_bytes, svd_triplets
+from jaxlatent.parallel import Pieces, auto_chunk_size, map_batched, piece_size
 from jaxlatent.analysis.thresholds import ThresholdFn, noise_bulk, optimal_threshold, rank_tolerance
 
 __all__ = [
@@ -100,27 +101,26 @@ def jacobian_spectrum(f: Callable, z, keep: int | None = 0, *, mode: str = "auto
       the basis is the Local Basis (same sign convention as ``local_basis``).
     """
     z = check_latents(z, "jacobian_spectrum")
-    n = z.shape[0]
-    step = n if chunk_size is None else max(1, int(chunk_size))
-    starts = range(0, n, step)
-    if progress is not None:
-        starts = progress(starts)
-    values, bases, shape = [], [], None
-    for start in starts:
-        jac = jacobian(f, z[start:start + step], mode=mode, mesh=mesh, use_pmap=use_pmap)
-        shape = tuple(jac.shape[1:])
-        if keep == 0:
-            values.append(_spectrum(jac))
-        else:
-            lb = _svd(jac)
-            values.append(lb.singular_values)
-            bases.append(lb.basis if keep is None else lb.basis[..., :keep])
-    s_all = jnp.concatenate(values)
-    return s_all, (jnp.concatenate(bases) if bases else None), shape
+    n_out = output_size(f, z)
+    mode = resolve_mode(mode, z.shape[1], n_out)
+    jac = batched_jacobian(f, mode)
+    if chunk_size is None:
+        chunk_size = auto_chunk_size(decomposition_bytes(n_out, z.shape[1], z.dtype.itemsize), z.shape[0],
+                                     mesh=mesh, use_pmap=use_pmap)
+        # the Jacobian a few latents at a time (CPU caches), the decomposition on the whole chunk
+        jac = Pieces(jac, piece_size(tangent_bytes(f, z, mode), chunk_size, mesh=mesh, use_pmap=use_pmap))
+    decompose = jax.tree_util.Partial(_spectrum_rows, keep)
+    values, basis = map_batched((jac, decompose), z, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap,
+                                progress=progress)
+    return values, basis, (n_out, z.shape[1])
 
 
-_spectrum = jax.jit(singular_values)
-_svd = jax.jit(svd_triplets)     # the Local Basis's own SVD and sign convention
+def _spectrum_rows(keep, jac):
+    """Singular values of a chunk's Jacobians, and the leading ``keep`` left vectors (0: none)."""
+    if keep == 0:
+        return singular_values(jac), None
+    lb = svd_triplets(jac)             # the Local Basis's own SVD and sign convention
+    return lb.singular_values, (lb.basis if keep is None else lb.basis[..., :keep])
 
 
 def dimension_from_spectrum(singular_values: jax.Array, shape: tuple,
