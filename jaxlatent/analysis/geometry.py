@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import warnings
 from typing import Callable, NamedTuple
 
@@ -97,7 +98,7 @@ def _distance_hvp(distance: Callable, x0: jax.Array, shape) -> Callable:
 def _metric_operator(gf: Callable, distance: Callable | None, mse: bool, z1: jax.Array, shape) -> Callable:
     """``V (in, p) -> H V`` at one latent, matrix-free: ``J^T M (J V)`` by one linearised forward
     pass, the distance's Hessian-vector product and the transposed linear map; ``gf`` is the
-    per-sample flattened generator."""
+    per-sample flattened generator (LOBPCG's operator: its loop runs one latent at a time)."""
     x0, jvp_lin = jax.linearize(gf, z1)
     vjp_lin = jax.linear_transpose(jvp_lin, z1)
     if mse:
@@ -107,30 +108,42 @@ def _metric_operator(gf: Callable, distance: Callable | None, mse: bool, z1: jax
     return jax.vmap(lambda v: vjp_lin(m_apply(jvp_lin(v)))[0], in_axes=1, out_axes=1)
 
 
+def _batch_distance_hvp(distance: Callable, x0: jax.Array) -> Callable:
+    """``U (N, *image) -> M_n u_n`` for every sample at once: the directional derivative of the
+    gradient of ``sum_n distance(x0_n, x_n)`` at ``x = x0`` (samples independent)."""
+    grad = jax.grad(lambda x: jnp.sum(distance(x0, x)))
+    return lambda u: jax.jvp(grad, (x0,), (u,))[1]
+
+
+def _batch_metric_operator(g: Callable, distance: Callable | None, mse: bool, z: jax.Array) -> Callable:
+    """``V (N, in, p) -> H_n V_n`` at every latent of a batch, matrix-free, with the batch
+    linearised once and the columns of a block mapped over (never the samples; see
+    :func:`jaxlatent.analysis.spectral.batch_operators`)."""
+    x0, jvp_lin = jax.linearize(g, z)
+    vjp_lin = jax.linear_transpose(jvp_lin, z)
+    if mse:
+        m_apply = lambda u: u * (2.0 / math.prod(x0.shape[1:]))  # noqa: E731
+    else:
+        m_apply = _batch_distance_hvp(distance, x0)
+    return jax.vmap(lambda v: vjp_lin(m_apply(jvp_lin(v)))[0], in_axes=2, out_axes=2)
+
+
 def _krylov_rows(g, distance, mse, sizes, batch):
     """Top-k eigenpairs of H by the block Krylov solver, its rounds in one program."""
     z, key_data = batch
-    gf, shape = _flat(g), jax.eval_shape(g, z[:1]).shape[1:]
-
-    def one(z1, kd):
-        apply = _metric_operator(gf, distance, mse, z1, shape)
-        state = krylov_start(apply, z1.shape[0], z1.dtype, kd, *sizes)
-        return krylov_device_loop(apply, state, *sizes)
-
-    return _krylov_metric(sizes[0], jax.vmap(one)(z, key_data))
+    apply = _batch_metric_operator(g, distance, mse, z)
+    state = krylov_start(apply, z.shape[1], z.dtype, key_data, *sizes)
+    return _krylov_metric(sizes[0], krylov_device_loop(apply, state, *sizes))
 
 
 def _krylov_start_rows(g, distance, mse, sizes, batch):
     z, key_data = batch
-    gf, shape = _flat(g), jax.eval_shape(g, z[:1]).shape[1:]
-    return jax.vmap(lambda z1, kd: krylov_start(_metric_operator(gf, distance, mse, z1, shape), z1.shape[0],
-                                                z1.dtype, kd, *sizes))(z, key_data)
+    return krylov_start(_batch_metric_operator(g, distance, mse, z), z.shape[1], z.dtype, key_data, *sizes)
 
 
 def _krylov_step_rows(g, distance, mse, sizes, batch_state):
     (z, _), state = batch_state
-    gf, shape = _flat(g), jax.eval_shape(g, z[:1]).shape[1:]
-    return jax.vmap(lambda z1, st: krylov_step(_metric_operator(gf, distance, mse, z1, shape), st, *sizes))(z, state)
+    return krylov_step(_batch_metric_operator(g, distance, mse, z), state, *sizes)
 
 
 def _krylov_finish_rows(k, batch_state):
@@ -163,13 +176,10 @@ class _MetricMatrix:
         jac = batched_jacobian(self.g, self.mode)(z)                   # (n, out, in)
         if self.mse:
             mj = jac * (2.0 / jac.shape[1])
-        else:
-            x0 = jnp.reshape(self.g(z), (z.shape[0], -1))
-
-            def m_times(x1, jac1):
-                return jax.vmap(_distance_hvp(self.distance, x1, shape), in_axes=1, out_axes=1)(jac1)
-
-            mj = jax.vmap(m_times)(x0, jac)
+        else:   # M J column by column, every sample at once
+            hvp = _batch_distance_hvp(self.distance, self.g(z))
+            mj = jax.vmap(lambda col: jnp.reshape(hvp(jnp.reshape(col, (z.shape[0],) + shape)), (z.shape[0], -1)),
+                          in_axes=2, out_axes=2)(jac)
         h = jnp.swapaxes(jac, 1, 2) @ mj
         return 0.5 * (h + jnp.swapaxes(h, 1, 2))
 

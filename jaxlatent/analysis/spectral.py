@@ -35,7 +35,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxlatent.analysis.jacobian import check_latents, has_convolution, output_size, per_sample
+from jaxlatent.analysis.jacobian import check_latents, has_convolution, output_size
 from jaxlatent.parallel import HostLoop, auto_chunk_size, map_batched
 
 
@@ -56,11 +56,22 @@ class TopSingular(NamedTuple):
     converged: jax.Array
 
 
-def _operators(g, z1):
-    _, jvp_lin = jax.linearize(g, z1)
-    _, vjp_fn = jax.vjp(g, z1)
-    jmat = jax.vmap(jvp_lin, in_axes=1, out_axes=1)                 # (in, p) -> (out, p)
-    jtmat = jax.vmap(lambda c: vjp_fn(c)[0], in_axes=1, out_axes=1)  # (out, p) -> (in, p)
+def batch_operators(f: Callable, z: jax.Array):
+    """``J X`` and ``J^T Y`` at every latent of a batch, for blocks of vectors.
+
+    ``jmat(X (N, in, p)) -> (N, out, p)`` and ``jtmat(Y (N, out, p)) -> (N, in, p)``: the
+    batched ``f`` is linearised once at all of ``z`` (samples are independent, so row ``n`` of
+    its product with a batch of tangents is ``J_n x_n``) and the columns of a block are mapped
+    over, never the samples: the same program structure as
+    :func:`jaxlatent.analysis.jacobian.batched_jacobian` (whose vmap-over-samples predecessor
+    computed wrong Jacobians on XLA 0.10's CPU backend), and one fewer vmap level.
+    """
+    n = z.shape[0]
+    flat = lambda x: jnp.reshape(f(x), (n, -1))  # noqa: E731
+    _, jvp_lin = jax.linearize(flat, z)
+    _, vjp_fn = jax.vjp(flat, z)
+    jmat = jax.vmap(jvp_lin, in_axes=2, out_axes=2)
+    jtmat = jax.vmap(lambda c: vjp_fn(c)[0], in_axes=2, out_axes=2)
     return jmat, jtmat
 
 
@@ -77,11 +88,11 @@ def _ritz(k, basis, images):
 
 
 class KrylovState(NamedTuple):
-    """One latent's block Krylov iteration (every field batched on axis 0 under ``vmap``).
+    """The block Krylov iteration at N latents (every field batched on axis 0).
 
-    v: (in, basis) Ritz vectors, descending; av: (in, basis) their images ``A v``;
-    theta: (basis,) Ritz values; res: (basis,) relative residuals; worst: the largest of the top
-    k; rounds: rounds run; active: ``worst > tol`` and ``rounds < iters``.
+    v: (N, in, basis) Ritz vectors, descending; av: (N, in, basis) their images ``A v``;
+    theta: (N, basis) Ritz values; res: (N, basis) relative residuals; worst: (N,) the largest
+    of the top k; rounds: (N,) rounds run; active: (N,) ``worst > tol`` and ``rounds < iters``.
     """
 
     v: jax.Array
@@ -93,35 +104,9 @@ class KrylovState(NamedTuple):
     active: jax.Array
 
 
-def krylov_start(apply, n, dtype, key_data, k, block, basis, iters, tol) -> KrylovState:
-    """The first Rayleigh-Ritz of the iteration, on a block Krylov space of ``basis - block``
-    directions: a random block ``Q_0`` and ``Q_{i+1} = orth(A Q_i)`` against the blocks before.
-
-    Costs the same products as as many random directions, and starts closer: 14 -> 10 rounds
-    for k = 20 on a 512-wide mapping network.
-
-    apply: ``X (n, p) -> A X (n, p)`` for a symmetric positive semi-definite ``A`` (one latent).
-    """
-    keep = basis - block
-    q = jnp.linalg.qr(jax.random.normal(jax.random.wrap_key_data(key_data), (n, block), dtype))[0]
-    blocks, images = [], []
-    for _ in range(-(-keep // block)):
-        blocks.append(q)
-        images.append(apply(q))
-        if len(blocks) * block < keep:
-            prev = jnp.concatenate(blocks, axis=1)
-            q = _orthogonal_to(prev, images[-1])
-    k0 = jnp.concatenate(blocks, axis=1)[:, :keep]
-    theta, v, av, res = _ritz(k, k0, jnp.concatenate(images, axis=1)[:, :keep])
-    pad = lambda a: jnp.pad(a, ((0, 0), (0, block)))  # noqa: E731  (the state is (n, basis))
-    worst, rounds = jnp.max(res[:k]), jnp.asarray(0, jnp.int32)
-    return KrylovState(pad(v), pad(av), jnp.pad(theta, (0, block)), jnp.pad(res, (0, block)), worst, rounds,
-                       (worst > tol) & (rounds < iters))
-
-
 def _orthogonal_to(kept, r):
     """Orthonormal columns spanning ``r`` minus its part in span(kept) (kept orthonormal):
-    classical Gram-Schmidt twice, QR, once more against ``kept``, normalised."""
+    classical Gram-Schmidt twice, QR, once more against ``kept``, normalised (one latent)."""
     for _ in range(2):
         r = r - kept @ (kept.T @ r)
     q = jnp.linalg.qr(r)[0]
@@ -129,92 +114,121 @@ def _orthogonal_to(kept, r):
     return q / jnp.maximum(jnp.linalg.norm(q, axis=0), jnp.finfo(q.dtype).tiny)
 
 
-def krylov_step(apply, state: KrylovState, k, block, basis, iters, tol) -> KrylovState:
-    """One round: expand by the residuals of the ``block`` least converged of the top k, then
-    Rayleigh-Ritz on the kept Ritz vectors and the new block. A finished latent (``active``
-    false) is returned unchanged, so that its result does not depend on which others share its
-    batch under ``vmap``."""
-    v, av, theta, res = state.v, state.av, state.theta, state.res
+def krylov_start(apply, n_in, dtype, key_data, k, block, basis, iters, tol) -> KrylovState:
+    """The first Rayleigh-Ritz of the iteration at every latent, on a block Krylov space of
+    ``basis - block`` directions: a random block ``Q_0`` and ``Q_{i+1} = orth(A Q_i)`` against
+    the blocks before. Costs the same products as as many random directions, and starts closer:
+    14 -> 10 rounds for k = 20 on a 512-wide mapping network.
+
+    apply: ``X (N, in, p) -> A X (N, in, p)``, ``A`` symmetric positive semi-definite per
+    latent. key_data: (N, ...) one key per latent.
+    """
     keep = basis - block
-    pick = jnp.argsort(-res[:k])[:block]
-    r = jnp.take(av, pick, axis=1) - jnp.take(v, pick, axis=1) * theta[pick]
-    kept, kept_images = v[:, :keep], av[:, :keep]
-    q = _orthogonal_to(kept, r)
-    theta_n, v_n, av_n, res_n = _ritz(k, jnp.concatenate([kept, q], axis=1),
-                                      jnp.concatenate([kept_images, apply(q)], axis=1))
-    worst, rounds = jnp.max(res_n[:k]), state.rounds + 1
-    new = KrylovState(v_n, av_n, theta_n, res_n, worst, rounds, (worst > tol) & (rounds < iters))
+    draw = lambda kd: jnp.linalg.qr(jax.random.normal(jax.random.wrap_key_data(kd), (n_in, block), dtype))[0]  # noqa: E731
+    q = jax.vmap(draw)(key_data)
+    blocks, images = [], []
+    for _ in range(-(-keep // block)):
+        blocks.append(q)
+        images.append(apply(q))
+        if len(blocks) * block < keep:
+            q = jax.vmap(_orthogonal_to)(jnp.concatenate(blocks, axis=2), images[-1])
+    k0, ak0 = jnp.concatenate(blocks, axis=2)[..., :keep], jnp.concatenate(images, axis=2)[..., :keep]
+
+    def first(k0, ak0):
+        theta, v, av, res = _ritz(k, k0, ak0)
+        pad = lambda a: jnp.pad(a, ((0, 0), (0, block)))  # noqa: E731  (the state is (in, basis))
+        worst, rounds = jnp.max(res[:k]), jnp.asarray(0, jnp.int32)
+        return KrylovState(pad(v), pad(av), jnp.pad(theta, (0, block)), jnp.pad(res, (0, block)), worst,
+                           rounds, (worst > tol) & (rounds < iters))
+
+    return jax.vmap(first)(k0, ak0)
+
+
+def _expansion(state: KrylovState, k, block, basis):
+    """New directions at one latent: the residuals of the ``block`` least converged of the top
+    k, orthonormalised against the kept Ritz vectors."""
+    pick = jnp.argsort(-state.res[:k])[:block]
+    r = jnp.take(state.av, pick, axis=1) - jnp.take(state.v, pick, axis=1) * state.theta[pick]
+    return _orthogonal_to(state.v[:, :basis - block], r)
+
+
+def _absorb(state: KrylovState, q, aq, k, block, basis, iters, tol) -> KrylovState:
+    """Rayleigh-Ritz on the kept Ritz vectors and the new block at one latent; a finished
+    latent (``active`` false) is returned unchanged, so that its result does not depend on
+    which others share its batch."""
+    keep = basis - block
+    theta, v, av, res = _ritz(k, jnp.concatenate([state.v[:, :keep], q], axis=1),
+                              jnp.concatenate([state.av[:, :keep], aq], axis=1))
+    worst, rounds = jnp.max(res[:k]), state.rounds + 1
+    new = KrylovState(v, av, theta, res, worst, rounds, (worst > tol) & (rounds < iters))
     return jax.tree_util.tree_map(lambda a, b: jnp.where(state.active, a, b), new, state)
 
 
+def krylov_step(apply, state: KrylovState, k, block, basis, iters, tol) -> KrylovState:
+    """One round at every latent: expand by ``block`` residual directions, apply ``A`` to them
+    (one batched call), Rayleigh-Ritz."""
+    q = jax.vmap(lambda st: _expansion(st, k, block, basis))(state)
+    return jax.vmap(lambda st, q1, aq1: _absorb(st, q1, aq1, k, block, basis, iters, tol))(state, q, apply(q))
+
+
 def krylov_device_loop(apply, state: KrylovState, k, block, basis, iters, tol) -> KrylovState:
-    """Rounds of :func:`krylov_step` inside the compiled program (``lax.while_loop``)."""
-    return jax.lax.while_loop(lambda st: st.active,
+    """Rounds of :func:`krylov_step` inside the compiled program (``lax.while_loop``) until no
+    latent is active."""
+    return jax.lax.while_loop(lambda st: jnp.any(st.active),
                               lambda st: krylov_step(apply, st, k, block, basis, iters, tol), state)
 
 
 def _triplets(jmat, v, av, tol, iterations):
     """``s = ||J v||``, ``u = J v / s`` and the relative residual of ``J^T u = s v``, which is
-    ``(A v - s^2 v) / s`` with ``A v = J^T J v`` already at hand (``av``)."""
+    ``(A v - s^2 v) / s`` with ``A v = J^T J v`` already at hand (``av``); batched over latents."""
     y = jmat(v)
-    s = jnp.linalg.norm(y, axis=0)
-    order = jnp.argsort(-s)
-    s, y, v, av = s[order], y[:, order], v[:, order], av[:, order]
-    safe = jnp.maximum(s, jnp.finfo(s.dtype).tiny)
-    u = y / safe
-    res = jnp.max(jnp.linalg.norm(av / safe - v * s, axis=0) / safe)
-    return s, u, v, res, iterations, res <= tol
+
+    def one(y, v, av):
+        s = jnp.linalg.norm(y, axis=0)
+        order = jnp.argsort(-s)
+        s, y, v, av = s[order], y[:, order], v[:, order], av[:, order]
+        safe = jnp.maximum(s, jnp.finfo(s.dtype).tiny)
+        res = jnp.max(jnp.linalg.norm(av / safe - v * s, axis=0) / safe)
+        return s, y / safe, v, res
+
+    s, u, v, res = jax.vmap(one)(y, v, av)
+    return TopSingular(s, u, v, res, iterations, res <= tol)
 
 
-def _dense(g, z1, k, tol):
-    """Small latent spaces (``in <= basis``): the Jacobian itself, ``in`` products, and its SVD."""
-    jmat, jtmat = _operators(g, z1)
-    _, _, vt = jnp.linalg.svd(jmat(jnp.eye(z1.shape[0], dtype=z1.dtype)), full_matrices=False)
-    v = vt[:k].T
-    return _triplets(jmat, v, jtmat(jmat(v)), tol, jnp.asarray(0, jnp.int32))
-
-
-def _gram(g, z1):
-    jmat, jtmat = _operators(g, z1)
-    return lambda x: jtmat(jmat(x))
+def _gram(f, z):
+    jmat, jtmat = batch_operators(f, z)
+    return jmat, (lambda x: jtmat(jmat(x)))
 
 
 def _top_singular_rows(f, k, block, basis, iters, tol, dense, batch):
     """The whole solver in one program per chunk (the device loop)."""
     z, key_data = batch
-    g = per_sample(f)
-
-    def run(z1, kd):
-        if dense:
-            return _dense(g, z1, k, tol)
-        jmat, jtmat = _operators(g, z1)
-        apply = lambda x: jtmat(jmat(x))  # noqa: E731
-        state = krylov_start(apply, z1.shape[0], z1.dtype, kd, k, block, basis, iters, tol)
-        state = krylov_device_loop(apply, state, k, block, basis, iters, tol)
-        return _triplets(jmat, state.v[:, :k], state.av[:, :k], tol, state.rounds)
-
-    return TopSingular(*jax.vmap(run)(z, key_data))
+    jmat, apply = _gram(f, z)
+    if dense:   # small latent spaces (in <= basis): the Jacobian itself, in products, its SVD
+        eye = jnp.broadcast_to(jnp.eye(z.shape[1], dtype=z.dtype), (z.shape[0],) + (z.shape[1],) * 2)
+        _, _, vt = jnp.linalg.svd(jmat(eye), full_matrices=False)
+        v = jnp.swapaxes(vt[:, :k], 1, 2)
+        return _triplets(jmat, v, apply(v), tol, jnp.zeros(z.shape[0], jnp.int32))
+    sizes = (k, block, basis, iters, tol)
+    state = krylov_start(apply, z.shape[1], z.dtype, key_data, *sizes)
+    state = krylov_device_loop(apply, state, *sizes)
+    return _triplets(jmat, state.v[..., :k], state.av[..., :k], tol, state.rounds)
 
 
 # the host loop: three programs per chunk, the rounds driven from Python (parallel.HostLoop)
 def _start_rows(f, k, block, basis, iters, tol, batch):
     z, key_data = batch
-    g = per_sample(f)
-    return jax.vmap(lambda z1, kd: krylov_start(_gram(g, z1), z1.shape[0], z1.dtype, kd, k, block, basis,
-                                                iters, tol))(z, key_data)
+    return krylov_start(_gram(f, z)[1], z.shape[1], z.dtype, key_data, k, block, basis, iters, tol)
 
 
 def _step_rows(f, k, block, basis, iters, tol, batch_state):
     (z, _), state = batch_state
-    g = per_sample(f)
-    return jax.vmap(lambda z1, st: krylov_step(_gram(g, z1), st, k, block, basis, iters, tol))(z, state)
+    return krylov_step(_gram(f, z)[1], state, k, block, basis, iters, tol)
 
 
 def _finish_rows(f, k, tol, batch_state):
     (z, _), state = batch_state
-    g = per_sample(f)
-    return TopSingular(*jax.vmap(lambda z1, st: _triplets(_operators(g, z1)[0], st.v[:, :k], st.av[:, :k], tol,
-                                                          st.rounds))(z, state))
+    return _triplets(_gram(f, z)[0], state.v[..., :k], state.av[..., :k], tol, state.rounds)
 
 
 def krylov_active(state: KrylovState) -> jax.Array:
