@@ -140,17 +140,41 @@ def local_basis(f: Callable, z, k: int | None = None, *, mode: str = "auto", sol
     _check_k(k, n_out, z.shape[1], "local_basis")
     if solver not in SOLVERS:
         raise ValueError(f"local_basis: solver must be one of {SOLVERS}, found {solver!r}")
-    mode = resolve_mode(mode, z.shape[1], n_out)
+    decompose = jax.tree_util.Partial(svd_triplets if solver == "svd" else gram_triplets, k=k)
+    return decompose_jacobians(f, z, decompose, resolve_mode(mode, z.shape[1], n_out), chunk_size=chunk_size,
+                               mesh=mesh, use_pmap=use_pmap, progress=progress)
+
+
+def decompose_jacobians(f: Callable, z: jax.Array, decompose: Callable, mode: str, *,
+                        chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
+                        progress: bool | Callable = False):
+    """``decompose`` applied to the tap's Jacobians, chunk by chunk, as two compiled programs per
+    chunk (faster on CPU than one fused program).
+
+    With ``chunk_size=None`` the chunk holds :func:`decomposition_bytes` per latent
+    (:func:`jaxlatent.parallel.auto_chunk_size`) and, on CPU, the Jacobians are formed a few
+    latents at a time (:func:`jaxlatent.parallel.piece_size`) while the decomposition sees the
+    whole chunk. Shared by :func:`local_basis` and
+    :func:`jaxlatent.analysis.local_dimension.jacobian_spectrum`.
+
+    Args:
+      f: batched callable ``(N, in) -> (N, *out_shape)``.
+      z: ``(N, in)`` latents, checked.
+      decompose: ``(n, out, in) Jacobians -> pytree with leading axis n`` (hashable, e.g. a
+        ``jax.tree_util.Partial``).
+      mode: ``"fwd"`` or ``"rev"``.
+      chunk_size, mesh, use_pmap, progress: execution options (:func:`local_basis`).
+
+    Returns:
+      ``decompose``'s pytree, leading axis N.
+    """
     jac = batched_jacobian(f, mode)
     if chunk_size is None:
-        chunk_size = auto_chunk_size(decomposition_bytes(n_out, z.shape[1], z.dtype.itemsize), z.shape[0],
-                                     mesh=mesh, use_pmap=use_pmap)
-        # the Jacobian a few latents at a time (CPU caches), the SVD on the whole chunk
+        chunk_size = auto_chunk_size(decomposition_bytes(output_size(f, z), z.shape[1], z.dtype.itemsize),
+                                     z.shape[0], mesh=mesh, use_pmap=use_pmap)
         jac = Pieces(jac, piece_size(tangent_bytes(f, z, mode), chunk_size, mesh=mesh, use_pmap=use_pmap))
-    decompose = jax.tree_util.Partial(svd_triplets if solver == "svd" else gram_triplets, k=k)
-    # Jacobian and decomposition as two programs per chunk (faster on CPU than one fused program)
-    return map_batched((jac, decompose), z, chunk_size=chunk_size,
-                       mesh=mesh, use_pmap=use_pmap, progress=progress)
+    return map_batched((jac, decompose), z, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap,
+                       progress=progress)
 
 
 class LocalBasisTopK(NamedTuple):

@@ -27,10 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.jacobian import batched_jacobian, check_latents, output_size, resolve_mode, tangent_bytes
+from jaxlatent.analysis.jacobian import check_latents, output_size, resolve_mode
 from jaxlatent.analysis.linalg import singular_values
-from jaxlatent.analysis.local_basis import decomposition_bytes, svd_triplets
-from jaxlatent.parallel import Pieces, auto_chunk_size, map_batched, piece_size
+from jaxlatent.analysis.local_basis import decompose_jacobians, svd_triplets
 from jaxlatent.analysis.thresholds import ThresholdFn, noise_bulk, optimal_threshold, rank_tolerance
 
 __all__ = [
@@ -102,16 +101,9 @@ def jacobian_spectrum(f: Callable, z, keep: int | None = 0, *, mode: str = "auto
     """
     z = check_latents(z, "jacobian_spectrum")
     n_out = output_size(f, z)
-    mode = resolve_mode(mode, z.shape[1], n_out)
-    jac = batched_jacobian(f, mode)
-    if chunk_size is None:
-        chunk_size = auto_chunk_size(decomposition_bytes(n_out, z.shape[1], z.dtype.itemsize), z.shape[0],
-                                     mesh=mesh, use_pmap=use_pmap)
-        # the Jacobian a few latents at a time (CPU caches), the decomposition on the whole chunk
-        jac = Pieces(jac, piece_size(tangent_bytes(f, z, mode), chunk_size, mesh=mesh, use_pmap=use_pmap))
-    decompose = jax.tree_util.Partial(_spectrum_rows, keep)
-    values, basis = map_batched((jac, decompose), z, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap,
-                                progress=progress)
+    values, basis = decompose_jacobians(f, z, jax.tree_util.Partial(_spectrum_rows, keep),
+                                        resolve_mode(mode, z.shape[1], n_out), chunk_size=chunk_size,
+                                        mesh=mesh, use_pmap=use_pmap, progress=progress)
     return values, basis, (n_out, z.shape[1])
 
 
