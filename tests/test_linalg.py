@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis import (distortion, grassmann, local_basis, local_dimension, sampling, traversal,
-                                warpage)
+from jaxlatent.analysis import (distortion, geometry, grassmann, local_basis, local_dimension, sampling,
+                                traversal, warpage)
 from jaxlatent.analysis.linalg import after, qr_each, singular_values, unordered_lapack_calls
 
 LIMIT_S = 240
@@ -179,14 +179,17 @@ def _programs():
             b, formula="cosine")), (ab[0],)),
         "random_orthonormal": (sampling._haar, (key, 40, 6, (2, 8), f32)),
         "pca_basis": (warpage.pca_basis, (jax.random.normal(key, (16, 40)), 3)),
-        "singular_values": (local_dimension._spectrum, (jac,)),
-        "jacobian_spectrum svd": (local_dimension._svd, (jac,)),
+        "jacobian_spectrum values": (jax.jit(jax.tree_util.Partial(local_dimension._spectrum_rows, 0)), (jac,)),
+        "jacobian_spectrum svd": (jax.jit(jax.tree_util.Partial(local_dimension._spectrum_rows, 3)), (jac,)),
         "dimension_from_spectrum": (jax.jit(lambda s: local_dimension.dimension_from_spectrum(s, (40, 5))),
                                     (jnp.ones((4, 5)),)),
         "distortion far/near": (distortion._far_near, (ab[0], ab[1], "geodesic")),
         "distortion baseline": (distortion._random_baseline, (key, 8, 40, 6, f32, "geodesic")),
         "local_basis svd": (jax.jit(local_basis.svd_triplets), (jac,)),
         "local_basis gram": (jax.jit(local_basis.gram_triplets), (jac,)),
+        "metric krylov (rounds in the program)": (
+            jax.jit(jax.tree_util.Partial(geometry._krylov_rows, tap, None, True, (1, 1, 3, 5, 1e-4))),
+            ((z, jax.random.key_data(jax.random.split(key, 4))),)),
         "iterative traversal": (jax.jit(traversal.traversal_program(tap, "fwd", 1.0, 4, False, True, 3)),
                                 ((z, jnp.zeros(4, jnp.int32)),)),
     }
