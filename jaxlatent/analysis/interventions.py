@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlatent.analysis.jacobian import check_latents
-from jaxlatent.parallel import map_batched, pad_rows, split_callable
+from jaxlatent.parallel import map_batched, pad_rows
 
 KINDS = ("set", "shift", "scale")
 
