@@ -1,5 +1,6 @@
 """Linear and iterative curve traversal: straight lines for linear maps, circles on a sphere."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -72,3 +73,26 @@ def test_bad_arguments():
         iterative_traversal(f, jnp.zeros((1, 2)), 2, 1.0)
     with pytest.raises(ValueError, match="index must be an int"):
         iterative_traversal(f, jnp.zeros((2, 2)), np.zeros(3, int), 1.0)
+
+
+def test_host_loop_equals_the_steps_inside_the_program():
+    # a convolutional tap: on CPU, loop="auto" drives the steps from Python (one compiled step
+    # per call); the same arithmetic as the scan, split into other programs: float32 rounding
+    # of O(1) values carried over 8 steps, and the followed index must agree exactly
+    k = jax.random.normal(jax.random.key(8), (3, 2, 3, 3)) / 3.0
+
+    def tap(z):  # (N, 6) -> (N, 3, 3, 3)
+        x = jnp.tanh(jnp.tile(z, (1, 3))).reshape(-1, 2, 3, 3)
+        return jnp.tanh(jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",
+                                                     dimension_numbers=("NCHW", "OIHW", "NCHW")))
+
+    z = jax.random.normal(jax.random.key(9), (3, 6))
+    kwargs = dict(num_steps=16, num_frames=3, scale_by_singular_value=True, follow_basis=True)
+    dev = iterative_traversal(tap, z, jnp.asarray([0, 1, 2]), 0.5, loop="device", **kwargs)
+    host = iterative_traversal(tap, z, jnp.asarray([0, 1, 2]), 0.5, loop="host", **kwargs)
+    np.testing.assert_array_equal(np.asarray(host.index), np.asarray(dev.index))
+    np.testing.assert_allclose(np.asarray(host.path), np.asarray(dev.path), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.asarray(host.values), np.asarray(dev.values), atol=1e-5, rtol=0)
+    # the host loop with the chunk split: the halves of a curve stay together
+    split = iterative_traversal(tap, z, jnp.asarray([0, 1, 2]), 0.5, loop="host", chunk_size=2, **kwargs)
+    np.testing.assert_allclose(np.asarray(split.path), np.asarray(dev.path), atol=1e-5, rtol=0)
