@@ -93,6 +93,11 @@ def _device_count(mesh: Mesh | None, use_pmap: bool) -> int:
     return jax.local_device_count() if use_pmap else 1
 
 
+def first_device(mesh: Mesh | None = None) -> jax.Device:
+    """The device whose platform and memory decide the defaults: the mesh's first, else JAX's."""
+    return mesh.devices.flat[0] if mesh is not None else jax.devices()[0]
+
+
 def auto_chunk_size(bytes_per_sample: int, n: int, *, mesh: Mesh | None = None,
                     use_pmap: bool = False) -> int:
     """The chunk size analyses use when ``chunk_size=None``.
@@ -114,7 +119,7 @@ def auto_chunk_size(bytes_per_sample: int, n: int, *, mesh: Mesh | None = None,
       The chunk size, an int in ``[1, max(n, device count)]``.
     """
     ndev = _device_count(mesh, use_pmap)
-    device = mesh.devices.flat[0] if mesh is not None else jax.devices()[0]
+    device = first_device(mesh)
     free = available_memory(device)
     budget = math.inf if free is None else MEMORY_SHARE * free * ndev
     if device.platform == "cpu":
@@ -143,7 +148,7 @@ def piece_size(work_bytes_per_sample: int, chunk: int, *, mesh: Mesh | None = No
       An int in ``[min(device count, chunk), chunk]``.
     """
     ndev = _device_count(mesh, use_pmap)
-    device = mesh.devices.flat[0] if mesh is not None else jax.devices()[0]
+    device = first_device(mesh)
     if device.platform != "cpu":
         return chunk
     rows = int(max(1, CPU_TANGENT_BYTES // max(1, int(work_bytes_per_sample))))
@@ -278,8 +283,8 @@ def _run_chunk(fn, x, mesh, use_pmap):
             state = _run_chunk(fn.step, (x, state), mesh, use_pmap)
         return _run_chunk(fn.finish, (x, state), mesh, use_pmap)
     if isinstance(fn, Pieces):         # one stage, a few rows at a time
-        n = jax.tree_util.tree_leaves(x)[0].shape[0]
-        rows = math.ceil(max(1, fn.rows) / _device_count(mesh, use_pmap)) * _device_count(mesh, use_pmap)
+        n, ndev = jax.tree_util.tree_leaves(x)[0].shape[0], _device_count(mesh, use_pmap)
+        rows = math.ceil(max(1, fn.rows) / ndev) * ndev
         if rows >= n:
             return _run_chunk(fn.fn, x, mesh, use_pmap)
         outs = []

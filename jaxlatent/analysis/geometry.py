@@ -118,7 +118,7 @@ def _batch_distance_hvp(distance: Callable, x0: jax.Array) -> Callable:
 def _batch_metric_operator(g: Callable, distance: Callable | None, mse: bool, z: jax.Array) -> Callable:
     """``V (N, in, p) -> H_n V_n`` at every latent of a batch, matrix-free, with the batch
     linearised once and the columns of a block mapped over (never the samples; see
-    :func:`jaxlatent.analysis.spectral.batch_operators`)."""
+    :func:`jaxlatent.analysis.jacobian.jvp_operator`)."""
     x0, jvp_lin = jax.linearize(g, z)
     vjp_lin = jax.linear_transpose(jvp_lin, z)
     if mse:

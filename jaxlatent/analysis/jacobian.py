@@ -53,15 +53,20 @@ def output_size(f: Callable, z: jax.Array) -> int:
     return math.prod(out.shape[1:])
 
 
+def _sub_jaxprs(eqn) -> list:
+    """The jaxprs an equation calls (``jit``, ``custom_jvp``, control flow), ``ClosedJaxpr``s opened."""
+    subs = [getattr(sub, "jaxpr", sub)
+            for param in eqn.params.values()
+            for sub in (param if isinstance(param, (tuple, list)) else (param,))]
+    return [sub for sub in subs if hasattr(sub, "eqns")]
+
+
 def _value_bytes(jaxpr) -> int:
-    """Bytes of every value a jaxpr computes, no reuse assumed. A call (``jit``, ``custom_jvp``,
-    control flow) counts as the values of its sub-jaxprs, whose outputs are its outputs."""
+    """Bytes of every value a jaxpr computes, no reuse assumed. A call counts as the values of
+    its sub-jaxprs, whose outputs are its outputs."""
     total = 0
     for eqn in jaxpr.eqns:
-        subs = [getattr(sub, "jaxpr", sub)                     # ClosedJaxpr -> Jaxpr
-                for param in eqn.params.values()
-                for sub in (param if isinstance(param, (tuple, list)) else (param,))]
-        subs = [sub for sub in subs if hasattr(sub, "eqns")]
+        subs = _sub_jaxprs(eqn)
         if subs:
             total += sum(_value_bytes(sub) for sub in subs)
             continue
@@ -76,11 +81,8 @@ def _primitives(jaxpr) -> set[str]:
     names = set()
     for eqn in jaxpr.eqns:
         names.add(eqn.primitive.name)
-        for param in eqn.params.values():
-            for sub in param if isinstance(param, (tuple, list)) else (param,):
-                inner = getattr(sub, "jaxpr", sub)
-                if hasattr(inner, "eqns"):
-                    names |= _primitives(inner)
+        for sub in _sub_jaxprs(eqn):
+            names |= _primitives(sub)
     return names
 
 
@@ -184,16 +186,22 @@ def jacobian(f: Callable, z, mode: str = "auto", *, chunk_size: int | None = Non
                        use_pmap=use_pmap, progress=progress)
 
 
+def _flat_batch(f: Callable, z: jax.Array) -> Callable:
+    n = z.shape[0]
+    return lambda x: jnp.reshape(f(x), (n, -1))
+
+
 def jvp_operator(f: Callable, z) -> Callable:
     """Matrix-free ``v -> J v`` at every latent (forward mode).
 
     z: (N, in). The returned function maps ``v: (N, in)`` or ``(N, in, p)``
-    to ``(N, out)`` or ``(N, out, p)``. The linearisation is computed once, so
-    repeated products cost one Jacobian-vector pass each.
+    to ``(N, out)`` or ``(N, out, p)``. The batched tap is linearised once at all of ``z``
+    (samples are independent, so row ``n`` of a product is ``J_n v_n``) and a block's columns
+    are mapped over, never the samples: the structure of :func:`batched_jacobian`. Repeated
+    products cost one Jacobian-vector pass each.
     """
     z = check_latents(z, "jvp_operator")
-    g = per_sample(f)
-    _, lin = jax.linearize(jax.vmap(g), z)
+    _, lin = jax.linearize(_flat_batch(f, z), z)
 
     def apply(v):
         if v.ndim == 3:
@@ -207,11 +215,10 @@ def vjp_operator(f: Callable, z) -> Callable:
     """Matrix-free ``u -> J^T u`` at every latent (reverse mode).
 
     z: (N, in). The returned function maps ``u: (N, out)`` or ``(N, out, p)``
-    to ``(N, in)`` or ``(N, in, p)``; the forward pass is stored once.
+    to ``(N, in)`` or ``(N, in, p)``; the batch's forward pass is stored once.
     """
     z = check_latents(z, "vjp_operator")
-    g = per_sample(f)
-    _, pull = jax.vjp(jax.vmap(g), z)
+    _, pull = jax.vjp(_flat_batch(f, z), z)
 
     def apply(u):
         if u.ndim == 3:

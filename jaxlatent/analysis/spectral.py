@@ -35,8 +35,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxlatent.analysis.jacobian import check_latents, has_convolution, output_size
-from jaxlatent.parallel import HostLoop, auto_chunk_size, map_batched
+from jaxlatent.analysis.jacobian import check_latents, has_convolution, jvp_operator, output_size, vjp_operator
+from jaxlatent.parallel import HostLoop, auto_chunk_size, first_device, map_batched
 
 
 class TopSingular(NamedTuple):
@@ -54,25 +54,6 @@ class TopSingular(NamedTuple):
     residual: jax.Array
     iterations: jax.Array
     converged: jax.Array
-
-
-def batch_operators(f: Callable, z: jax.Array):
-    """``J X`` and ``J^T Y`` at every latent of a batch, for blocks of vectors.
-
-    ``jmat(X (N, in, p)) -> (N, out, p)`` and ``jtmat(Y (N, out, p)) -> (N, in, p)``: the
-    batched ``f`` is linearised once at all of ``z`` (samples are independent, so row ``n`` of
-    its product with a batch of tangents is ``J_n x_n``) and the columns of a block are mapped
-    over, never the samples: the same program structure as
-    :func:`jaxlatent.analysis.jacobian.batched_jacobian` (whose vmap-over-samples predecessor
-    computed wrong Jacobians on XLA 0.10's CPU backend), and one fewer vmap level.
-    """
-    n = z.shape[0]
-    flat = lambda x: jnp.reshape(f(x), (n, -1))  # noqa: E731
-    _, jvp_lin = jax.linearize(flat, z)
-    _, vjp_fn = jax.vjp(flat, z)
-    jmat = jax.vmap(jvp_lin, in_axes=2, out_axes=2)
-    jtmat = jax.vmap(lambda c: vjp_fn(c)[0], in_axes=2, out_axes=2)
-    return jmat, jtmat
 
 
 def _ritz(k, basis, images):
@@ -196,7 +177,8 @@ def _triplets(jmat, v, av, tol, iterations):
 
 
 def _gram(f, z):
-    jmat, jtmat = batch_operators(f, z)
+    """``J X`` and ``J^T J X`` for blocks ``X (N, in, p)`` at every latent of the batch."""
+    jmat, jtmat = jvp_operator(f, z), vjp_operator(f, z)
     return jmat, (lambda x: jtmat(jmat(x)))
 
 
@@ -245,8 +227,7 @@ def resolve_loop(loop: str, f: Callable, z: jax.Array, mesh=None) -> str:
         raise ValueError(f"loop must be one of {LOOPS}, found {loop!r}")
     if loop != "auto":
         return loop
-    device = mesh.devices.flat[0] if mesh is not None else jax.devices()[0]
-    return "host" if device.platform == "cpu" and has_convolution(f, z) else "device"
+    return "host" if first_device(mesh).platform == "cpu" and has_convolution(f, z) else "device"
 
 
 def solver_sizes(k: int, n_in: int, n_out: int, block_size: int | None = None,
