@@ -80,42 +80,14 @@ def mse_distance(x0: jax.Array, x: jax.Array) -> jax.Array:
     return jnp.mean(diff * diff, axis=1)
 
 
-def _flat(g: Callable) -> Callable:
-    return lambda z1: jnp.reshape(g(z1[None])[0], (-1,))
-
-
-def _distance_hvp(distance: Callable, x0: jax.Array, shape) -> Callable:
-    """``u (out,) -> M u`` with ``M`` the Hessian of ``x -> distance(x0, x)`` at ``x0`` (flattened)."""
-    ref = jnp.reshape(x0, shape)[None]
-
-    def d1(xf):
-        return distance(ref, jnp.reshape(xf, shape)[None])[0]
-
-    grad = jax.grad(d1)
-    return lambda u: jax.jvp(grad, (x0,), (u,))[1]
-
-
-def _metric_operator(gf: Callable, distance: Callable | None, mse: bool, z1: jax.Array, shape) -> Callable:
-    """``V (in, p) -> H V`` at one latent, matrix-free: ``J^T M (J V)`` by one linearised forward
-    pass, the distance's Hessian-vector product and the transposed linear map; ``gf`` is the
-    per-sample flattened generator (LOBPCG's operator: its loop runs one latent at a time)."""
-    x0, jvp_lin = jax.linearize(gf, z1)
-    vjp_lin = jax.linear_transpose(jvp_lin, z1)
-    if mse:
-        m_apply = lambda u: u * (2.0 / x0.shape[0])  # noqa: E731
-    else:
-        m_apply = _distance_hvp(distance, x0, shape)
-    return jax.vmap(lambda v: vjp_lin(m_apply(jvp_lin(v)))[0], in_axes=1, out_axes=1)
-
-
-def _batch_distance_hvp(distance: Callable, x0: jax.Array) -> Callable:
+def _distance_hvp(distance: Callable, x0: jax.Array) -> Callable:
     """``U (N, *image) -> M_n u_n`` for every sample at once: the directional derivative of the
     gradient of ``sum_n distance(x0_n, x_n)`` at ``x = x0`` (samples independent)."""
     grad = jax.grad(lambda x: jnp.sum(distance(x0, x)))
     return lambda u: jax.jvp(grad, (x0,), (u,))[1]
 
 
-def _batch_metric_operator(g: Callable, distance: Callable | None, mse: bool, z: jax.Array) -> Callable:
+def _metric_operator(g: Callable, distance: Callable | None, mse: bool, z: jax.Array) -> Callable:
     """``V (N, in, p) -> H_n V_n`` at every latent of a batch, matrix-free, with the batch
     linearised once and the columns of a block mapped over (never the samples; see
     :func:`jaxlatent.analysis.jacobian.jvp_operator`)."""
@@ -124,26 +96,26 @@ def _batch_metric_operator(g: Callable, distance: Callable | None, mse: bool, z:
     if mse:
         m_apply = lambda u: u * (2.0 / math.prod(x0.shape[1:]))  # noqa: E731
     else:
-        m_apply = _batch_distance_hvp(distance, x0)
+        m_apply = _distance_hvp(distance, x0)
     return jax.vmap(lambda v: vjp_lin(m_apply(jvp_lin(v)))[0], in_axes=2, out_axes=2)
 
 
 def _krylov_rows(g, distance, mse, sizes, batch):
     """Top-k eigenpairs of H by the block Krylov solver, its rounds in one program."""
     z, key_data = batch
-    apply = _batch_metric_operator(g, distance, mse, z)
+    apply = _metric_operator(g, distance, mse, z)
     state = krylov_start(apply, z.shape[1], z.dtype, key_data, *sizes)
     return _krylov_metric(sizes[0], krylov_device_loop(apply, state, *sizes))
 
 
 def _krylov_start_rows(g, distance, mse, sizes, batch):
     z, key_data = batch
-    return krylov_start(_batch_metric_operator(g, distance, mse, z), z.shape[1], z.dtype, key_data, *sizes)
+    return krylov_start(_metric_operator(g, distance, mse, z), z.shape[1], z.dtype, key_data, *sizes)
 
 
 def _krylov_step_rows(g, distance, mse, sizes, batch_state):
     (z, _), state = batch_state
-    return krylov_step(_batch_metric_operator(g, distance, mse, z), state, *sizes)
+    return krylov_step(_metric_operator(g, distance, mse, z), state, *sizes)
 
 
 def _krylov_finish_rows(k, batch_state):
@@ -177,7 +149,7 @@ class _MetricMatrix:
         if self.mse:
             mj = jac * (2.0 / jac.shape[1])
         else:   # M J column by column, every sample at once
-            hvp = _batch_distance_hvp(self.distance, self.g(z))
+            hvp = _distance_hvp(self.distance, self.g(z))
             mj = jax.vmap(lambda col: jnp.reshape(hvp(jnp.reshape(col, (z.shape[0],) + shape)), (z.shape[0], -1)),
                           in_axes=2, out_axes=2)(jac)
         h = jnp.swapaxes(jac, 1, 2) @ mj
@@ -218,12 +190,10 @@ class _TopK:
 
     def __call__(self, batch):
         z, start = batch
-        gf = _flat(self.g)
-        shape = jax.eval_shape(self.g, z[:1]).shape[1:]
 
-        def one(z1, x_init):
-            apply = _metric_operator(gf, self.distance, self.mse, z1, shape)
-            theta, vecs, _ = lobpcg_standard(apply, x_init, m=self.iters, tol=self.tol)
+        def one(z1, x_init):   # LOBPCG's loop runs one latent at a time: a batch of one
+            h_times = _metric_operator(self.g, self.distance, self.mse, z1[None])
+            theta, vecs, _ = lobpcg_standard(lambda v: h_times(v[None])[0], x_init, m=self.iters, tol=self.tol)
             return theta, vecs
 
         vals, vecs = jax.vmap(one)(z, start)
