@@ -79,6 +79,11 @@ from jaxlatent.seeds import latents_from_seeds
 # spreading work over chunks and devices
 from jaxlatent.parallel import map_batched
 
+# checking the installation: versions, devices, batched Jacobians
+from jaxlatent.health import doctor, warn_if_faulty
+
+warn_if_faulty()  # one line when the installed jaxlib is a release with a known fault; computes nothing
+
 
 __all__ = [
     "__version__",
@@ -114,4 +119,6 @@ __all__ = [
     "latents_from_seeds",
     # spreading work
     "map_batched",
+    # checking the installation
+    "doctor",
 ]

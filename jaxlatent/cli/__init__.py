@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "jaxlatent.cli.run",        # run ANALYSIS (long runs into a resumable store)
     "jaxlatent.cli.report",     # report
     "jaxlatent.cli.demo",       # demo
+    "jaxlatent.cli.doctor",     # doctor (versions, devices, batched Jacobians)
 )
 
 

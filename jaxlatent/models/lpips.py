@@ -167,6 +167,7 @@ class LPIPS(nn.Module):
         terms = []
         for k, f in enumerate(feats):
             fx, fy = _unit(f[:n]), _unit(f[n:])
-            t = _Lin(f.shape[1], name=f"lin{k}")((fx - fy) ** 2)
+            d = fx - fy
+            t = _Lin(f.shape[1], name=f"lin{k}")(d * d)  # d * d, not ** 2: ops.normalize_2nd_moment
             terms.append(resize_bilinear(t, x.shape[2:]) if spatial else jnp.mean(t, axis=(1, 2, 3)))
         return LPIPSOutput(sum(terms[1:], terms[0]), tuple(terms))

@@ -335,8 +335,13 @@ def bias_act(x, b=None, dim: int = 1, act: str = "linear", alpha: float | None =
 
 
 def normalize_2nd_moment(x, axis: int = 1, eps: float = 1e-8):
-    """Pixel norm of the latent: ``x / sqrt(mean(x**2) + eps)`` along ``axis``; x's shape."""
-    return x * lax.rsqrt(jnp.mean(jnp.square(x), axis=axis, keepdims=True) + eps)
+    """Pixel norm of the latent: ``x / sqrt(mean(x**2) + eps)`` along ``axis``; x's shape.
+
+    The square is written ``x * x``: ``jnp.square`` (or ``x ** 2``) before the reduction makes
+    jaxlib 0.10.2's CPU backend miscompile ``jit(vmap(jacfwd))`` of the per-sample map
+    (docs/known-issues.md); the product is the same function and compiles correctly.
+    """
+    return x * lax.rsqrt(jnp.mean(x * x, axis=axis, keepdims=True) + eps)
 
 
 def fully_connected(x, weight, bias=None, activation: str = "linear", lr_multiplier: float = 1.0):
@@ -392,7 +397,7 @@ def modulated_conv2d(x, weight, styles, noise=None, up: int = 1, down: int = 1, 
     if demodulate:
         # sum_{i,k} (s_i w_oik)^2 = sum_i s_i^2 (sum_k w_oik^2)
         wsq = jnp.sum(jnp.square(weight.astype(x.dtype)), axis=(2, 3))  # (O, I)
-        dcoefs = lax.rsqrt(jnp.square(styles) @ wsq.T + 1e-8)  # (N, O)
+        dcoefs = lax.rsqrt((styles * styles) @ wsq.T + 1e-8)  # (N, O); x * x: normalize_2nd_moment
         x = x * dcoefs.reshape(n, -1, 1, 1)
     if noise is not None:
         x = x + noise.astype(x.dtype)
