@@ -40,6 +40,7 @@ __all__ = [
     "jacobian_spectrum",
     "dimension_from_spectrum",
     "local_dimension",
+    "numerical_rank",
     "summarize_dimensions",
     "layer_dimensions",
 ]
@@ -177,6 +178,19 @@ def local_dimension(f: Callable, z, rule="paper", *, mode: str = "auto",
     s, _, shape = jacobian_spectrum(f, z, keep=0, mode=mode, chunk_size=chunk_size, mesh=mesh,
                                     use_pmap=use_pmap, progress=progress)
     return dimension_from_spectrum(s, shape, rule)
+
+
+def numerical_rank(estimate: LocalDimension) -> np.ndarray:
+    """The numerical rank at each latent of an estimate made with any rule, for comparison.
+
+    Args:
+      estimate: a :class:`LocalDimension` (N latents).
+
+    Returns:
+      (N,) int, the count of singular values above ``estimate.tolerance``: ``rule="numerical"``.
+    """
+    s = np.asarray(estimate.singular_values)
+    return np.sum(s > np.asarray(estimate.tolerance)[..., None], axis=-1)
 
 
 def summarize_dimensions(dimension) -> LayerDimensions:
