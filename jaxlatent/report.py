@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from jaxlatent.analysis.distortion import distortion
 from jaxlatent.analysis.local_dimension import local_dimension
-from jaxlatent.analysis.thresholds import optimal_threshold, relative_threshold
+from jaxlatent.analysis.thresholds import threshold_rule
 from jaxlatent.report_page import ReportPage
 from jaxlatent.report_sections import (default_taps, default_traversal_taps, dimension_section,
                                        distortion_section, grassmann_distances, grassmann_section, label_batch,
@@ -70,9 +70,11 @@ class ReportOptions:
       class_idx: label of a conditional StyleGAN2 (required by one, refused by others).
       chunk_size: latents per compiled batch.
       seed: PRNG seed of the neighbours, random baselines and further sections.
-      rtol: when set, the local dimension counts singular values above ``rtol * s_1`` instead
-        of the Gavish-Donoho threshold (which reads a flat spectrum, e.g. a full-rank tap with
-        few inputs, as all noise).
+      rule: the local-dimension rule of the dimensions and of Distortion's ``k``
+        (:func:`jaxlatent.analysis.thresholds.threshold_rule`): ``"paper"`` (Gavish-Donoho,
+        ``omega(beta) * median`` of all singular values), ``"bulk"``, ``"numerical"`` or a
+        relative cut ``"rtol=R"`` (which counts a flat spectrum, e.g. a full-rank tap with few
+        inputs, that the Gavish-Donoho rule reads as all noise).
       quick: the further sections (:data:`SECTIONS`) run their small, seconds-long variant.
     """
 
@@ -93,7 +95,7 @@ class ReportOptions:
     class_idx: int | None = None
     chunk_size: int = 32
     seed: int = 0
-    rtol: float | None = None
+    rule: str = "paper"
     quick: bool = False
 
 
@@ -169,7 +171,7 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
         raise ValueError("report: n_latents must be >= 4 and n_grassmann >= 2, found "
                          f"{options.n_latents} and {options.n_grassmann}")
     label_batch(model, options, 1)  # a missing or refused class label stops before any work
-    threshold = optimal_threshold if options.rtol is None else relative_threshold(options.rtol)
+    rule = threshold_rule(options.rule)[0]         # an unknown rule stops before any work
     fns = {t: tap_fn(model, t, options) for t in taps + [t for t in trav_taps if t not in taps]}
     key = jax.random.PRNGKey(options.seed)
     pop_seeds = list(range(options.population_seed, options.population_seed + options.n_latents))
@@ -196,10 +198,10 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
         if quality:
             quality_section(page, quality)
         dims = steps.run("dimensions", lambda: {
-            t: local_dimension(fns[t], z_pop, threshold_fn=threshold, chunk_size=chunk) for t in taps})
+            t: local_dimension(fns[t], z_pop, rule, chunk_size=chunk) for t in taps})
         dimension_section(page, model, taps, dims, arrays, options)
         dist = steps.run("distortion", lambda: {
-            t: distortion(fns[t], z_pop, jax.random.fold_in(key, 1), threshold_fn=threshold, chunk_size=chunk)
+            t: distortion(fns[t], z_pop, jax.random.fold_in(key, 1), rule=rule, chunk_size=chunk)
             for t in taps})
         distortion_section(page, taps, dist, arrays)
         grass = steps.run("grassmann", lambda: grassmann_distances(fns, trav_taps, z_pop, options, key))

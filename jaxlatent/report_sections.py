@@ -18,8 +18,7 @@ import numpy as np
 from jaxlatent import viz
 from jaxlatent.analysis.grassmann import pairwise_grassmann
 from jaxlatent.analysis.local_basis import local_basis
-from jaxlatent.analysis.local_dimension import dimension_from_spectrum, summarize_dimensions
-from jaxlatent.analysis.thresholds import gavish_donoho_threshold
+from jaxlatent.analysis.local_dimension import numerical_rank, summarize_dimensions
 from jaxlatent.analysis.traversal import iterative_traversal
 from jaxlatent.analysis.warpage import warpage
 from jaxlatent.seeds import class_labels, latents_from_seeds
@@ -124,15 +123,25 @@ def quality_section(page, quality: dict):
     page.results["quality"] = quality
 
 
+_RULE_TEXT = {
+    "paper": "the Gavish-Donoho optimal hard threshold omega(beta) x the median of all singular values "
+             "(the paper's count), never below the numerical-rank tolerance",
+    "bulk": "the Gavish-Donoho threshold where the spectrum shows a Marchenko-Pastur noise bulk, the "
+            "numerical-rank tolerance elsewhere",
+    "numerical": "the numerical-rank tolerance s_1 x max(out, in) x eps (the numerical rank)",
+}
+
+
 def dimension_section(page, model, taps, dims, arrays, options):
     """Spectra and local dimensions: dims maps tap -> :class:`LocalDimension` over the population."""
-    rule = ("the combined rule: the Gavish-Donoho optimal hard threshold where the spectrum shows a "
-            "Marchenko-Pastur noise bulk, the numerical rank elsewhere" if options.rtol is None
-            else f"{options.rtol:g} times the largest (--rtol)")
+    rule = next(iter(dims.values())).rule if dims else options.rule
+    rtol = rule.removeprefix("rtol=")
+    text = _RULE_TEXT.get(rule) or (f"{rtol} times the largest (--rule {rtol})" if rule.startswith("rtol=")
+                                    else f"the threshold function {rule}")
     page.section("Jacobian spectra and local dimensions (Choi et al. 2022, Local Dimension Estimation)",
                  "Singular values of each tap's Jacobian with respect to z, over the population "
                  f"(mean and 5-95% band), normalised by the largest; the local dimension counts "
-                 f"the values above {rule} (docs/methods-local-dimension.md).")
+                 f"the values above {text} (docs/methods-local-dimension.md).")
     spectra = {}
     res = {}
     for t in taps:
@@ -145,11 +154,9 @@ def dimension_section(page, model, taps, dims, arrays, options):
                   "max_dimension": summary.max,
                   "mean_singular_values": s.mean(axis=0).tolist(),
                   "mean_threshold": float(np.mean(np.asarray(dims[t].threshold))),
-                  # which rule decided, and the paper-style count (Gavish-Donoho everywhere) beside it
-                  "noise_bulk_share": float(np.mean(np.asarray(dims[t].noise_bulk))),
-                  "gavish_donoho_mean": float(np.mean(np.asarray(dimension_from_spectrum(
-                      dims[t].singular_values, (int(np.prod(model.tap_shape(t))), int(model.z_dim)),
-                      gavish_donoho_threshold).dimension)))}
+                  # beside the count: every value above rounding, and where a noise bulk shows
+                  "numerical_rank_mean": float(np.mean(numerical_rank(dims[t]))),
+                  "noise_bulk_share": float(np.mean(np.asarray(dims[t].noise_bulk)))}
         arrays[f"singular_values/{t}"] = s.astype(np.float32)
         arrays[f"dimension/{t}"] = np.asarray(dims[t].dimension)
     viz.plot_spectra(spectra, page.path("spectra.png"), title="Jacobian spectra per tap (s / s_1)",
@@ -161,26 +168,24 @@ def dimension_section(page, model, taps, dims, arrays, options):
     page.figure("spectra.png", "Jacobian singular values per tap, normalised by the largest")
     page.figure("local_dimensions.png", "Estimated local dimension per tap")
     flat = [t for t in names if res[t]["mean_dimension"] < 1]
-    if flat and options.rtol is None:
-        page.text(f"Note: {', '.join(flat)} estimated below 1: their whole spectrum is one Marchenko-Pastur "
+    if flat and rule in ("paper", "bulk"):
+        page.text(f"Note: {', '.join(flat)} estimated below 1: their spectrum is flat or one Marchenko-Pastur "
                   "noise bulk (e.g. random weights), which the Gavish-Donoho rule reads as all noise. Rerun "
-                  "with --rtol (e.g. --rtol 0.01) to count singular values relative to the largest instead.")
+                  "with --rule numerical, or --rule 0.01 to count singular values above 1% of the largest.")
         page.results["warnings"] = page.results.get("warnings", []) + [
-            f"local dimension < 1 at {flat}: the spectrum is one noise bulk; try rtol"]
-    if options.rtol is None:
-        page.text("'bulk share': the fraction of latents whose spectrum shows a noise bulk, where the "
-                  "Gavish-Donoho threshold decides; elsewhere the numerical rank does (smoothly decaying "
-                  "spectra of trained networks have no bulk). 'GD count': the Gavish-Donoho rule applied "
-                  "everywhere, as the paper states it, for comparison.")
-    page.table(["tap", "out x in", "mean dim", "std", "median", "min", "max", "bulk share", "GD count",
-                "s_1 (mean)"],
+            f"local dimension < 1 at {flat}: the spectrum is flat or one noise bulk; try --rule numerical or 0.01"]
+    page.text(f"Reading: 'dim' is the local dimension by the {rule} rule; 'numerical rank' counts every "
+              "value above float rounding (the exact rank of a noiseless tap, near full on a trained "
+              "network); 'bulk share' is the fraction of latents whose spectrum shows a Marchenko-Pastur "
+              "noise bulk, where the Gavish-Donoho noise estimate rests on its own model.")
+    page.table(["tap", "out x in", "dim (mean)", "std", "median", "min", "max", "numerical rank",
+                "bulk share", "s_1 (mean)"],
                [[t, "x".join(map(str, res[t]["shape"])), res[t]["mean_dimension"], res[t]["std_dimension"],
                  res[t]["median_dimension"], res[t]["min_dimension"], res[t]["max_dimension"],
-                 res[t]["noise_bulk_share"], res[t]["gavish_donoho_mean"],
+                 res[t]["numerical_rank_mean"], res[t]["noise_bulk_share"],
                  res[t]["mean_singular_values"][0]] for t in names])
     page.results["local_dimension"] = res
-    page.results["local_dimension_rule"] = ("gavish-donoho on a noise bulk, numerical rank elsewhere"
-                                            if options.rtol is None else {"rtol": options.rtol})
+    page.results["local_dimension_rule"] = rule
 
 
 def distortion_section(page, taps, dist, arrays):
@@ -188,7 +193,9 @@ def distortion_section(page, taps, dist, arrays):
     page.section("Distortion (Choi et al. 2022, Local Dimension Estimation)",
                  "Mean geodesic distance between the estimated tangent spaces at distinct latents "
                  "over the mean distance to a neighbour 0.1 away (docs/methods-local-dimension.md); "
-                 "1 means tangent spaces vary no more across the space than next door.")
+                 "1 means tangent spaces vary no more across the space than next door. Each tangent "
+                 "space spans the top k Local Basis directions, k the median local dimension of the tap "
+                 "(the table above).")
     res = {}
     for t in taps:
         d = dist[t]

@@ -8,7 +8,9 @@ import pytest
 
 from jaxlatent.analysis.distortion import distortion, layer_distortions
 from jaxlatent.analysis.sampling import neighbours
+from jaxlatent.analysis.local_dimension import local_dimension
 from jaxlatent.analysis.thresholds import relative_threshold
+from test_local_dimension import _tanh_tap
 
 
 def _circle(a):
@@ -24,8 +26,7 @@ def _line_angle(t1, t2):
 def test_circle_closed_form(x64):
     a, eps, n = 1.3, 0.1, 12
     z = jax.random.normal(jax.random.PRNGKey(0), (n, 1))
-    res = distortion(_circle(a), z, jax.random.PRNGKey(1), k=1, eps=eps,
-                     threshold_fn=relative_threshold(1e-6))
+    res = distortion(_circle(a), z, jax.random.PRNGKey(1), k=1, eps=eps, rule=1e-6)
     t = a * np.asarray(z[:, 0])
     far = _line_angle(t[:, None], t[None]).sum() / (n * (n - 1))
     assert float(res.far) == pytest.approx(far, rel=1e-10)
@@ -38,7 +39,7 @@ def test_circle_closed_form(x64):
 def test_far_grows_with_curvature(x64):
     z = jax.random.normal(jax.random.PRNGKey(0), (10, 1))
     key, thr = jax.random.PRNGKey(1), relative_threshold(1e-6)
-    fars = [float(distortion(_circle(a), z, key, k=1, threshold_fn=thr).far) for a in (0.1, 0.3, 0.6)]
+    fars = [float(distortion(_circle(a), z, key, k=1, rule=thr).far) for a in (0.1, 0.3, 0.6)]
     assert fars[0] < fars[1] < fars[2]
 
 
@@ -61,7 +62,7 @@ def test_numpy_reference_on_a_warped_map(x64):
     f = lambda z: jnp.tanh(z @ w1.T) @ w2.T  # noqa: E731
     z = jnp.asarray(rng.normal(size=(5, 8)))
     key, k = jax.random.PRNGKey(3), 3
-    res = distortion(f, z, key, k=k, threshold_fn=relative_threshold(1e-8))
+    res = distortion(f, z, key, k=k, rule=relative_threshold(1e-8))
 
     def basis(x):
         jac = w2 @ np.diag(1 - np.tanh(w1 @ x) ** 2) @ w1
@@ -81,10 +82,24 @@ def test_numpy_reference_on_a_warped_map(x64):
     assert float(res.distortion) > 1.0
 
 
+def test_k_is_the_median_local_dimension_of_the_rule():
+    """k defaults to the median local dimension: the paper's count unless ``rule`` says otherwise
+    (on an exactly rank-40 tap of 64 inputs: about 24 by the median rule, 40 by the numerical)."""
+    f, z, key = _tanh_tap(40, jnp.float32), jax.random.normal(jax.random.key(5), (5, 64)), jax.random.PRNGKey(2)
+    for rule in ("paper", "numerical"):
+        res = distortion(f, z, key, rule=rule)
+        dims = np.asarray(local_dimension(f, z, rule).dimension)
+        np.testing.assert_array_equal(res.dimension, dims)
+        assert int(res.k) == int(np.floor(np.median(dims) + 0.5)), rule
+    assert int(res.k) == 40
+    with pytest.raises(ValueError, match="local dimension rule"):
+        distortion(f, z, key, rule="median")
+
+
 def test_layer_distortions_and_errors():
     fns = {"slow": _circle(0.2), "fast": _circle(1.0)}
     z = jax.random.normal(jax.random.PRNGKey(0), (6, 1))
-    res = layer_distortions(fns, z, jax.random.PRNGKey(1), k=1, threshold_fn=relative_threshold(1e-6))
+    res = layer_distortions(fns, z, jax.random.PRNGKey(1), k=1, rule=1e-6)
     assert list(res) == ["slow", "fast"] and float(res["slow"].far) < float(res["fast"].far)
     with pytest.raises(ValueError, match="N >= 2"):
         distortion(fns["slow"], z[:1], jax.random.PRNGKey(1), k=1)
@@ -100,6 +115,9 @@ def test_cli_distortion(monkeypatch, tmp_path):
     argv = ["distortion", "ckpt", "--taps", "w", "--seeds", "0-4", "--out", str(tmp_path)]
     assert run_cli(monkeypatch, argv) == 0
     res = json.loads((tmp_path / "results.json").read_text())
-    assert res["taps"]["w"]["k"] == 3 and res["taps"]["w"]["far"] < 1e-2
+    assert res["taps"]["w"]["k"] == 3 and res["taps"]["w"]["far"] < 1e-2 and res["rule"] == "paper"
+    assert run_cli(monkeypatch, argv + ["--rule", "numerical"]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["taps"]["w"]["k"] == 32 and res["rule"] == "numerical"
     assert np.load(tmp_path / "results.npz")["w/far_distances"].shape == (5, 5)
     assert (tmp_path / "distortion.png").exists()

@@ -196,7 +196,7 @@ def test_report_on_any_checkpoint(tmp_path, capsys, monkeypatch):
     (call,) = _calls_for(out)
     assert call["quick"] and call["classifier"] is None and call["truncation_psi"] == 0.9
     res = json.loads((out / "results.json").read_text())
-    assert res["local_dimension_rule"] == {"rtol": 0.01}
+    assert res["local_dimension_rule"] == "rtol=0.01"
     s = np.load(out / "arrays.npz")["singular_values/w"]
     np.testing.assert_array_equal(np.load(out / "arrays.npz")["dimension/w"], (s > 0.01 * s[:, :1]).sum(1))
     assert res["model"]["config"]["z_dim"] == 8 and res["options"]["n_latents"] == 8
@@ -243,5 +243,5 @@ def test_report_on_a_fastgan(tmp_path, monkeypatch):
     assert res["local_dimension"]["init"]["mean_dimension"] < 1
     assert res["local_dimension"]["init"]["noise_bulk_share"] == 1.0
     assert "one noise bulk" in res["warnings"][0]
-    assert "--rtol" in (tmp_path / "report.html").read_text()
+    assert "--rule numerical" in (tmp_path / "report.html").read_text()
 

@@ -56,7 +56,7 @@ def test_local_dim_run_equals_in_memory_call(model, tmp_path):
     # shapes, so a few float32 ulps (singular values ~1)
     np.testing.assert_allclose(got["singular_values"], want.singular_values, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(got["dimension"], want.dimension)
-    assert res.manifest["options"] == {"tap": "w", "truncation_psi": None}
+    assert res.manifest["options"] == {"tap": "w", "rule": "paper", "truncation_psi": None}
     assert res.summary["complete"] and res.summary["latents"] == 45
     hist = res.summary["local_dimension"]["histogram"]
     assert sum(hist.values()) == 45
@@ -69,6 +69,15 @@ def test_local_dim_run_equals_in_memory_call(model, tmp_path):
         want = np.percentile(s, q, axis=0, method="inverted_cdf")
         keep = want > 1e-11
         np.testing.assert_allclose(np.asarray(res.summary["spectrum"][f"p{q}"])[keep], want[keep], rtol=0.024)
+
+
+def test_local_dim_run_takes_the_rule(model, tmp_path):
+    res = run("local-dim", model, 6, tmp_path / "r", chunk_size=6, options={"rule": "0.01"}, progress=False)
+    assert res.manifest["options"]["rule"] == "rtol=0.01"
+    want = local_dimension(model.fn("w"), latents_from_seeds(range(6), 8), 0.01)
+    np.testing.assert_array_equal(np.asarray(res["dimension"]), want.dimension)
+    with pytest.raises(RunError, match="option rule"):
+        run("local-dim", model, 6, tmp_path / "bad", options={"rule": "median"}, progress=False)
 
 
 def test_local_basis_run_with_options_and_lazy_reads(model, tmp_path):

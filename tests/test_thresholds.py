@@ -1,6 +1,8 @@
 """Spectrum thresholds: Gavish-Donoho constants, the Marchenko-Pastur tables, the noise-bulk test,
 the numerical-rank tolerance, and the combined rule on matrices of known rank."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 from jaxlatent.analysis.local_dimension import dimension_from_spectrum
 from jaxlatent.analysis.thresholds import (_marchenko_pastur_table, gavish_donoho_threshold, marchenko_pastur_median,
                                            noise_bulk, optimal_coefficient, optimal_coefficient_approx,
-                                           optimal_threshold, rank_tolerance)
+                                           optimal_threshold, rank_tolerance, relative_threshold, threshold_rule)
 from helpers import low_rank_plus_noise
 
 
@@ -56,7 +58,12 @@ def test_noise_bulk_on_shapes_of_spectra():
     for s in (decay, flat, deficient):
         assert not bool(jnp.any(noise_bulk(s, shape)))
     np.testing.assert_array_equal(dimension_from_spectrum(spiked, shape).dimension, 4)
-    np.testing.assert_array_equal(dimension_from_spectrum(decay, shape).dimension, m)   # above float32 rounding
+    np.testing.assert_array_equal(dimension_from_spectrum(decay, shape, "bulk").dimension, m)  # above rounding
+    # the paper's count on the smooth decay s_i = exp(-i / 8): the median is exp(-31.5 / 8) up to
+    # cosh(1 / 16), so tau = omega(1/2) * median and the count is the i with exp(-i / 8) > tau
+    tau = optimal_coefficient(0.5) * (np.exp(-31 / 8) + np.exp(-32 / 8)) / 2
+    assert float(gavish_donoho_threshold(decay, shape)[0]) == pytest.approx(tau, rel=1e-6)
+    np.testing.assert_array_equal(dimension_from_spectrum(decay, shape).dimension, math.ceil(-8 * np.log(tau)))
 
 
 def test_rank_tolerance_is_numpys_matrix_rank_rule(x64):
@@ -75,3 +82,34 @@ def test_thresholds_need_the_full_spectrum():
     for fn in (optimal_threshold, gavish_donoho_threshold, noise_bulk):
         with pytest.raises(ValueError, match="all 8 singular values"):
             fn(jnp.ones((2, 3)), (10, 8))
+
+
+def test_gavish_donoho_threshold_uses_the_median_of_all_values():
+    """The paper rule's median runs over all m values, values at rounding level included: on an
+    exactly rank-2 spectrum it is tiny, and local dimension's tolerance floor gives the rank."""
+    s = jnp.asarray([[10.0, 4.0] + [1e-9] * 6, [5.0, 4, 3, 2, 1, 0.5, 0.25, 0.0]], jnp.float32)
+    omega = optimal_coefficient(8 / 20)
+    np.testing.assert_allclose(gavish_donoho_threshold(s, (20, 8)), omega * np.median(np.asarray(s), axis=1),
+                               rtol=1e-6)
+    est = dimension_from_spectrum(s, (20, 8))
+    assert est.dimension.tolist() == [2, int(np.sum(np.asarray(s[1]) > omega * 1.5))]
+    assert float(est.threshold[0]) == float(est.tolerance[0])
+
+
+def test_threshold_rule_names():
+    assert threshold_rule("paper") == ("paper", gavish_donoho_threshold)
+    assert threshold_rule("bulk") == ("bulk", optimal_threshold)
+    assert threshold_rule("numerical") == ("numerical", rank_tolerance)
+    assert threshold_rule(optimal_threshold)[0] == "bulk"               # a named rule's own function
+    s = jnp.asarray([[4.0, 2.0, 0.5, 0.01]])
+    for spelled in (0.1, "0.1", "rtol=0.1", np.float32(0.1)):
+        name, fn = threshold_rule(spelled)
+        assert name == "rtol=0.1" and float(fn(s, (4, 4))[0]) == pytest.approx(0.4)
+    assert threshold_rule(threshold_rule(0.25)[0])[0] == "rtol=0.25"       # names round-trip
+    assert threshold_rule(relative_threshold(0.5))[0] == "threshold"
+    assert threshold_rule(lambda v, shape: v[..., 0])[0] == "<lambda>"
+    for bad in ("gd", "rtol=x", 0.0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="local dimension rule"):
+            threshold_rule(bad)
+    with pytest.raises(TypeError, match="local dimension rule"):
+        threshold_rule(None)

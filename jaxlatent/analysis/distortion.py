@@ -8,7 +8,8 @@ how well one global basis can serve every latent. The paper gives no formula; ou
 * at each latent ``z_i`` the estimated tangent space ``T_i`` of the tap is the span of the top
   ``k`` left singular vectors of its Jacobian (the Local Basis, Choi et al., ICLR 2022), with
   one ``k`` for the whole tap: by default the median of the population's estimated local
-  dimensions (:mod:`.local_dimension`);
+  dimensions (:mod:`.local_dimension`, the paper's Gavish-Donoho count unless ``rule`` says
+  otherwise);
 * ``far``: mean Grassmannian distance ``d(T_i, T_j)`` over all pairs ``i < j`` of the
   population (distant latents);
 * ``near``: mean ``d(T_i, T_i')`` with ``z_i' = z_i + eps * u_i``, ``u_i`` a random unit vector
@@ -36,7 +37,7 @@ from jaxlatent.analysis.grassmann import grassmann_distance, pairwise_grassmann
 from jaxlatent.analysis.linalg import after
 from jaxlatent.analysis.local_dimension import dimension_from_spectrum, jacobian_spectrum
 from jaxlatent.analysis.sampling import neighbours, random_orthonormal
-from jaxlatent.analysis.thresholds import ThresholdFn, optimal_threshold
+from jaxlatent.analysis.thresholds import threshold_rule
 
 __all__ = ["Distortion", "distortion", "layer_distortions"]
 
@@ -72,7 +73,7 @@ def _random_baseline(key, n_pairs: int, dim: int, k: int, dtype, metric: str):
 
 
 def distortion(f: Callable, z, key: jax.Array, k: int | None = None, eps: float = 0.1,
-               metric: str = "geodesic", threshold_fn: ThresholdFn = optimal_threshold, *,
+               metric: str = "geodesic", rule="paper", *,
                mode: str = "auto", chunk_size: int | None = None, baseline_pairs: int = 64) -> Distortion:
     """Distortion of the tap ``f`` over the latents ``z`` (Choi et al.'s metric; our formula, module doc).
 
@@ -87,7 +88,9 @@ def distortion(f: Callable, z, key: jax.Array, k: int | None = None, eps: float 
       eps: neighbour distance in the input space.
       metric: a metric of :func:`jaxlatent.analysis.grassmann.grassmann_distance` (``"geodesic"``:
         2-norm of the principal angles).
-      threshold_fn: the local-dimension rule (see :func:`jaxlatent.analysis.local_dimension.local_dimension`).
+      rule: the local-dimension rule that sets the default ``k`` (``"paper"``, ``"bulk"``,
+        ``"numerical"``, a relative cut ``rtol`` or a threshold function; see
+        :func:`jaxlatent.analysis.local_dimension.local_dimension`).
       mode, chunk_size: see :func:`jaxlatent.analysis.local_dimension.jacobian_spectrum`.
       baseline_pairs: Haar-random subspace pairs of the baseline.
 
@@ -98,9 +101,10 @@ def distortion(f: Callable, z, key: jax.Array, k: int | None = None, eps: float 
     z = jnp.asarray(z)
     if z.ndim != 2 or z.shape[0] < 2:
         raise ValueError(f"distortion needs latents of shape (N >= 2, z_dim), found shape {z.shape}")
+    threshold_rule(rule)            # an unknown rule stops before any Jacobian is computed
     k_near, k_base = jax.random.split(key)
     s, basis, shape = jacobian_spectrum(f, z, keep=k, mode=mode, chunk_size=chunk_size)
-    dims = dimension_from_spectrum(s, shape, threshold_fn).dimension
+    dims = dimension_from_spectrum(s, shape, rule).dimension
     m = min(shape)
     if k is None:
         k = int(min(max(math.floor(float(np.median(np.asarray(dims))) + 0.5), 1), m))
@@ -126,7 +130,7 @@ def _far_near(basis, basis_nb, metric):
 
 
 def layer_distortions(model_fns: Mapping[str, Callable], z, key: jax.Array, k: int | None = None,
-                      eps: float = 0.1, metric: str = "geodesic", threshold_fn: ThresholdFn = optimal_threshold, *,
+                      eps: float = 0.1, metric: str = "geodesic", rule="paper", *,
                       mode: str = "auto", chunk_size: int | None = None, baseline_pairs: int = 64,
                       progress: Callable | None = None) -> dict[str, Distortion]:
     """:func:`distortion` for each named tap on the same latents and key, as ``layer_dimensions`` does.
@@ -137,15 +141,16 @@ def layer_distortions(model_fns: Mapping[str, Callable], z, key: jax.Array, k: i
       model_fns: ``name -> f`` batched taps.
       z: (N, in) latents shared by every tap, N >= 2.
       key: PRNG key shared by every tap.
-      k, eps, metric, threshold_fn, mode, chunk_size, baseline_pairs: see :func:`distortion`.
+      k, eps, metric, rule, mode, chunk_size, baseline_pairs: see :func:`distortion`.
       progress: optional wrapper of the tap iteration (e.g. ``tqdm.tqdm``).
 
     Returns:
       ``name -> Distortion``, in the order given.
     """
+    threshold_rule(rule)
     items = list(model_fns.items())
     if progress is not None:
         items = progress(items)
-    return {name: distortion(fn, z, key, k, eps, metric, threshold_fn, mode=mode, chunk_size=chunk_size,
+    return {name: distortion(fn, z, key, k, eps, metric, rule, mode=mode, chunk_size=chunk_size,
                              baseline_pairs=baseline_pairs)
             for name, fn in items}

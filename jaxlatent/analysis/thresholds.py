@@ -1,23 +1,27 @@
-"""Where a singular-value spectrum stops being signal: numerical rank and Gavish-Donoho.
+"""Where a singular-value spectrum stops being signal: the local-dimension rules.
 
-Every rule here maps the spectra ``s: (..., m)`` of ``(out, in)`` matrices (``m = min(out, in)``,
-all ``m`` values, descending) to one threshold per matrix; the values above it count as signal.
-Local dimension (:mod:`jaxlatent.analysis.local_dimension`) combines two of them:
+Every threshold function here maps the spectra ``s: (..., m)`` of ``(out, in)`` matrices
+(``m = min(out, in)``, all ``m`` values, descending) to one threshold per matrix; the values
+above it count as signal. Local dimension (:mod:`jaxlatent.analysis.local_dimension`) picks one
+by name with :func:`threshold_rule`:
 
-* the numerical-rank tolerance ``s_1 * max(out, in) * eps`` of the spectrum's dtype
-  (:func:`rank_tolerance`, the rule of ``numpy.linalg.matrix_rank``): a value below it is float
-  rounding, never signal, and never sets the noise scale;
-* the optimal hard threshold for an unknown noise level (Gavish and Donoho, "The Optimal Hard
-  Threshold for Singular Values is 4/sqrt(3)", IEEE Trans. Inf. Theory 60(8), 2014, eq. (4)
-  and Section III.E): ``tau = omega(beta) * median(s)``, ``beta = m / max(out, in)``,
-  ``omega(beta) = lambda*(beta) / sqrt(mu_beta)`` with ``mu_beta`` the median of the
-  Marchenko-Pastur law. Its median estimate of the noise level assumes that the spectrum is a
-  noise bulk with a few signal values on top (the signal rank fixed while the matrix grows),
-  so it applies only where the spectrum shows such a bulk (:func:`noise_bulk`).
+* ``"paper"`` (the default, :func:`gavish_donoho_threshold`): the optimal hard threshold for an
+  unknown noise level (Gavish and Donoho, "The Optimal Hard Threshold for Singular Values is
+  4/sqrt(3)", IEEE Trans. Inf. Theory 60(8), 2014, eq. (4) and Section III.E),
+  ``tau = omega(beta) * median(s)`` with the median over **all** ``m`` values,
+  ``beta = m / max(out, in)``, ``omega(beta) = lambda*(beta) / sqrt(mu_beta)`` and ``mu_beta``
+  the median of the Marchenko-Pastur law: the count Choi et al.'s denoised local dimension uses;
+* ``"numerical"`` (:func:`rank_tolerance`): the numerical-rank tolerance
+  ``s_1 * max(out, in) * eps`` of the spectrum's dtype (the rule of ``numpy.linalg.matrix_rank``):
+  a value below it is float rounding. Every rule is floored by it: rounding never counts;
+* ``"bulk"`` (:func:`optimal_threshold`): Gavish-Donoho where the spectrum shows the
+  Marchenko-Pastur noise bulk its median estimate assumes (:func:`noise_bulk`), the numerical
+  rank elsewhere;
+* a relative cut ``rtol`` (:func:`relative_threshold`): values above ``rtol * s_1``.
 
 ``beta`` depends on shapes only, so omega and the Marchenko-Pastur tables are computed once in
-float64 outside any trace. ``docs/methods-local-dimension.md`` gives the combined rule with
-worked examples.
+float64 outside any trace. ``docs/methods-local-dimension.md`` gives the rules with worked
+examples.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ import numpy as np
 from scipy import integrate, optimize
 
 ThresholdFn = Callable[[jax.Array, tuple], jax.Array]
+
+#: The named local-dimension rules of :func:`threshold_rule`; the first is the default.
+RULES = ("paper", "bulk", "numerical")
 
 # Kolmogorov-Smirnov critical value at the 5% level is KS_COEFFICIENT / sqrt(count)
 KS_COEFFICIENT = 1.36
@@ -138,11 +145,13 @@ def _median_above_tolerance(s, tol):
 
 
 def gavish_donoho_threshold(singular_values: jax.Array, shape: tuple) -> jax.Array:
-    """The Gavish-Donoho optimal hard threshold for an unknown noise level, as the paper states it.
+    """The Gavish-Donoho optimal hard threshold for an unknown noise level: the ``"paper"`` rule.
 
-    ``omega(beta) * median`` (Gavish and Donoho 2014, Section III.E), the median taken over the
-    values above :func:`rank_tolerance` (rounding does not set the noise scale). It assumes a
-    noise bulk; :func:`optimal_threshold` applies it only where :func:`noise_bulk` finds one.
+    ``tau = omega(beta) * median(s)`` (Gavish and Donoho 2014, Section III.E), the median over
+    all ``m`` values as they state it. On an exactly rank-r spectrum with ``r < m / 2`` the
+    median is float rounding, so ``tau`` falls below :func:`rank_tolerance` and the tolerance
+    floor of local dimension gives the numerical rank; with ``r > m / 2`` the median is signal
+    and the rule undercounts (their model has ``r << m``; docs/methods-local-dimension.md).
 
     Args:
       singular_values: (..., m) every singular value of each matrix, ``m = min(shape)``.
@@ -152,9 +161,7 @@ def gavish_donoho_threshold(singular_values: jax.Array, shape: tuple) -> jax.Arr
       (...,) thresholds.
     """
     _, beta = _check_spectrum(singular_values, shape, "gavish_donoho_threshold")
-    s = -jnp.sort(-singular_values, axis=-1)
-    median, _ = _median_above_tolerance(s, rank_tolerance(s, shape))
-    return optimal_coefficient(beta) * median
+    return optimal_coefficient(beta) * jnp.median(singular_values, axis=-1)
 
 
 def noise_bulk(singular_values: jax.Array, shape: tuple) -> jax.Array:
@@ -185,6 +192,8 @@ def noise_bulk(singular_values: jax.Array, shape: tuple) -> jax.Array:
     """
     m, beta = _check_spectrum(singular_values, shape, "noise_bulk")
     s = -jnp.sort(-singular_values, axis=-1)
+    # the median of the values above rounding: with a value at rounding level (count < m) there
+    # is no bulk anyway, and the distance below then measures the values that are not rounding
     median, count = _median_above_tolerance(s, rank_tolerance(s, shape))
     tau = optimal_coefficient(beta) * median
     above = jnp.sum(s > tau[..., None], axis=-1)
@@ -204,10 +213,12 @@ def noise_bulk(singular_values: jax.Array, shape: tuple) -> jax.Array:
 
 
 def optimal_threshold(singular_values: jax.Array, shape: tuple) -> jax.Array:
-    """The combined rule of local dimension: Gavish-Donoho where there is a noise bulk, else rank.
+    """The ``"bulk"`` rule: Gavish-Donoho where the spectrum shows a noise bulk, else the numerical rank.
 
     :func:`gavish_donoho_threshold` where :func:`noise_bulk` holds, :func:`rank_tolerance`
-    elsewhere (every value that is not rounding then counts: the numerical rank).
+    elsewhere (every value that is not rounding then counts: the numerical rank). Exact on
+    exactly low-rank taps of any rank; on a trained network's smoothly decaying spectrum (no
+    bulk) it gives the numerical rank, near full.
 
     Args:
       singular_values: (..., m) every singular value of each matrix, ``m = min(shape)``.
@@ -235,3 +246,41 @@ def relative_threshold(rtol: float) -> ThresholdFn:
         return rtol * jnp.max(singular_values, axis=-1)
 
     return threshold
+
+
+def threshold_rule(rule) -> tuple[str, ThresholdFn]:
+    """The local-dimension rule ``rule`` as ``(name, threshold function)``.
+
+    Args:
+      rule: ``"paper"`` (:func:`gavish_donoho_threshold`), ``"bulk"`` (:func:`optimal_threshold`),
+        ``"numerical"`` (:func:`rank_tolerance`), a relative cut ``rtol`` in (0, 1) as a number,
+        a numeric string or ``"rtol=R"`` (:func:`relative_threshold`), or any threshold function
+        ``(singular_values (..., m), (out, in)) -> (...,)``.
+
+    Returns:
+      ``(name, fn)``: ``name`` is one of :data:`RULES`, ``"rtol=R"``, or for another function its
+      ``__name__`` (``"custom"`` without one); ``threshold_rule(name)`` gives the rule back for
+      every name but the last kind.
+    """
+    named = {"paper": gavish_donoho_threshold, "bulk": optimal_threshold, "numerical": rank_tolerance}
+    if isinstance(rule, str):
+        if rule in named:
+            return rule, named[rule]
+        text = rule[len("rtol="):] if rule.startswith("rtol=") else rule
+        try:
+            rtol = float(text)
+        except ValueError:
+            raise ValueError(f"local dimension rule: expected one of {list(RULES)}, a relative cut in (0, 1) "
+                             f"or a threshold function, found {rule!r}") from None
+        return threshold_rule(rtol)
+    if isinstance(rule, (int, float, np.floating, np.integer)) and not isinstance(rule, bool):
+        if not 0.0 < float(rule) < 1.0:
+            raise ValueError(f"local dimension rule: a relative cut rtol must lie in (0, 1), found {rule}")
+        return f"rtol={float(rule):g}", relative_threshold(float(rule))
+    if callable(rule):
+        for name, fn in named.items():
+            if rule is fn:
+                return name, fn
+        return getattr(rule, "__name__", "custom"), rule
+    raise TypeError(f"local dimension rule: expected one of {list(RULES)}, a relative cut in (0, 1) or a "
+                    f"threshold function, found {type(rule).__name__} {rule!r}")

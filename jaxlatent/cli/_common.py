@@ -41,6 +41,9 @@ Functions (stable API; other command modules import them):
   ``add_run_args(parser, *, seeds, out_help, out_default=None, prng, chunk_size)`` (the rest;
   for commands without a checkpoint, such as ``demo``).
 * ``add_metric_arg(parser, default="geodesic")``: ``--metric`` with ``choices=METRICS``.
+* ``add_rule_arg(parser, flag="--rule")``: the local-dimension rule (``paper``, ``bulk``,
+  ``numerical`` or a relative cut in (0, 1)), parsed to its name by ``rule_name(text)``
+  (``0.01`` -> ``rtol=0.01``).
 * ``load_model(args)``: ``jaxlatent.load(CKPT, which=...)``.
 * ``load_model_and_latents(args) -> Loaded(model, seeds, z)``: the model, the parsed seed list
   and ``z: (len(seeds), z_dim)`` float32; creates ``--out``.
@@ -69,10 +72,12 @@ from tqdm import tqdm
 
 import jaxlatent
 from jaxlatent.analysis.grassmann import METRICS
+from jaxlatent.analysis.thresholds import RULES, threshold_rule
 from jaxlatent.report_page import to_jsonable
 from jaxlatent.seeds import class_labels, latents_from_seeds, parse_seeds
 
-__all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "load_model",
+__all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "add_rule_arg",
+           "rule_name", "load_model",
            "load_model_and_latents", "model_options", "tap_fn", "check_taps", "split_list", "prng_key",
            "progress", "write_json"]
 
@@ -138,6 +143,24 @@ def add_metric_arg(parser: argparse.ArgumentParser, default: str = "geodesic") -
     """Add ``--metric`` restricted to the Grassmannian metrics of :mod:`jaxlatent.analysis.grassmann`."""
     parser.add_argument("--metric", default=default, choices=METRICS,
                         help=f"Grassmannian metric (default {default})")
+
+
+def rule_name(text: str) -> str:
+    """A local-dimension rule from the command line, checked and named (``0.01`` -> ``rtol=0.01``)."""
+    try:
+        return threshold_rule(text)[0]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_rule_arg(parser: argparse.ArgumentParser, flag: str = "--rule") -> None:
+    """Add the local-dimension rule (:func:`jaxlatent.analysis.thresholds.threshold_rule`), default ``paper``."""
+    parser.add_argument(flag, dest="rule", type=rule_name, default=RULES[0], metavar="RULE",
+                        help="local-dimension rule: paper (default: Gavish-Donoho, omega(beta) times the "
+                             "median of all singular values, never below the numerical-rank tolerance), bulk "
+                             "(Gavish-Donoho where the spectrum shows a noise bulk, the numerical rank "
+                             "elsewhere), numerical (the numerical rank), or a number R in (0, 1): values "
+                             "above R times the largest; see docs/methods-local-dimension.md")
 
 
 def load_model(args: argparse.Namespace):

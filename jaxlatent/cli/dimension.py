@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from jaxlatent import viz
 from jaxlatent.analysis.distortion import layer_distortions
-from jaxlatent.analysis.local_dimension import local_dimension, summarize_dimensions
+from jaxlatent.analysis.local_dimension import local_dimension, numerical_rank, summarize_dimensions
 from jaxlatent.cli import _common
 
 __all__ = ["register"]
@@ -24,12 +24,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "local-dim", help="local dimension of each tap over a population of latents "
                           "(Choi et al. 2022, Local Dimension Estimation)",
-        description="Estimate the local dimension (rank of the tap Jacobian: the Gavish-Donoho "
-                    "optimal hard threshold where the spectrum shows a noise bulk, the numerical rank "
-                    "elsewhere) at each latent, and summarise it per tap "
-                    "(Choi et al. 2022, Local Dimension Estimation).")
+        description="Estimate the local dimension (singular values of the tap Jacobian above the "
+                    "Gavish-Donoho optimal hard threshold, omega(beta) times the median singular value, "
+                    "never below the numerical-rank tolerance; --rule for the others) at each latent, "
+                    "and summarise it per tap (Choi et al. 2022, Local Dimension Estimation).")
     _common.add_model_args(p, prng=False)
     _taps_arg(p)
+    _common.add_rule_arg(p)
     p.set_defaults(func=run_local_dim)
 
     p = subparsers.add_parser(
@@ -41,9 +42,11 @@ def register(subparsers) -> None:
     _common.add_model_args(p)
     _taps_arg(p)
     p.add_argument("--k", type=int, default=None,
-                   help="tangent-space dimension (default: median estimated local dimension per tap)")
+                   help="tangent-space dimension (default: median estimated local dimension per tap, "
+                        "by --rule)")
     p.add_argument("--eps", type=float, default=0.1, help="neighbour distance in latent space (default 0.1)")
     _common.add_metric_arg(p)
+    _common.add_rule_arg(p)
     p.set_defaults(func=run_distortion)
 
 
@@ -67,31 +70,33 @@ def run_local_dim(args) -> int:
     fns, seeds, z = _setup(args)
     table, arrays, spectra = {}, {}, {}
     for name, fn in tqdm(fns.items(), desc="local-dim", unit="tap"):
-        est = local_dimension(fn, z, chunk_size=args.chunk_size)
+        est = local_dimension(fn, z, args.rule, chunk_size=args.chunk_size)
         summary = summarize_dimensions(est.dimension)
+        s = np.asarray(est.singular_values)
         table[name] = {k: v for k, v in summary._asdict().items() if k != "dimension"}
-        arrays[f"{name}/dimension"] = np.asarray(est.dimension)
-        arrays[f"{name}/threshold"] = np.asarray(est.threshold)
-        arrays[f"{name}/singular_values"] = np.asarray(est.singular_values)
-        spectra[name] = np.asarray(est.singular_values)
+        table[name]["numerical_rank_mean"] = float(np.mean(numerical_rank(est)))
+        table[name]["noise_bulk_share"] = float(np.mean(np.asarray(est.noise_bulk)))
+        for field, value in est.arrays().items():
+            arrays[f"{name}/{field}"] = np.asarray(value)
+        spectra[name] = s
     np.savez_compressed(os.path.join(args.out, "results.npz"), seeds=np.asarray(seeds), **arrays)
     _common.write_json(os.path.join(args.out, "results.json"), {
         "analysis": "local_dimension", "checkpoint": args.checkpoint, "seeds": seeds,
-        "truncation_psi": args.truncation_psi,
-        "threshold": "Gavish-Donoho optimal hard threshold on a noise bulk, numerical rank elsewhere",
-        "taps": table})
+        "truncation_psi": args.truncation_psi, "rule": args.rule, "taps": table})
     names = list(table)
     means = np.array([table[n]["mean"] for n in names])
     stds = np.array([table[n]["std"] for n in names])
     viz.plot_lines(range(len(names)), {"mean": means, "median": [table[n]["median"] for n in names]},
-                   os.path.join(args.out, "local_dimension.png"), title="local dimension per tap",
+                   os.path.join(args.out, "local_dimension.png"), title=f"local dimension per tap (rule {args.rule})",
                    ylabel="estimated local dimension", bands={"mean": (means - stds, means + stds)},
                    xticklabels=names)
     viz.plot_spectra(spectra, os.path.join(args.out, "spectra.png"), title="tap Jacobian singular values")
+    print(f"local dimension, rule {args.rule}; numerical rank and noise-bulk share beside it")
     for n in names:
         t = table[n]
         print(f"{n:>16s}  mean {t['mean']:7.2f}  std {t['std']:6.2f}  median {t['median']:6.1f}  "
-              f"range [{t['min']}, {t['max']}]")
+              f"range [{t['min']}, {t['max']}]  numerical rank {t['numerical_rank_mean']:6.2f}  "
+              f"bulk share {t['noise_bulk_share']:.2f}")
     print(f"wrote {args.out}/results.json, results.npz, local_dimension.png, spectra.png")
     return 0
 
@@ -99,7 +104,7 @@ def run_local_dim(args) -> int:
 def run_distortion(args) -> int:
     fns, seeds, z = _setup(args)
     results = layer_distortions(fns, z, _common.prng_key(args), k=args.k, eps=args.eps, metric=args.metric,
-                                chunk_size=args.chunk_size,
+                                rule=args.rule, chunk_size=args.chunk_size,
                                 progress=lambda it: tqdm(it, desc="distortion", unit="tap"))
     table, arrays = {}, {}
     for name, res in results.items():
@@ -112,7 +117,7 @@ def run_distortion(args) -> int:
     _common.write_json(os.path.join(args.out, "results.json"), {
         "analysis": "distortion", "checkpoint": args.checkpoint, "seeds": seeds,
         "truncation_psi": args.truncation_psi, "eps": args.eps, "metric": args.metric,
-        "seed": args.seed, "taps": table})
+        "rule": args.rule if args.k is None else None, "seed": args.seed, "taps": table})
     names = list(table)
     viz.plot_bars(names, [float(table[n]["distortion"]) for n in names],
                   os.path.join(args.out, "distortion.png"), title="Distortion per tap (far / near)",

@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 
 
 def add_report_args(p: argparse.ArgumentParser) -> None:
-    """The report's own options (``--taps``, ``--n``, ``--rtol``, ``--quick``...)."""
+    """The report's own options (``--taps``, ``--n``, ``--rule``, ``--quick``...)."""
     p.add_argument("--taps", default=None, metavar="LIST",
                    help="comma-separated taps to analyse (default: mapping layers, w and small "
                         "feature maps; see docs/taps.md)")
@@ -45,9 +45,9 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=None,
                    help=f"population size N, latents of seeds {ReportOptions.population_seed}.. (default "
                         f"{ReportOptions.n_latents}; --quick {QUICK.n_latents})")
-    p.add_argument("--rtol", type=float, default=None, metavar="R",
-                   help="local dimension = singular values above rtol * s_1 (default: Gavish-Donoho "
-                        "optimal hard threshold)")
+    _common.add_rule_arg(p)
+    p.add_argument("--rtol", dest="rule", type=_common.rule_name, metavar="R", default=argparse.SUPPRESS,
+                   help="the same as --rule R: local dimension = singular values above R * s_1")
     p.add_argument("--quick", action="store_true",
                    help="a small report in seconds, every section in its quick variant (smoke runs, tests)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -72,10 +72,8 @@ def report_options(args: argparse.Namespace) -> ReportOptions:
         change["seed"] = args.seed
     if args.chunk_size is not None:
         change["chunk_size"] = args.chunk_size
-    if args.rtol is not None:
-        if not 0 < args.rtol < 1:
-            raise ValueError(f"--rtol must lie in (0, 1), found {args.rtol}")
-        change["rtol"] = args.rtol
+    if args.rule != opts.rule:
+        change["rule"] = args.rule
     return dataclasses.replace(opts, **change)
 
 
@@ -96,9 +94,12 @@ def run_and_print(model, args, source: str, classifier, quality, title: str) -> 
     dims = results["local_dimension"]
     print(f"{source}: {len(dims)} taps, {results['options']['n_latents']} latents, "
           f"{time.perf_counter() - t0:.1f} s")
+    print(f"  local dimension by the {results['local_dimension_rule']} rule (mean +- std), numerical rank "
+          f"(mean), Distortion with k the median local dimension")
     for tap, d in dims.items():
+        dist = results['distortion'][tap]
         print(f"  {tap:<22s} local dim {d['mean_dimension']:6.2f} +- {d['std_dimension']:.2f}   "
-              f"Distortion {results['distortion'][tap]['distortion']:.3f}")
+              f"numerical rank {d['numerical_rank_mean']:6.2f}   Distortion {dist['distortion']:.3f} (k {dist['k']})")
     print(f"wrote {os.path.join(args.out, 'report.html')} (results.json, arrays.npz, figures beside it)")
     return 0
 

@@ -16,6 +16,7 @@ from jaxlatent.analysis.geometry import METHODS, metric_tensor
 from jaxlatent.analysis.interventions import KINDS, intervention_probs, single_dim_grid
 from jaxlatent.analysis.local_basis import SOLVERS, local_basis
 from jaxlatent.analysis.local_dimension import local_dimension
+from jaxlatent.analysis.thresholds import RULES, threshold_rule
 from jaxlatent.digits import load_classifier
 from jaxlatent.parallel import map_batched
 from jaxlatent.runs.registry import TAP, TRUNC, Analysis, Option, execution, register, tap_fn, tap_jacobian_shape
@@ -59,14 +60,24 @@ def _local_dim_outputs(model, options):
 
 
 def _local_dim(model, z, options, keys, *, mesh=None):
-    res = local_dimension(tap_fn(model, options), z, **execution(local_dimension, z, mesh))
-    return res._asdict()
+    res = local_dimension(tap_fn(model, options), z, options["rule"], **execution(local_dimension, z, mesh))
+    return res.arrays()
+
+
+def rule(text) -> str:
+    """A local-dimension rule's name (``paper``, ``bulk``, ``numerical``, ``rtol=R``; ``0.01`` -> ``rtol=0.01``)."""
+    return threshold_rule(text)[0]
 
 
 register(Analysis(
     name="local-dim",
-    help="local dimension (Choi, Hwang, Cho and Kang 2022): Jacobian rank at the Gavish-Donoho threshold",
-    options=(TAP, TRUNC), outputs=_local_dim_outputs, compute=_local_dim,
+    help="local dimension (Choi, Hwang, Cho and Kang 2022): Jacobian singular values above the Gavish-Donoho "
+         "threshold (--rule for the others)",
+    options=(TAP, Option("rule", "--rule", rule, RULES[0],
+                         "paper (default: Gavish-Donoho, omega(beta) times the median singular value), bulk "
+                         "(Gavish-Donoho where the spectrum shows a noise bulk, else the numerical rank), "
+                         "numerical, or a relative cut R in (0, 1)"),
+             TRUNC), outputs=_local_dim_outputs, compute=_local_dim,
     spectrum="singular_values", dimension="dimension"))
 
 
