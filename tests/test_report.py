@@ -6,9 +6,7 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import subprocess
-import types
 
 import jax
 import numpy as np
@@ -20,41 +18,7 @@ import jaxlatent.report
 from jaxlatent.report import QUICK, ReportOptions, build_report, default_taps, latents
 from jaxlatent.digits import assets_dir
 
-# a few taps keep the test to a few compilations; the demo's own default is every mapping layer,
-# w and the small feature maps
-TAPS = "mapping.fc1,w,synthesis.b4"
-TRAVERSE = "w,synthesis.b4"
-
-
-# A further report section (jaxlatent.sections contract) that records how it was called.
-SECTION_CALLS: list[dict] = []
-
-
-def _add_section(page, model, *, quick, key, classifier, arrays, truncation_psi, progress):
-    SECTION_CALLS.append(dict(out=page.out_dir, model=model, quick=quick, key=key, classifier=classifier,
-                              truncation_psi=truncation_psi, progress=progress))
-    page.section("A further section (Author et al. 2024)", "what it shows")
-    page.results["fake"] = {"answer": 42}
-    arrays["fake/values"] = np.arange(3)
-
-
-FAKE_SECTION = types.ModuleType("jaxlatent.sections.fake")
-FAKE_SECTION.add_section = _add_section
-
-
-def _calls_for(out):
-    return [c for c in SECTION_CALLS if c["out"] == str(out)]
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(jaxlatent.report, "SECTIONS", jaxlatent.report.SECTIONS + (FAKE_SECTION,))
-        rc = jaxlatent.cli.main(["demo", "--quick", "--no-progress", "--out", str(out),
-                                 "--taps", TAPS, "--traversal-taps", TRAVERSE, "--seed", "7"])
-    assert rc == 0
-    return out
+from report_fixtures import FAKE_SECTION, NO_CHROMIUM, TAPS, TRAVERSE, calls_for as _calls_for, chromium
 
 
 def _images(html: str) -> list[str]:
@@ -114,7 +78,7 @@ def test_demo_runs_the_further_sections_quick(demo_dir):
     res = json.loads((demo_dir / "results.json").read_text())
     for module in jaxlatent.report.SECTIONS:
         assert jaxlatent.report.section_name(module) in res["timings_s"]
-    assert res["fake"] == {"answer": 42} and list(res["timings_s"])[-1] == "fake"
+    assert res["fake"] == {"answer": 42} and list(res["timings_s"])[-2:] == ["fake", "explorer"]
     np.testing.assert_array_equal(np.load(demo_dir / "arrays.npz")["fake/values"], np.arange(3))
     html = (demo_dir / "report.html").read_text()
     assert html.index("Local Basis traversals") < html.index("A further section (Author et al. 2024)")
@@ -135,20 +99,11 @@ def test_report_numbers_equal_the_library(demo_dir):
                                jaxlatent.pairwise_grassmann(bases), atol=2e-4)
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 def test_report_renders_in_chromium(demo_dir, tmp_path):
     """Every image and plot of report.html loads in a real browser (headless Chromium)."""
-    browser = _chromium()
+    browser = chromium()
     if browser is None:
-        pytest.skip("Chromium is not installed (`make test` installs Debian's chromium package when "
-                    "it runs as root or with password-less sudo)")
+        pytest.skip(NO_CHROMIUM)
     html = (demo_dir / "report.html").read_text()
     n_img = len(_images(html))
     probe = ("<script>window.addEventListener('load', () => {"
