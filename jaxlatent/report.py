@@ -76,6 +76,7 @@ class ReportOptions:
         of the Gavish-Donoho threshold (which reads a flat spectrum, e.g. a full-rank tap with
         few inputs, as all noise).
       quick: the further sections (:data:`SECTIONS`) run their small, seconds-long variant.
+      explorer: write the interactive ``explorer.html`` (:mod:`jaxlatent.explorer`).
     """
 
     n_samples: int = 64
@@ -97,6 +98,7 @@ class ReportOptions:
     seed: int = 0
     rtol: float | None = None
     quick: bool = False
+    explorer: bool = True
 
 
 #: A small report for tests and smoke runs (seconds of compute on the digits model).
@@ -192,8 +194,8 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
                           "cpu_count": os.cpu_count(), "platform": platform.platform()}
     arrays: dict[str, np.ndarray] = {}
     steps = _Steps(["samples", "dimensions", "distortion", "grassmann"]
-                   + [f"traversal {t}" for t in trav_taps] + [section_name(m) for m in SECTIONS] + ["explorer"],
-                   progress)
+                   + [f"traversal {t}" for t in trav_taps] + [section_name(m) for m in SECTIONS]
+                   + (["explorer"] if options.explorer else []), progress)
     try:
         imgs = steps.run("samples", lambda: render(model, latents(range(options.n_samples), z_dim), options))
         samples_section(page, imgs, options)
@@ -222,9 +224,10 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
                 page, model, quick=options.quick, key=jax.random.fold_in(key, 100 + index),
                 classifier=classifier, arrays=arrays, truncation_psi=options.truncation_psi,
                 progress=progress))
-        results["explorer"] = steps.run("explorer", lambda: build_explorer(
-            page, model, options=options, seeds=options.traversal_seeds, traversals=traversals, arrays=arrays,
-            classifier=classifier, key=jax.random.fold_in(key, 99)))
+        if options.explorer:
+            results["explorer"] = steps.run("explorer", lambda: build_explorer(
+                page, model, options=options, seeds=options.traversal_seeds, traversals=traversals,
+                arrays=arrays, classifier=classifier, key=jax.random.fold_in(key, 99)))
     finally:
         steps.close()
     results["timings_s"] = steps.timings

@@ -15,6 +15,8 @@ import pytest
 import jaxlatent
 import jaxlatent.cli
 import jaxlatent.report
+from jaxlatent.cli import build_parser
+from jaxlatent.cli.report import report_options
 from jaxlatent.report import QUICK, ReportOptions, build_report, default_taps, latents
 from jaxlatent.digits import assets_dir
 
@@ -158,9 +160,20 @@ def test_report_on_any_checkpoint(tmp_path, capsys, monkeypatch):
     assert res["options"]["truncation_psi"] == 0.9 and res["options"]["chunk_size"] == 4
     assert res["fake"] == {"answer": 42} and "fake" in res["timings_s"]
     assert "classes_iterative" not in res["traversal"]["w"] and "quality" not in res
-    assert "local dim" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "local dim" in out_text and "explorer.html: " in out_text
+    # the explorer without a classifier: no labels, no controlling sets; w-space methods of a StyleGAN2
+    ids = [m["id"] for m in res["explorer"]["methods"]]
+    assert ids == ["lb_iterative_w", "lb_linear_w", "metric_z", "metric_w"] and res["explorer"]["within_budget"]
     for name in _images((out / "report.html").read_text()):
         assert (out / name).stat().st_size > 0
+
+
+def test_report_options_from_flags():
+    args = build_parser().parse_args(["demo", "--quick", "--no-explorer", "--n", "8"])
+    opts = report_options(args)
+    assert opts.explorer is False and opts.n_latents == 8 and opts.quick
+    assert report_options(build_parser().parse_args(["demo"])).explorer is True
 
 
 def test_report_errors_speak(tmp_path, capsys):
@@ -199,4 +212,8 @@ def test_report_on_a_fastgan(tmp_path, monkeypatch):
     assert res["local_dimension"]["init"]["noise_bulk_share"] == 1.0
     assert "one noise bulk" in res["warnings"][0]
     assert "--rtol" in (tmp_path / "report.html").read_text()
+    # the explorer of a 256x256 colour FastGAN: z only, frames downscaled to 128 and stored as JPEG
+    ex = res["explorer"]
+    assert [m["id"] for m in ex["methods"]] == ["lb_iterative_init", "lb_linear_init", "metric_z"]
+    assert ex["within_budget"] and "data:image/jpeg;base64," in (tmp_path / "explorer.html").read_text()
 

@@ -3,8 +3,9 @@
 It runs :func:`jaxlatent.report.build_report` (samples, Jacobian spectra and local dimensions,
 Distortion, Grassmannian distances and warpage, Local Basis traversals, then the sections of
 :mod:`jaxlatent.sections`) and writes ``report.html`` with its figures, ``results.json``,
-``arrays.npz`` and the interactive ``explorer.html`` (whose weight it prints). ``jaxlatent demo`` (:mod:`jaxlatent.cli.demo`) is the same on the shipped model;
-both take the options of :func:`add_report_args`.
+``arrays.npz`` and the interactive ``explorer.html`` (whose weight it prints). ``jaxlatent demo``
+(:mod:`jaxlatent.cli.demo`) is the same on the shipped model; both take the options of
+:func:`add_report_args`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
                         "optimal hard threshold)")
     p.add_argument("--quick", action="store_true",
                    help="a small report in seconds, every section in its quick variant (smoke runs, tests)")
+    p.add_argument("--no-explorer", action="store_true",
+                   help="do not write the interactive explorer.html (every method's directions side by side)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -72,6 +75,8 @@ def report_options(args: argparse.Namespace) -> ReportOptions:
         change["seed"] = args.seed
     if args.chunk_size is not None:
         change["chunk_size"] = args.chunk_size
+    if args.no_explorer:
+        change["explorer"] = False
     if args.rtol is not None:
         if not 0 < args.rtol < 1:
             raise ValueError(f"--rtol must lie in (0, 1), found {args.rtol}")
