@@ -292,7 +292,8 @@ def build_explorer(page, model, *, options, seeds, traversals: dict, arrays: dic
         rankings), its classifier (or None) and a PRNG key.
 
     Returns:
-      ``results["explorer"]``: methods, sizes, the page's weight in bytes and its budget.
+      ``results["explorer"]``: the methods (id, name, space, tap, strengths (L, D, S), ...),
+      the page's weight in bytes and its size budget.
     """
     z = np.asarray(traversals[next(iter(traversals))]["latents_z"]) if traversals else None
     if z is None:

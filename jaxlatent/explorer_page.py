@@ -157,7 +157,7 @@ class ExplorerPage:
         weight = os.path.getsize(path)
         budget = data["budget"] | {"page_bytes": weight}
         return {"file": "explorer.html", "bytes": weight, "seeds": self.seeds, "steps": self.steps,
-                "methods": [{k: m[k] for k in ("id", "name", "group", "space", "tap", "strength_name")}
+                "methods": [{k: m[k] for k in ("id", "name", "group", "space", "tap", "strength_name", "strengths")}
                             | {"directions": len(m["frames"][0])} for m in self.methods],
                 "budget": budget, "within_budget": weight <= budget["page_budget"]
                 and budget["largest_strip"] <= budget["strip_budget"]}
