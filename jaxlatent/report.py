@@ -4,7 +4,8 @@
 Distortion and Grassmannian distances of a set of taps over a population of latents, renders
 Local Basis traversals as image grids, adds the further sections listed in :data:`SECTIONS`
 (modules of :mod:`jaxlatent.sections`), and writes ``report.html`` (figures beside it),
-``results.json`` (every number shown) and ``arrays.npz`` (the raw spectra and distances).
+``results.json`` (every number shown), ``arrays.npz`` (the raw spectra and distances) and the
+interactive ``explorer.html`` (:mod:`jaxlatent.explorer`, every method's directions side by side).
 ``jaxlatent report CKPT --out DIR`` and ``jaxlatent demo`` (the shipped digits model) call it;
 the built-in sections are in :mod:`jaxlatent.report_sections`.
 
@@ -30,6 +31,7 @@ from tqdm import tqdm
 from jaxlatent.analysis.distortion import distortion
 from jaxlatent.analysis.local_dimension import local_dimension
 from jaxlatent.analysis.thresholds import threshold_rule
+from jaxlatent.explorer import build_explorer
 from jaxlatent.report_page import ReportPage
 from jaxlatent.report_sections import (default_taps, default_traversal_taps, dimension_section,
                                        distortion_section, grassmann_distances, grassmann_section, label_batch,
@@ -76,6 +78,7 @@ class ReportOptions:
         relative cut ``"rtol=R"`` (which counts a flat spectrum, e.g. a full-rank tap with few
         inputs, that the Gavish-Donoho rule reads as all noise).
       quick: the further sections (:data:`SECTIONS`) run their small, seconds-long variant.
+      explorer: write the interactive ``explorer.html`` (:mod:`jaxlatent.explorer`).
     """
 
     n_samples: int = 64
@@ -97,6 +100,7 @@ class ReportOptions:
     seed: int = 0
     rule: str = "paper"
     quick: bool = False
+    explorer: bool = True
 
 
 #: A small report for tests and smoke runs (seconds of compute on the digits model).
@@ -138,7 +142,8 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     """Run every analysis on ``model`` and write ``report.html``, ``results.json``, ``arrays.npz``.
 
     The built-in sections (samples, local dimensions, Distortion, Grassmannian distances and
-    warpage, Local Basis traversals) come first, then each module of :data:`SECTIONS`.
+    warpage, Local Basis traversals) come first, then each module of :data:`SECTIONS`, then the
+    explorer (:func:`jaxlatent.explorer.build_explorer`: ``explorer.html`` and ``explorer.npz``).
 
     Args:
       model: a loaded generator (:func:`jaxlatent.load`): StyleGAN2 or FastGAN.
@@ -191,7 +196,8 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
                           "cpu_count": os.cpu_count(), "platform": platform.platform()}
     arrays: dict[str, np.ndarray] = {}
     steps = _Steps(["samples", "dimensions", "distortion", "grassmann"]
-                   + [f"traversal {t}" for t in trav_taps] + [section_name(m) for m in SECTIONS], progress)
+                   + [f"traversal {t}" for t in trav_taps] + [section_name(m) for m in SECTIONS]
+                   + (["explorer"] if options.explorer else []), progress)
     try:
         imgs = steps.run("samples", lambda: render(model, latents(range(options.n_samples), z_dim), options))
         samples_section(page, imgs, options)
@@ -211,13 +217,19 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
                      "directions of one tap (rows: latent, direction; columns: from -sigma through "
                      "the latent itself, the middle column, to +sigma). Iterative: the paper's curve "
                      "traversal, which re-estimates the basis at every step. Linear: a straight line.")
+        traversals = {}
         for t in trav_taps:
-            steps.run(f"traversal {t}", lambda t=t: traversal_section(page, model, fns[t], t, options, z_dim, classifier))
+            traversals[t] = steps.run(f"traversal {t}", lambda t=t: traversal_section(
+                page, model, fns[t], t, options, z_dim, classifier))
         for index, module in enumerate(SECTIONS):
             steps.run(section_name(module), lambda module=module, index=index: module.add_section(
                 page, model, quick=options.quick, key=jax.random.fold_in(key, 100 + index),
                 classifier=classifier, arrays=arrays, truncation_psi=options.truncation_psi,
                 progress=progress))
+        if options.explorer:
+            results["explorer"] = steps.run("explorer", lambda: build_explorer(
+                page, model, options=options, seeds=options.traversal_seeds, traversals=traversals,
+                arrays=arrays, classifier=classifier, key=jax.random.fold_in(key, 99)))
     finally:
         steps.close()
     results["timings_s"] = steps.timings

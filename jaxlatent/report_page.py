@@ -27,6 +27,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 td, th { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 .meta { color: #666; font-size: 0.9em; }
+.link a { font-weight: 600; }
 """
 
 
@@ -61,11 +62,16 @@ class ReportPage:
         self.title = title
         self.subtitle = subtitle
         self._parts: list[str] = []
+        self._links: list[tuple[str, str]] = []
         self.results: dict[str, Any] = {}
 
     def path(self, name: str) -> str:
         """Where a file of the report lives (figures are written there by the caller)."""
         return os.path.join(self.out_dir, name)
+
+    def link(self, href: str, text: str) -> None:
+        """A link shown under the title (e.g. a page written beside this one)."""
+        self._links.append((href, text))
 
     def section(self, heading: str, text: str = "") -> None:
         self._parts.append(f"<h2>{html.escape(heading)}</h2>")
@@ -100,6 +106,7 @@ class ReportPage:
             "<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>{html.escape(self.title)}</title><style>{_STYLE}</style></head><body>"
             f"<h1>{html.escape(self.title)}</h1><p class='meta'>{html.escape(self.subtitle)}</p>"
+            + "".join(f"<p class='link'><a href='{html.escape(h)}'>{html.escape(t)}</a></p>" for h, t in self._links)
             + "\n".join(self._parts)
             + "<p class='meta'>Numbers: <a href='results.json'>results.json</a></p></body></html>"
         )

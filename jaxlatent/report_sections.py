@@ -258,7 +258,12 @@ def grassmann_section(page, taps, grass, options, arrays):
 
 def traversal_section(page, model, f, tap, options, z_dim, classifier):
     """Iterative and linear Local Basis traversals of ``tap`` (f its callable) as image grids;
-    with a classifier, the digit of every frame."""
+    with a classifier, the digit of every frame.
+
+    Returns the frames for the explorer (:mod:`jaxlatent.explorer`): ``latents_z`` (L, z_dim),
+    ``sigma``, ``steps``, ``singular_values`` (L, D), and ``iterative`` / ``linear`` dicts of
+    ``latents`` (L, D, S, in), ``images`` (L * D * S, C, H, W), ``space`` and ``what``.
+    """
     seeds = list(options.traversal_seeds)
     z = jnp.asarray(latents(seeds, z_dim))
     n_dir = min(options.traversal_directions, z_dim, int(np.prod(model.tap_shape(tap))))
@@ -278,11 +283,13 @@ def traversal_section(page, model, f, tap, options, z_dim, classifier):
         w = w0[:, None, None, :] + t[None, None, :, None] * np.moveaxis(step, -1, 1)[:, :, None, :]
         image_of_w = model.fn("image", wrt="w", noise_mode="const")       # one w for every layer
         lin = np.asarray(image_of_w(jnp.asarray(w.reshape(-1, w.shape[-1]))))
+        lin_lat, lin_space = w, "w"
         lin_what = "in W: w + t s_i u_i (u_i the Local Basis, s_i its singular value)"
     else:
         v = np.moveaxis(np.asarray(lb.directions), -1, 1)    # (L, dirs, z_dim)
         lin_z = z[:, None, None, :] + t[None, None, :, None] * v[:, :, None, :]
         lin = render(model, np.asarray(lin_z).reshape(-1, z_dim), options)
+        lin_lat, lin_space = np.asarray(lin_z), "z"
         lin_what = "in z: z + t v_i (v_i the latent direction of the i-th singular value)"
     it = render(model, iter_z.reshape(-1, z_dim), options)
     viz.save_image_grid(it, page.path(f"traversal_{tag}_iterative.png"), nrow=frames)
@@ -307,6 +314,10 @@ def traversal_section(page, model, f, tap, options, z_dim, classifier):
                              " ".join(map(str, entry["classes_linear"][a][d]))])
         page.table(["seed", "direction", "classes along iterative", "classes along linear"], rows)
     page.results.setdefault("traversal", {})[tap] = entry
+    return {"latents_z": np.asarray(z), "sigma": options.sigma, "steps": options.steps,
+            "singular_values": np.asarray(lb.singular_values),
+            "iterative": {"latents": iter_z, "images": it, "space": "z", "what": "along the curve"},
+            "linear": {"latents": lin_lat, "images": lin, "space": lin_space, "what": lin_what}}
 
 
 def _pixel_change(imgs, n_lat, n_dir, frames):

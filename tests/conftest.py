@@ -9,6 +9,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+from report_fixtures import run_quick_demo  # noqa: E402
+
 
 @pytest.fixture
 def x64():
@@ -17,3 +19,14 @@ def x64():
     jax.config.update("jax_enable_x64", True)
     yield
     jax.config.update("jax_enable_x64", old)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory):
+    """The quick demo report (tests/report_fixtures.py), built once for test_report and test_explorer;
+    ``demo_dir.stdout`` is what the command printed."""
+    out = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as mp:
+        stdout = run_quick_demo(out, mp)
+    (out / "stdout.txt").write_text(stdout)
+    return out

@@ -6,9 +6,7 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import subprocess
-import types
 
 import jax
 import numpy as np
@@ -17,44 +15,12 @@ import pytest
 import jaxlatent
 import jaxlatent.cli
 import jaxlatent.report
+from jaxlatent.cli import build_parser
+from jaxlatent.cli.report import report_options
 from jaxlatent.report import QUICK, ReportOptions, build_report, default_taps, latents
 from jaxlatent.digits import assets_dir
 
-# a few taps keep the test to a few compilations; the demo's own default is every mapping layer,
-# w and the small feature maps
-TAPS = "mapping.fc1,w,synthesis.b4"
-TRAVERSE = "w,synthesis.b4"
-
-
-# A further report section (jaxlatent.sections contract) that records how it was called.
-SECTION_CALLS: list[dict] = []
-
-
-def _add_section(page, model, *, quick, key, classifier, arrays, truncation_psi, progress):
-    SECTION_CALLS.append(dict(out=page.out_dir, model=model, quick=quick, key=key, classifier=classifier,
-                              truncation_psi=truncation_psi, progress=progress))
-    page.section("A further section (Author et al. 2024)", "what it shows")
-    page.results["fake"] = {"answer": 42}
-    arrays["fake/values"] = np.arange(3)
-
-
-FAKE_SECTION = types.ModuleType("jaxlatent.sections.fake")
-FAKE_SECTION.add_section = _add_section
-
-
-def _calls_for(out):
-    return [c for c in SECTION_CALLS if c["out"] == str(out)]
-
-
-@pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(jaxlatent.report, "SECTIONS", jaxlatent.report.SECTIONS + (FAKE_SECTION,))
-        rc = jaxlatent.cli.main(["demo", "--quick", "--no-progress", "--out", str(out),
-                                 "--taps", TAPS, "--traversal-taps", TRAVERSE, "--seed", "7"])
-    assert rc == 0
-    return out
+from report_fixtures import FAKE_SECTION, NO_CHROMIUM, TAPS, TRAVERSE, calls_for as _calls_for, chromium
 
 
 def _images(html: str) -> list[str]:
@@ -114,7 +80,7 @@ def test_demo_runs_the_further_sections_quick(demo_dir):
     res = json.loads((demo_dir / "results.json").read_text())
     for module in jaxlatent.report.SECTIONS:
         assert jaxlatent.report.section_name(module) in res["timings_s"]
-    assert res["fake"] == {"answer": 42} and list(res["timings_s"])[-1] == "fake"
+    assert res["fake"] == {"answer": 42} and list(res["timings_s"])[-2:] == ["fake", "explorer"]
     np.testing.assert_array_equal(np.load(demo_dir / "arrays.npz")["fake/values"], np.arange(3))
     html = (demo_dir / "report.html").read_text()
     assert html.index("Local Basis traversals") < html.index("A further section (Author et al. 2024)")
@@ -135,20 +101,11 @@ def test_report_numbers_equal_the_library(demo_dir):
                                jaxlatent.pairwise_grassmann(bases), atol=2e-4)
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 def test_report_renders_in_chromium(demo_dir, tmp_path):
     """Every image and plot of report.html loads in a real browser (headless Chromium)."""
-    browser = _chromium()
+    browser = chromium()
     if browser is None:
-        pytest.skip("Chromium is not installed (`make test` installs Debian's chromium package when "
-                    "it runs as root or with password-less sudo)")
+        pytest.skip(NO_CHROMIUM)
     html = (demo_dir / "report.html").read_text()
     n_img = len(_images(html))
     probe = ("<script>window.addEventListener('load', () => {"
@@ -203,9 +160,20 @@ def test_report_on_any_checkpoint(tmp_path, capsys, monkeypatch):
     assert res["options"]["truncation_psi"] == 0.9 and res["options"]["chunk_size"] == 4
     assert res["fake"] == {"answer": 42} and "fake" in res["timings_s"]
     assert "classes_iterative" not in res["traversal"]["w"] and "quality" not in res
-    assert "local dim" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "local dim" in out_text and "explorer.html: " in out_text
+    # the explorer without a classifier: no labels, no controlling sets; w-space methods of a StyleGAN2
+    ids = [m["id"] for m in res["explorer"]["methods"]]
+    assert ids == ["lb_iterative_w", "lb_linear_w", "metric_z", "metric_w"] and res["explorer"]["within_budget"]
     for name in _images((out / "report.html").read_text()):
         assert (out / name).stat().st_size > 0
+
+
+def test_report_options_from_flags():
+    args = build_parser().parse_args(["demo", "--quick", "--no-explorer", "--n", "8"])
+    opts = report_options(args)
+    assert opts.explorer is False and opts.n_latents == 8 and opts.quick
+    assert report_options(build_parser().parse_args(["demo"])).explorer is True
 
 
 def test_report_errors_speak(tmp_path, capsys):
@@ -244,4 +212,8 @@ def test_report_on_a_fastgan(tmp_path, monkeypatch):
     assert res["local_dimension"]["init"]["noise_bulk_share"] == 1.0
     assert "one noise bulk" in res["warnings"][0]
     assert "--rule numerical" in (tmp_path / "report.html").read_text()
+    # the explorer of a 256x256 colour FastGAN: z only, frames downscaled to 128 and stored as JPEG
+    ex = res["explorer"]
+    assert [m["id"] for m in ex["methods"]] == ["lb_iterative_init", "lb_linear_init", "metric_z"]
+    assert ex["within_budget"] and "data:image/jpeg;base64," in (tmp_path / "explorer.html").read_text()
 

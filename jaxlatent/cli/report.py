@@ -2,9 +2,10 @@
 
 It runs :func:`jaxlatent.report.build_report` (samples, Jacobian spectra and local dimensions,
 Distortion, Grassmannian distances and warpage, Local Basis traversals, then the sections of
-:mod:`jaxlatent.sections`) and writes ``report.html`` with its figures, ``results.json`` and
-``arrays.npz``. ``jaxlatent demo`` (:mod:`jaxlatent.cli.demo`) is the same on the shipped model;
-both take the options of :func:`add_report_args`.
+:mod:`jaxlatent.sections`) and writes ``report.html`` with its figures, ``results.json``,
+``arrays.npz`` and the interactive ``explorer.html`` (whose weight it prints). ``jaxlatent demo``
+(:mod:`jaxlatent.cli.demo`) is the same on the shipped model; both take the options of
+:func:`add_report_args`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def add_report_args(p: argparse.ArgumentParser) -> None:
                    help="the same as --rule R: local dimension = singular values above R * s_1")
     p.add_argument("--quick", action="store_true",
                    help="a small report in seconds, every section in its quick variant (smoke runs, tests)")
+    p.add_argument("--no-explorer", action="store_true",
+                   help="do not write the interactive explorer.html (every method's directions side by side)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -74,6 +77,8 @@ def report_options(args: argparse.Namespace) -> ReportOptions:
         change["chunk_size"] = args.chunk_size
     if args.rule != opts.rule:
         change["rule"] = args.rule
+    if args.no_explorer:
+        change["explorer"] = False
     return dataclasses.replace(opts, **change)
 
 
@@ -101,6 +106,14 @@ def run_and_print(model, args, source: str, classifier, quality, title: str) -> 
         print(f"  {tap:<22s} local dim {d['mean_dimension']:6.2f} +- {d['std_dimension']:.2f}   "
               f"numerical rank {d['numerical_rank_mean']:6.2f}   Distortion {dist['distortion']:.3f} (k {dist['k']})")
     print(f"wrote {os.path.join(args.out, 'report.html')} (results.json, arrays.npz, figures beside it)")
+    ex = results.get("explorer")
+    if ex:
+        b, m = ex["budget"], ex["methods"]
+        print(f"wrote {os.path.join(args.out, ex['file'])}: {ex['bytes'] / 1024:.0f} KB ({len(m)} methods, "
+              f"{len(ex['seeds'])} latents x {m[0]['directions']} directions x {ex['steps']} strengths; frames "
+              f"{b['frame_bytes'] / 1024:.0f} KB, largest {b['largest_strip'] / 1024:.1f} KB per latent and "
+              f"direction of a budget of {b['strip_budget'] / 1024:.1f} KB; page budget "
+              f"{b['page_budget'] / 1024:.0f} KB{'' if ex['within_budget'] else ': OVER BUDGET'})")
     return 0
 
 
