@@ -41,7 +41,7 @@ import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ("local_basis", "generate", "geometry", "ganspace", "fid_features", "correlation", "runs")
+BENCHMARKS = ("jacobian_check", "local_basis", "generate", "geometry", "ganspace", "fid_features", "correlation", "runs")
 SMOKE_BUDGET_S = 55.0
 STARTUP_S = 5.0  # what a child process needs to start and import jax before it can measure
 
