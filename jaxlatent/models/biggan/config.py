@@ -182,6 +182,15 @@ def statistic_weights(truncation: float, n_stats: int) -> tuple[int, float | Non
     return int(start), (None if coef == 0.0 else coef)
 
 
+def statistic_mix(truncation: float, n_stats: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`statistic_weights` as arrays a compiled program takes at run time (one program for
+    every truncation): ``(start int32, w_start float32, w_next float32)``; a row taken alone is
+    ``table[start] * 1 + table[start + 1 (clamped)] * 0``, which equals ``table[start]`` exactly."""
+    start, coef = statistic_weights(truncation, n_stats)
+    low, high = (1.0, 0.0) if coef is None else (coef, 1 - coef)
+    return np.int32(start), np.float32(low), np.float32(high)
+
+
 # ----------------------------------------------------------------------------- layout
 
 def _bn(shapes, prefix, ch, cond_dim, n_stats):

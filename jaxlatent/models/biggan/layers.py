@@ -6,8 +6,9 @@ Brock, Donahue & Simonyan, "Large Scale GAN Training for High Fidelity Natural I
 each ``weight`` at conversion; images and features are NCHW.
 
 Every batch norm reads its statistics from tables of ``n_stats`` rows, one per truncation
-``0, 1/(n_stats-1), ..., 1``, selected and mixed by :func:`statistic_weights` at the truncation
-passed to ``__call__`` (a Python float: it picks rows, it is not traced).
+``0, 1/(n_stats-1), ..., 1``, selected and mixed as the package does at the truncation passed to
+``__call__``: a Python float, or the triple :func:`statistic_mix` makes of it (arrays, so that one
+compiled program serves every truncation).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxlatent.models import torch_layers
-from jaxlatent.models.biggan.config import REDUCTION, statistic_weights
+from jaxlatent.models.biggan.config import REDUCTION, statistic_mix
 
 __all__ = ["Linear", "BigGANBatchNorm", "SelfAttention", "GenBlock", "upsample_nearest"]
 
@@ -46,13 +47,12 @@ class Linear(nn.Module):
         return y
 
 
-def _table_row(table, truncation: float, n_stats: int):
-    start, coef = statistic_weights(truncation, n_stats)
-    if coef is None:
-        return table[start]
+def _table_row(table, truncation, n_stats: int):
+    start, low, high = statistic_mix(truncation, n_stats) if isinstance(truncation, (int, float)) else truncation
+    nxt = jnp.minimum(start + 1, n_stats - 1)
     # the package's order: the fractional part weighs the lower row; weights rounded to the
     # tables' dtype as torch rounds a Python scalar in a float32 product
-    return table[start] * jnp.asarray(coef, table.dtype) + table[start + 1] * jnp.asarray(1 - coef, table.dtype)
+    return table[start] * jnp.asarray(low, table.dtype) + table[nxt] * jnp.asarray(high, table.dtype)
 
 
 class BigGANBatchNorm(nn.Module):
@@ -67,7 +67,7 @@ class BigGANBatchNorm(nn.Module):
     eps: float
 
     @nn.compact
-    def __call__(self, x, truncation: float, cond=None):
+    def __call__(self, x, truncation, cond=None):
         c = self.num_features
         means = self.param("running_means", nn.initializers.zeros, (self.n_stats, c))
         variances = self.param("running_vars", nn.initializers.ones, (self.n_stats, c))
@@ -122,7 +122,7 @@ class GenBlock(nn.Module):
     eps: float
 
     @nn.compact
-    def __call__(self, x, cond, truncation: float):
+    def __call__(self, x, cond, truncation):
         mid = self.in_size // REDUCTION
         x0 = x
         stages = ((self.in_size, mid, 1), (mid, mid, 3), (mid, mid, 3), (mid, self.out_size, 1))

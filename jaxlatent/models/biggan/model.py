@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlatent.models.biggan.config import (BigGANConfig, check_params, random_params,
-                                            statistic_weights, tap_shapes)
+                                            statistic_mix, statistic_weights, tap_shapes)
 from jaxlatent.models.biggan.network import WRT, BigGANModule, forward
 from jaxlatent.models.biggan.sampling import class_vectors, latents_from_seeds
 from jaxlatent.models.errors import UnknownTapError
@@ -24,14 +24,18 @@ from jaxlatent.models.errors import UnknownTapError
 __all__ = ["BigGAN"]
 
 
-@functools.partial(jax.jit, static_argnames=("config", "truncation", "taps", "wrt"))
-def _forward_jit(params, x, fixed, *, config, truncation, taps, wrt):
-    return forward(config, params, x, fixed, truncation, taps, wrt)
+@functools.partial(jax.jit, static_argnames=("config", "taps", "wrt"))
+def _forward_jit(params, x, fixed, mix, *, config, taps, wrt):
+    return forward(config, params, x, fixed, mix, taps, wrt)
 
 
 def _truncation(value, config: BigGANConfig) -> float:
     statistic_weights(value, config.n_stats)  # checks (0, 1]
     return float(value)
+
+
+def _mix(value, config: BigGANConfig) -> tuple:
+    return tuple(jnp.asarray(a) for a in statistic_mix(value, config.n_stats))
 
 
 def _check_input(config: BigGANConfig, x, wrt: str, where: str):
@@ -52,18 +56,17 @@ class _TapCall:
 
     config: BigGANConfig
     tap: str
-    truncation: float
     wrt: str
 
-    def __call__(self, params, fixed, x):
+    def __call__(self, params, fixed, mix, x):
         x = jnp.asarray(x)
         x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
         where = f"BigGAN.fn({self.tap!r}, wrt={self.wrt!r})"
         _check_input(self.config, x, self.wrt, where)
         _rows(fixed, x.shape[0], "the fixed input", where)
         # jitted inside: cheap eager calls, and still composable with jit/vmap/jacfwd/grad
-        return _forward_jit(params, x, fixed, config=self.config, truncation=self.truncation,
-                            taps=(self.tap,), wrt=self.wrt)[self.tap]
+        return _forward_jit(params, x, fixed, mix, config=self.config, taps=(self.tap,),
+                            wrt=self.wrt)[self.tap]
 
 
 class BigGAN:
@@ -160,9 +163,9 @@ class BigGAN:
         z = z if jnp.issubdtype(z.dtype, jnp.floating) else z.astype(jnp.float32)
         _check_input(self.config, z, "z", "BigGAN.features")
         names = {t: self._tap(t) for t in taps}
-        vectors = jnp.asarray(self.class_vectors(c, z.shape[0]))
-        out = _forward_jit(self.params, z, vectors, config=self.config,
-                           truncation=_truncation(truncation, self.config),
+        vectors = self.class_vectors(c, z.shape[0])
+        vectors = jnp.asarray(np.broadcast_to(vectors, (z.shape[0], vectors.shape[1])))  # one program per batch size
+        out = _forward_jit(self.params, z, vectors, _mix(truncation, self.config), config=self.config,
                            taps=tuple(dict.fromkeys(names.values())), wrt="z")
         return {t: out[n] for t, n in names.items()}
 
@@ -193,6 +196,7 @@ class BigGAN:
           c: the class, for ``wrt="z"`` (any form of :meth:`class_vectors`); one class (a scalar
             index or one vector) is shared by every sample, which per-sample Jacobians need.
           truncation: in (0, 1]; selects the batch-norm statistics (it does not rescale the input).
+            It reaches the compiled program as data: every truncation shares one program.
           wrt: the input space: ``"z"`` (x = z: (N, z_dim)); ``"class"`` (x = the class embedding
             (N, z_dim), :meth:`embed`, with the latent fixed by ``z``; GAN-Geometry's class
             space, Wang & Ponce 2021); ``"cond"`` (x = ``[z, embedding]``: (N, 2 z_dim), the
@@ -205,7 +209,7 @@ class BigGAN:
         name = self._tap(tap)
         if wrt not in WRT:
             raise ValueError(f"BigGAN.fn: wrt must be one of {WRT}; got {wrt!r}")
-        truncation = _truncation(truncation, self.config)
+        mix = _mix(truncation, self.config)
         fixed = None
         if wrt == "z":
             if z is not None:
@@ -224,4 +228,4 @@ class BigGAN:
                                  f"found {np.shape(z)}")
         elif c is not None or z is not None:
             raise ValueError("BigGAN.fn: wrt='cond' takes [z, embedding] as its input; pass neither c nor z")
-        return jax.tree_util.Partial(_TapCall(self.config, name, truncation, wrt), self.params, fixed)
+        return jax.tree_util.Partial(_TapCall(self.config, name, wrt), self.params, fixed, mix)

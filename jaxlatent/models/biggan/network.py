@@ -33,7 +33,7 @@ class LayerStack(nn.Module):
     config: BigGANConfig
 
     @nn.compact
-    def __call__(self, x, cond, truncation: float, stop: int) -> list:
+    def __call__(self, x, cond, truncation, stop: int) -> list:
         c, ch = self.config, self.config.channel_width
         outs = []
         for j, (kind, i) in enumerate(c.modules[:stop]):
@@ -50,13 +50,14 @@ class Generator(nn.Module):
     """The package's ``Generator``: children ``gen_z``, ``layers``, ``bn``, ``conv_to_rgb``.
 
     ``__call__(cond, truncation, taps)`` runs as far as the taps need and returns
-    ``{tap: (N, *tap_shape)}``.
+    ``{tap: (N, *tap_shape)}``; ``truncation`` is a float in (0, 1] or its
+    :func:`~jaxlatent.models.biggan.config.statistic_mix` triple.
     """
 
     config: BigGANConfig
 
     @nn.compact
-    def __call__(self, cond, truncation: float, taps: Sequence[str] = ("image",)) -> dict:
+    def __call__(self, cond, truncation, taps: Sequence[str] = ("image",)) -> dict:
         c, ch = self.config, self.config.channel_width
         order = list(tap_shapes(c))
         last = max(order.index(t) for t in taps)
@@ -93,11 +94,11 @@ class BigGANModule(nn.Module):
         """Class vectors ``(N, num_classes)`` -> embeddings ``(N, z_dim)``."""
         return self.embeddings(class_vector)
 
-    def from_cond(self, cond, truncation: float = 1.0, taps: Sequence[str] = ("image",)) -> dict:
+    def from_cond(self, cond, truncation=1.0, taps: Sequence[str] = ("image",)) -> dict:
         """Taps from condition vectors ``cond = [z, embedding]: (N, 2 z_dim)``."""
         return self.generator(cond, truncation, tuple(taps))
 
-    def __call__(self, z, class_vector, truncation: float = 1.0, taps: Sequence[str] | None = None):
+    def __call__(self, z, class_vector, truncation=1.0, taps: Sequence[str] | None = None):
         """Args:
           z: (N, z_dim) latents. class_vector: (N or 1, num_classes) (one-hot or dense).
           truncation: in (0, 1], selects the batch-norm statistics.
@@ -112,7 +113,7 @@ class BigGANModule(nn.Module):
         return out["image"] if taps is None else out
 
 
-def forward(config: BigGANConfig, params: dict, x, fixed, truncation: float, taps: Sequence[str],
+def forward(config: BigGANConfig, params: dict, x, fixed, truncation, taps: Sequence[str],
             wrt: str = "z") -> dict:
     """:class:`BigGANModule` on a params pytree, entered in the space ``wrt``.
 
@@ -123,7 +124,7 @@ def forward(config: BigGANConfig, params: dict, x, fixed, truncation: float, tap
         ``"cond"``: condition vectors ``[z, embedding]`` (N, 2 z_dim).
       fixed: ``"z"``: class vectors (N or 1, num_classes); ``"class"``: the latent z (N or 1,
         z_dim); ``"cond"``: unused.
-      truncation: in (0, 1].
+      truncation: in (0, 1], or its :func:`~jaxlatent.models.biggan.config.statistic_mix` triple.
       taps: names from :func:`tap_shapes`.
       wrt: ``"z"``, ``"class"`` or ``"cond"``.
 
