@@ -38,6 +38,7 @@ CONFIG_NAME = "config.json"
 CACHE_ENV = "PYTORCH_PRETRAINED_BIGGAN_CACHE"
 # keys that tell the package's config.json from other config.json files
 _SIGNATURE = ("channel_width", "layers", "attention_layer_position", "n_stats")
+_PLAIN_WEIGHTS = ("embeddings.weight", "generator.bn.weight")  # the weights without spectral norm
 
 __all__ = ["read_biggan", "convert_biggan", "params_from_state_dict", "read_package_config",
            "is_package_config", "is_biggan_folder", "cached_models", "find_in_cache", "default_cache_dir"]
@@ -143,8 +144,8 @@ def params_from_state_dict(state: dict, config: BigGANConfig, source: str = "sta
     flat = {}
     for key, shape in expected.items():
         if key not in folded:
-            sn = key.endswith(".weight") and key[: -len(".weight")] + ".weight_orig"
-            hint = f" (or its spectral-norm triple {sn!r}, '_u', '_v')" if sn else ""
+            plain = key in _PLAIN_WEIGHTS or not key.endswith(".weight")
+            hint = "" if plain else f" (or its spectral-norm triple '{key}_orig', '_u', '_v')"
             raise CheckpointError(f"{source}: missing key {key!r}{hint}, shape {shape}, for the "
                                   f"configured generator; the file may be truncated or from another model")
         value = folded[key]

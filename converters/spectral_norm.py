@@ -29,14 +29,13 @@ def fold_spectral_norm(state: dict, source: str = "state dict", transposed: Coll
     Returns:
       a new flat dict: folded weights (computed in float64, returned float32) where the triples
       were, other entries unchanged. A ``weight_orig`` without its vectors, or vectors whose
-      sizes do not fit, raise :class:`CheckpointError` naming the file and the key.
+      sizes do not fit, raise :class:`CheckpointError` naming the file and the key; vectors
+      without their ``weight_orig`` are dropped (the caller reports the weight as missing).
     """
     out = {}
     for key, value in state.items():
         if key.endswith(".weight_u") or key.endswith(".weight_v"):
-            if key.rsplit(".", 1)[0] + ".weight_orig" not in state:
-                raise CheckpointError(f"{source}: {key} has no 'weight_orig' beside it")
-            continue
+            continue  # consumed with their weight_orig; alone, the weight is reported missing later
         if not key.endswith(".weight_orig"):
             out[key] = value
             continue

@@ -109,6 +109,9 @@ def test_ganspace_pca_at_gen_z_lifted_to_z(model):
     want = m / np.linalg.norm(m, axis=1, keepdims=True)
     cos = np.abs(np.sum(want * np.asarray(fit.directions, np.float64), axis=1))
     assert np.all(cos > 1 - 1e-3), cos
+    ica = fit_directions(model, "gen_z", "ica", latents, 4, jax.random.key(0), model_options=options)
+    assert ica.space == "z" and ica.directions.shape == (4, model.z_dim)
+    np.testing.assert_allclose(np.linalg.norm(ica.directions, axis=1), 1.0, rtol=1e-5)
     # an edit along the first direction moves the image
     img = model.fn("image", **options)
     x0 = latents[:1]

@@ -96,10 +96,10 @@ class BigGANConfig:
             raise ValueError(f"BigGAN channel_width {self.channel_width} < 3: conv_to_rgb keeps 3 channels")
         if self.has_attention:
             ch, res = self.attention_channels, self.block_input_resolution(self.attention_layer_position)
-            if ch % 8 or res % 2:
+            if ch < 8 or res % 2:
                 raise ValueError(f"BigGAN self-attention before block {self.attention_layer_position}: "
-                                 f"needs channels divisible by 8 and an even resolution; found "
-                                 f"{ch} channels at {res}x{res}")
+                                 f"needs at least 8 channels and an even resolution (2x2 pooling); "
+                                 f"found {ch} channels at {res}x{res}")
 
     # ----- derived sizes ------------------------------------------------------------------
     @property
@@ -158,7 +158,8 @@ class BigGANConfig:
 
     def to_package(self) -> dict[str, Any]:
         """The package's ``config.json`` dict for this generator."""
-        return {k: (self.to_dict()[k]) for k in PACKAGE_KEYS}
+        d = self.to_dict()
+        return {k: d[k] for k in PACKAGE_KEYS}
 
 
 def statistic_weights(truncation: float, n_stats: int) -> tuple[int, float | None]:

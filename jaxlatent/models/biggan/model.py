@@ -221,11 +221,10 @@ class BigGAN:
                                  "do not pass c (use model.embed(c) for the starting points)")
             if z is None:
                 raise ValueError(f"BigGAN.fn: wrt='class' needs the fixed latent z=(z_dim,) = ({self.z_dim},)")
-            fixed = jnp.asarray(z, jnp.float32).reshape(-1, self.z_dim) if np.size(z) % self.z_dim == 0 \
-                else None
-            if fixed is None or np.ndim(z) > 2:
+            if np.ndim(z) not in (1, 2) or np.shape(z)[-1] != self.z_dim:
                 raise ValueError(f"BigGAN.fn: z must have shape ({self.z_dim},) or (N, {self.z_dim}); "
                                  f"found {np.shape(z)}")
+            fixed = jnp.asarray(z, jnp.float32).reshape(-1, self.z_dim)
         elif c is not None or z is not None:
             raise ValueError("BigGAN.fn: wrt='cond' takes [z, embedding] as its input; pass neither c nor z")
         return jax.tree_util.Partial(_TapCall(self.config, name, wrt), self.params, fixed, mix)
