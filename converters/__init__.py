@@ -10,6 +10,9 @@ reader imports it when it runs).
 * :mod:`jaxlatent.converters.rosinality` reads rosinality ``stylegan2-pytorch``
   ``.pt`` checkpoints and renames their keys onto the NVlabs layout.
 * :mod:`jaxlatent.converters.fastgan` reads FastGAN ``.pth`` files.
+* :mod:`jaxlatent.converters.biggan` reads huggingface ``pytorch-pretrained-biggan`` weights
+  (``pytorch_model.bin`` + the package's ``config.json``).
+* :mod:`jaxlatent.converters.spectral_norm` folds spectral-norm triples as evaluation mode does.
 
 Every reader is named ``read_<format>(path, ...)`` and returns a :class:`Converted`
 record; ``convert_<format>(obj, path, ...)`` does the same for an object already

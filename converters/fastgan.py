@@ -26,7 +26,7 @@ import numpy as np
 from flax.traverse_util import unflatten_dict
 
 from jaxlatent.converters import (CheckpointError, Converted, file_sha256, load_torch_file,
-                                  tensor_to_numpy)
+                                  spectral_norm, tensor_to_numpy)
 from jaxlatent.models.fastgan_config import FastGANConfig, check_params
 
 log = logging.getLogger(__name__)
@@ -57,31 +57,12 @@ def fold_spectral_norm(state: dict, source: str = "state dict") -> dict:
     """Replace every ``<m>.weight_orig, <m>.weight_u, <m>.weight_v`` by the effective ``<m>.weight``.
 
     ``sigma = u . (W_mat v)`` with the stored vectors (PyTorch evaluation mode: no power
-    iteration); ``weight = weight_orig / sigma``, computed in float64, returned as float32.
-    Entries without spectral norm pass through; ``num_batches_tracked`` is dropped.
+    iteration; :func:`jaxlatent.converters.spectral_norm.fold_spectral_norm`, axis 1 for the
+    transposed ``init`` convolution); ``weight = weight_orig / sigma``, computed in float64,
+    returned as float32. Entries without spectral norm pass through; ``num_batches_tracked`` is dropped.
     """
-    out = {}
-    for key, value in state.items():
-        if key.endswith("num_batches_tracked") or key.endswith(".weight_u") or key.endswith(".weight_v"):
-            continue
-        if not key.endswith(".weight_orig"):
-            out[key] = value
-            continue
-        module = key[: -len(".weight_orig")]
-        try:
-            u, v = state[module + ".weight_u"], state[module + ".weight_v"]
-        except KeyError as err:
-            raise CheckpointError(f"{source}: {key} has no spectral-norm vector {err.args[0]!r}") from None
-        w = np.asarray(value, np.float64)
-        dim = 1 if module in _TRANSPOSED else 0
-        mat = np.moveaxis(w, dim, 0).reshape(w.shape[dim], -1)
-        if u.shape != (mat.shape[0],) or v.shape != (mat.shape[1],):
-            raise CheckpointError(
-                f"{source}: spectral norm of {module}: weight_orig {w.shape} needs u ({mat.shape[0]},) "
-                f"and v ({mat.shape[1]},); found u {u.shape}, v {v.shape}")
-        sigma = np.dot(np.asarray(u, np.float64), mat @ np.asarray(v, np.float64))
-        out[module + ".weight"] = (w / sigma).astype(np.float32)
-    return out
+    kept = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    return spectral_norm.fold_spectral_norm(kept, source, transposed=_TRANSPOSED)
 
 
 def infer_config(state: dict, source: str = "state dict", im_size=None, nz=None, ngf=None, nc=None):

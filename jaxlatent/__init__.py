@@ -24,6 +24,9 @@ __version__ = "0.1.0"  # before the imports: jaxlatent.runs records it in every 
 
 # loading and models
 from jaxlatent.io import load, save
+from jaxlatent.models.biggan.config import BigGANConfig
+from jaxlatent.models.biggan.model import BigGAN
+from jaxlatent.models.biggan.sampling import truncated_noise_sample
 from jaxlatent.models.errors import UnknownTapError
 from jaxlatent.models.fastgan import FastGAN
 from jaxlatent.models.fastgan_config import FastGANConfig
@@ -88,7 +91,8 @@ warn_if_faulty()  # one line when the installed jaxlib is a release with a known
 __all__ = [
     "__version__",
     # loading and models
-    "load", "save", "StyleGAN2", "StyleGAN2Config", "FastGAN", "FastGANConfig", "UnknownTapError",
+    "load", "save", "StyleGAN2", "StyleGAN2Config", "FastGAN", "FastGANConfig", "BigGAN", "BigGANConfig",
+    "truncated_noise_sample", "UnknownTapError",
     # the Jacobian engine
     "jacobian", "jvp_operator", "vjp_operator", "gram_operator", "TopSingular", "top_singular",
     # Local Basis and its traversals

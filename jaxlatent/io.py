@@ -6,7 +6,11 @@ Formats (``docs/checkpoints.md``):
 * an NVlabs StyleGAN2 network pickle ``.pkl`` (read without running its code);
 * a PyTorch ``.pt``/``.pth`` file, read with ``torch.load(weights_only=True)``:
   a rosinality ``stylegan2-pytorch`` checkpoint or a FastGAN checkpoint, told
-  apart by their keys.
+  apart by their keys;
+* a huggingface ``pytorch-pretrained-biggan`` generator: a folder with ``pytorch_model.bin``
+  and the package's ``config.json`` (told from a converted directory by its keys), the
+  package's download cache (``which=`` names the model), or the weights file with
+  ``config=`` (``docs/biggan.md``).
 
 PyTorch is imported only when a PyTorch-era file is read.
 """
@@ -23,10 +27,11 @@ import orbax.checkpoint as ocp
 from flax.traverse_util import flatten_dict
 
 from jaxlatent.converters import CheckpointError, Converted, load_torch_file
+from jaxlatent.converters.biggan import cached_models, is_biggan_folder, read_biggan
 from jaxlatent.converters.fastgan import convert_fastgan
 from jaxlatent.converters.nvlabs import read_nvlabs
 from jaxlatent.converters.rosinality import convert_rosinality, is_rosinality_state_dict
-from jaxlatent.models import fastgan, stylegan2
+from jaxlatent.models import biggan, fastgan, stylegan2
 
 FORMAT_NAME = "jaxlatent.converted"
 FORMAT_VERSION = 1
@@ -46,13 +51,15 @@ class Family(NamedTuple):
 FAMILIES = {
     "stylegan2": Family(stylegan2.StyleGAN2Config, stylegan2.StyleGAN2, stylegan2.expected_shapes),
     "fastgan": Family(fastgan.FastGANConfig, fastgan.FastGAN, fastgan.expected_shapes),
+    "biggan": Family(biggan.BigGANConfig, biggan.BigGAN, biggan.expected_shapes),
 }
 
 SUPPORTED = (
     "a converted directory (config.json + params/), "
     "an NVlabs StyleGAN2 network pickle (.pkl), "
     "a rosinality stylegan2-pytorch checkpoint (.pt/.pth), "
-    "a FastGAN checkpoint (.pth/.pt)"
+    "a FastGAN checkpoint (.pth/.pt), "
+    "a pytorch-pretrained-biggan folder (pytorch_model.bin + config.json) or cache"
 )
 
 
@@ -80,14 +87,17 @@ def load(path, *, which: str | None = None, **options):
     """Open a checkpoint and return its model object (``model.config``, ``model.params``).
 
     Args:
-      path: a converted directory, an NVlabs ``.pkl``, a rosinality ``.pt`` or a
-        FastGAN ``.pth`` (see ``docs/checkpoints.md``).
+      path: a converted directory, an NVlabs ``.pkl``, a rosinality ``.pt``, a
+        FastGAN ``.pth``, or a BigGAN folder, cache or ``.bin`` weights file (see
+        ``docs/checkpoints.md``, ``docs/biggan.md``).
       which: network inside a training file: NVlabs ``'G_ema'`` (default) or
-        ``'G'``; rosinality ``'g_ema'`` (default) or ``'g'``; FastGAN per its reader.
-      **options: reader options (rosinality ``lr_mlp``; FastGAN reader options).
+        ``'G'``; rosinality ``'g_ema'`` (default) or ``'g'``; FastGAN per its reader;
+        the model name in a BigGAN cache (``'biggan-deep-256'``).
+      **options: reader options (rosinality ``lr_mlp``; FastGAN reader options; BigGAN
+        ``config``: the ``config.json`` of a weights file given directly).
 
     Returns:
-      the model (``StyleGAN2``, ``FastGAN``) with ``mapping``/``generate``/``taps``/``fn``.
+      the model (``StyleGAN2``, ``FastGAN``, ``BigGAN``) with ``generate``/``taps``/``fn``.
 
     Raises:
       FileNotFoundError: no such path.
@@ -98,8 +108,12 @@ def load(path, *, which: str | None = None, **options):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file or directory")
     if os.path.isdir(path):
+        if is_biggan_folder(path) or _is_biggan_cache(path):
+            return model_from_converted(read_biggan(path, which=which, **options))
         return load_converted(path)
     suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".bin" or "config" in options:
+        return model_from_converted(read_biggan(path, **options))
     if suffix == ".pkl":
         return model_from_converted(read_nvlabs(path, which, **options))
     if suffix in (".pt", ".pth"):
@@ -107,6 +121,11 @@ def load(path, *, which: str | None = None, **options):
     raise CheckpointError(
         f"{path}: unsupported checkpoint type {suffix or '(no extension)'!r}; supported: {SUPPORTED}"
     )
+
+
+def _is_biggan_cache(path) -> bool:
+    """A folder without ``config.json`` holding the BigGAN package's download records."""
+    return not os.path.exists(os.path.join(path, CONFIG_FILE)) and bool(cached_models(path))
 
 
 def _is_fastgan_state(state) -> bool:

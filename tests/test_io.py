@@ -79,8 +79,8 @@ def test_partial_or_corrupt_directories(saved, tmp_path):
     write(dict(record, config=dict(record["config"], w_dim=16)))
     with pytest.raises(CheckpointError, match=r"params do not match.*mapping\.fc0\.weight: \(8, 16\) \(expected \(16, 24\)\)"):
         jaxlatent.load(saved)
-    write(dict(record, family="biggan"))
-    with pytest.raises(CheckpointError, match="unknown model family 'biggan'"):
+    write(dict(record, family="stylegan3"))
+    with pytest.raises(CheckpointError, match="unknown model family 'stylegan3'"):
         jaxlatent.load(saved)
     with open(config_path, "w") as f:
         f.write("{not json")

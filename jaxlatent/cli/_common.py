@@ -9,8 +9,9 @@ flag                ``args`` attribute      meaning
 ``CKPT``            ``checkpoint``          anything :func:`jaxlatent.load` reads
 ``--which``         ``which``               network inside a training file (G_ema, g_ema...)
 ``--seeds 0-63``    ``seeds`` (text)        latents, ``RandomState(seed).randn(z_dim)`` each
-``--trunc PSI``     ``truncation_psi``      truncation psi (StyleGAN2; default 1: none)
-``--class IDX``     ``class_idx``           label of a conditional StyleGAN2
+``--trunc PSI``     ``truncation_psi``      truncation psi (StyleGAN2; default 1: none); BigGAN's
+                                            truncation (statistics and latent scale)
+``--class IDX``     ``class_idx``           label of a conditional StyleGAN2 or of a BigGAN
 ``--seed N``        ``seed``                PRNG seed (neighbours, baselines, random draws)
 ``--chunk-size N``  ``chunk_size``          latents per compiled batch (default: library's)
 ``--out PATH``      ``out``                 output directory (or file, for ``generate``)
@@ -46,10 +47,15 @@ Functions (stable API; other command modules import them):
   (``0.01`` -> ``rtol=0.01``).
 * ``load_model(args)``: ``jaxlatent.load(CKPT, which=...)``.
 * ``load_model_and_latents(args) -> Loaded(model, seeds, z)``: the model, the parsed seed list
-  and ``z: (len(seeds), z_dim)`` float32; creates ``--out``.
+  and ``z: (len(seeds), z_dim)`` float32 (``seed_latents``); creates ``--out``.
+* ``seed_latents(model, seeds, args)``: ``RandomState(seed).randn(z_dim)`` per seed; for BigGAN
+  the package's truncated draw ``truncated_noise_sample(1, z_dim, --trunc, seed)``.
 * ``model_options(model, args, batch=None) -> dict``: ``truncation_psi`` / ``c`` keyword
   arguments for ``model.fn`` (or ``model.generate`` with ``batch`` rows of labels) from
-  ``--trunc`` / ``--class`` (a ``ValueError`` for FastGAN).
+  ``--trunc`` / ``--class`` (a ``ValueError`` for FastGAN); BigGAN: ``truncation`` and ``c``,
+  ``--class`` required.
+* ``refuse_family(model, args, command, families=("biggan",))``: a ``ValueError`` naming the
+  command and the family when a command does not handle that family yet.
 * ``tap_fn(model, tap, args, **kwargs)``: ``model.fn(tap, **model_options(model, args), **kwargs)``.
 * ``check_taps(model, names) -> list[str]``: names that are all taps of the model, or a
   ``ValueError`` that lists the model's taps.
@@ -77,8 +83,8 @@ from jaxlatent.report_page import to_jsonable
 from jaxlatent.seeds import class_labels, latents_from_seeds, parse_seeds
 
 __all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "add_rule_arg",
-           "rule_name", "load_model",
-           "load_model_and_latents", "model_options", "tap_fn", "check_taps", "split_list", "prng_key",
+           "rule_name", "load_model", "load_model_and_latents", "seed_latents", "model_options", "refuse_family",
+           "tap_fn", "check_taps", "split_list", "prng_key",
            "progress", "write_json"]
 
 
@@ -174,9 +180,17 @@ def load_model_and_latents(args: argparse.Namespace) -> Loaded:
     model = load_model(args)
     model_options(model, args)  # a flag that does not apply to this model stops before any work
     seeds = parse_seeds(args.seeds)
-    z = latents_from_seeds(seeds, int(model.z_dim))
+    z = seed_latents(model, seeds, args)
     os.makedirs(args.out, exist_ok=True)
     return Loaded(model, seeds, z)
+
+
+def seed_latents(model, seeds: list[int], args: argparse.Namespace) -> np.ndarray:
+    """``z: (len(seeds), z_dim)`` float32, one latent per seed (BigGAN: truncated as the package draws)."""
+    if model.config.family == "biggan":
+        psi = getattr(args, "truncation_psi", None)
+        return model.sample_latents(seeds, 1.0 if psi is None else psi)
+    return latents_from_seeds(seeds, int(model.z_dim))
 
 
 def model_options(model, args: argparse.Namespace, batch: int | None = None) -> dict:
@@ -188,6 +202,13 @@ def model_options(model, args: argparse.Namespace, batch: int | None = None) -> 
     psi = getattr(args, "truncation_psi", None)
     class_idx = getattr(args, "class_idx", None)
     family = model.config.family
+    if family == "biggan":  # class-conditional: --class is required, --trunc selects statistics
+        labels = class_labels(model.config.num_classes, class_idx, 1 if batch is None else batch,
+                              where=f"{args.checkpoint} (BigGAN)")
+        options = {"c": labels[0] if batch is None else labels}
+        if psi is not None:
+            options["truncation"] = psi
+        return options
     if family != "stylegan2":
         if (psi is not None and psi != 1.0) or class_idx is not None:
             raise ValueError(f"{args.checkpoint}: --trunc/--class apply to StyleGAN2 models only, "
@@ -200,6 +221,16 @@ def model_options(model, args: argparse.Namespace, batch: int | None = None) -> 
     if labels is not None:
         options["c"] = labels[0] if batch is None else labels
     return options
+
+
+def refuse_family(model, args: argparse.Namespace, command: str, families: tuple[str, ...] = ("biggan",)) -> None:
+    """Stop before any work when ``command`` does not handle ``model``'s family yet."""
+    family = model.config.family
+    if family in families:
+        raise ValueError(f"{args.checkpoint}: `jaxlatent {command}` does not handle {family} models yet; "
+                         "local-dim, distortion, local-basis, grassmann, geometry (--space z), ganspace and "
+                         "generate do (with --class), and the library functions take model.fn(tap, c=..., "
+                         "truncation=...) (docs/biggan.md)")
 
 
 def tap_fn(model, tap: str, args: argparse.Namespace, **kwargs) -> Callable:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 import jaxlatent
 from jaxlatent import viz
 from jaxlatent.cli import _common
-from jaxlatent.seeds import latents_from_seeds, parse_seeds
+from jaxlatent.seeds import parse_seeds
 
 __all__ = ["register"]
 
@@ -25,13 +25,15 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "convert", help="convert a checkpoint (.pkl, .pt, .pth) into a jaxlatent directory",
         description="Read an NVlabs StyleGAN2 .pkl (no code from the file runs), a rosinality "
-                    "stylegan2-pytorch .pt or a FastGAN .pth and write config.json + an orbax "
+                    "stylegan2-pytorch .pt, a FastGAN .pth or a pytorch-pretrained-biggan folder "
+                    "(pytorch_model.bin + config.json) and write config.json + an orbax "
                     "checkpoint of the params into OUT.")
-    p.add_argument("input", metavar="IN", help="checkpoint file (or converted directory)")
+    p.add_argument("input", metavar="IN", help="checkpoint file, converted directory, or a "
+                                               "pytorch-pretrained-biggan folder or cache")
     p.add_argument("output", metavar="OUT", help="output directory (must be new or empty)")
     p.add_argument("--which", default=None,
                    help="network inside a training file: NVlabs G_ema (default) or G; "
-                        "rosinality g_ema (default) or g")
+                        "rosinality g_ema (default) or g; the model name in a BigGAN cache")
     p.add_argument("--overwrite", action="store_true", help="replace an existing converted OUT")
     p.set_defaults(func=run_convert)
 
@@ -70,10 +72,15 @@ def run_generate(args) -> int:
         raise ValueError(f"--chunk-size must be at least 1, found {args.chunk_size}")
     model = _common.load_model(args)
     seeds = parse_seeds(args.seeds)
-    z = latents_from_seeds(seeds, int(model.z_dim))
+    z = _common.seed_latents(model, seeds, args)
     batch = min(args.chunk_size, len(seeds))
     options = _common.model_options(model, args, batch=batch)
-    if model.config.family == "stylegan2":
+    if model.config.family == "biggan":
+        given = [flag for flag, value in (("--batchnorm", args.batchnorm), ("--trunc-cutoff", args.trunc_cutoff),
+                                          ("--noise-mode", args.noise_mode)) if value is not None]
+        if given:
+            raise ValueError(f"{args.checkpoint}: {', '.join(given)} do not apply to BigGAN models")
+    elif model.config.family == "stylegan2":
         if args.batchnorm is not None:
             raise ValueError(f"{args.checkpoint}: --batchnorm applies to FastGAN models only")
         options.update(truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode or "const")

@@ -73,6 +73,7 @@ def _pair(text):
 
 def run(args) -> int:
     model = _common.load_model(args)
+    _common.refuse_family(model, args, "correlation")
     classifier = default_classifier(args.checkpoint, args.classifier)
     options = _common.model_options(model, args)
     if args.n < 2:

@@ -62,6 +62,9 @@ def _setup(args):
         taps = _common.check_taps(model, _common.split_list(args.taps))
     else:
         taps = [t for t in model.taps() if t.startswith("mapping.") or t == "w"]
+        if not taps:
+            raise ValueError(f"{args.checkpoint}: this {model.config.family} model has no mapping taps "
+                             f"(the default); pass --taps from {model.taps()}")
     fns = {t: _common.tap_fn(model, t, args) for t in taps}
     return fns, seeds, z
 

@@ -70,9 +70,14 @@ def run(args) -> None:
     model, seeds, z = _common.load_model_and_latents(args)
     options = _common.model_options(model, args)
     psi = options.get("truncation_psi", 1.0)
-    if "c" in options:
+    if model.config.family == "biggan":  # class-conditional: the class rides with the generator
+        if args.space != "z":
+            raise ValueError(f"{args.checkpoint}: BigGAN has one latent space: pass --space z")
+        g, x = model.fn("image", **options), z
+    elif "c" in options:
         raise ValueError(f"{args.checkpoint}: --class is not supported by `geometry` (unconditional models only)")
-    g, x = space_fn(model, args.space, z, psi)
+    else:
+        g, x = space_fn(model, args.space, z, psi)
     distance = _distance(args)
     metric = metric_tensor(g, x, distance, k=args.k, method=args.method, key=_common.prng_key(args),
                            chunk_size=args.chunk_size, progress=_common.progress("geometry"))

@@ -119,6 +119,7 @@ def run_and_print(model, args, source: str, classifier, quality, title: str) -> 
 
 def run_report(args) -> int:
     model = _common.load_model(args)
+    _common.refuse_family(model, args, "report")
     directory = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(args.checkpoint)
     if args.classifier and not os.path.isdir(args.classifier):
         raise FileNotFoundError(f"--classifier {args.classifier}: no such directory")

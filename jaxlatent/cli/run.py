@@ -70,6 +70,7 @@ def run_command(args) -> int:
     analysis = registry.get(args.analysis)
     options = {o.name: getattr(args, f"opt_{o.name}") for o in analysis.options}
     model = _common.load_model(args)
+    _common.refuse_family(model, args, "run")
     result = run(args.analysis, model, args.n, args.out, seed=args.seed, options=options,
                  chunk_size=args.chunk_size, repair=args.repair, progress=not args.quiet,
                  checkpoint=args.checkpoint)
