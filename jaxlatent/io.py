@@ -26,7 +26,8 @@ from jaxlatent.converters import CheckpointError, Converted, load_torch_file
 from jaxlatent.converters.fastgan import convert_fastgan
 from jaxlatent.converters.nvlabs import read_nvlabs
 from jaxlatent.converters.rosinality import convert_rosinality, is_rosinality_state_dict
-from jaxlatent.models import fastgan, stylegan2
+from jaxlatent.models.fastgan import model as fastgan
+from jaxlatent.models.stylegan2 import model as stylegan2
 
 FORMAT_NAME = "jaxlatent.converted"
 FORMAT_VERSION = 1

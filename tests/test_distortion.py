@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.distortion import distortion, layer_distortions
-from jaxlatent.analysis.sampling import neighbours
-from jaxlatent.analysis.thresholds import relative_threshold
+from jaxlatent.localdim.distortion import distortion, layer_distortions
+from jaxlatent.engine.sampling import neighbours
+from jaxlatent.localdim.thresholds import relative_threshold
 
 
 def _circle(a):
