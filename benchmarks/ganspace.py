@@ -9,7 +9,7 @@ Rows per shape (same array, same ``w_init``, interleaved rounds, best kept):
 
   sklearn PCA      ``sklearn.decomposition.PCA(k)`` (its "auto" solver: covariance eigh for
                    n >= 10 d and d <= 1000, else randomized or full; BLAS threads: --sklearn-threads)
-  ours pca         ``jaxlatent.analysis.pca.pca(x, k)`` (Gram matrix + eigh, jitted)
+  ours pca         ``jaxlatent.ganspace.pca.pca(x, k)`` (Gram matrix + eigh, jitted)
   sklearn FastICA  ``FastICA(k, w_init=w)``, defaults otherwise (Palaev et al. 2023's setting)
   ... eigh         the same with ``whiten_solver="eigh"`` (the whitening ours does)
   ours fast_ica    ``fast_ica(x, k, w_init=w)`` (one jitted program)
@@ -37,8 +37,8 @@ from sklearn.decomposition import PCA as SKPCA
 from sklearn.decomposition import FastICA
 from threadpoolctl import threadpool_limits
 
-from jaxlatent.analysis.ica import fast_ica
-from jaxlatent.analysis.pca import pca
+from jaxlatent.ganspace.ica import fast_ica
+from jaxlatent.ganspace.pca import pca
 
 SMOKE = dict(tall=(5000, 64), wide=(500, 1024), k=8, k_wide=8, repeats=1)
 MID = dict(tall=(20000, 512), wide=(2000, 2048), k=20, k_wide=20, repeats=2)

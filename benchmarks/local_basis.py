@@ -31,11 +31,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.grassmann import principal_angles
-from jaxlatent.analysis.jacobian import jacobian
-from jaxlatent.analysis.local_basis import gram_triplets, local_basis, local_basis_topk, svd_triplets
-from jaxlatent.analysis.local_dimension import local_dimension
-from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+from jaxlatent.localbasis.grassmann import principal_angles
+from jaxlatent.engine.jacobian import jacobian
+from jaxlatent.localbasis.basis import gram_triplets, local_basis, local_basis_topk, svd_triplets
+from jaxlatent.localdim.dimension import local_dimension
+from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 
 LR_MUL = 0.01
 FULL = dict(dim=512, layers=8, n=64, n_ref=8, k=20, repeats=3)

@@ -31,9 +31,9 @@ import jax
 import numpy as np
 
 import jaxlatent
-import jaxlatent.digits
-from jaxlatent.analysis.local_basis import local_basis
-from jaxlatent.analysis.local_dimension import local_dimension
+import jaxlatent.models.digits
+from jaxlatent.localbasis.basis import local_basis
+from jaxlatent.localdim.dimension import local_dimension
 from jaxlatent.runs.runner import DEFAULT_CHUNK_SIZE, latents, run as run_store
 
 ANALYSES = {
@@ -88,7 +88,7 @@ def run(budget_s: float = 300.0, smoke: bool = False) -> list[dict]:
     accelerator = jax.devices()[0].platform != "cpu"
     n, chunk, repeats = (512, DEFAULT_CHUNK_SIZE, 1) if smoke else \
         (65536, 4096, 3) if accelerator else (4096, DEFAULT_CHUNK_SIZE, 3)
-    model = jaxlatent.load(jaxlatent.digits.assets_dir())
+    model = jaxlatent.load(jaxlatent.models.digits.assets_dir())
     scratch = tempfile.mkdtemp(prefix="jaxlatent-runs-bench-")
     rows, start = [], time.monotonic()
     try:
@@ -123,7 +123,7 @@ def main() -> None:
     if args.smoke:
         rows = run(smoke=True)
     else:
-        model = jaxlatent.load(jaxlatent.digits.assets_dir())
+        model = jaxlatent.load(jaxlatent.models.digits.assets_dir())
         scratch = tempfile.mkdtemp(prefix="jaxlatent-runs-bench-")
         try:
             rows = [measure(name, args.n, args.chunk, args.repeats, model, scratch) for name in ANALYSES]

@@ -14,8 +14,8 @@ import jax
 
 from jaxlatent.converters.inception import read_inception
 from jaxlatent.converters.lpips import read_lpips
-from jaxlatent.models.inception import FIDInceptionV3
-from jaxlatent.models.lpips import LPIPS
+from jaxlatent.models.features.inception import FIDInceptionV3
+from jaxlatent.models.features.lpips import LPIPS
 
 __all__ = ["load_lpips", "load_inception", "lpips_from_variables", "inception_from_variables"]
 
@@ -43,7 +43,7 @@ def load_lpips(src, net: str = "alex", backbone=None):
     Returns:
       ``lp(x, y, spatial=False, layers=False)`` on NCHW images in [-1, 1] (the package's
       ``normalize=False``): distances ``(N,)``, or ``(N, 1, H, W)`` maps with ``spatial=True``;
-      with ``layers=True`` an :class:`jaxlatent.models.lpips.LPIPSOutput` holding the per-layer
+      with ``layers=True`` an :class:`jaxlatent.models.features.lpips.LPIPSOutput` holding the per-layer
       terms as well.
     """
     variables, _ = read_lpips(src, net, backbone)

@@ -31,7 +31,9 @@ from jaxlatent.converters.biggan import cached_models, is_biggan_folder, read_bi
 from jaxlatent.converters.fastgan import convert_fastgan
 from jaxlatent.converters.nvlabs import read_nvlabs
 from jaxlatent.converters.rosinality import convert_rosinality, is_rosinality_state_dict
-from jaxlatent.models import biggan, fastgan, stylegan2
+from jaxlatent.models import biggan
+from jaxlatent.models.fastgan import model as fastgan
+from jaxlatent.models.stylegan2 import model as stylegan2
 
 FORMAT_NAME = "jaxlatent.converted"
 FORMAT_VERSION = 1

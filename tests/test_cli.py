@@ -11,10 +11,10 @@ import pytest
 
 import jaxlatent
 import jaxlatent.cli
-from jaxlatent.analysis.grassmann import METRICS
+from jaxlatent.localbasis.grassmann import METRICS
 from jaxlatent.cli import _common
-from jaxlatent.models.stylegan2 import StyleGAN2Config
-from jaxlatent.seeds import class_labels
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
+from jaxlatent.engine.latents import class_labels
 from helpers import random_stylegan2
 
 # the flag each concept is spelled with (NVlabs stylegan3's names) and where argparse stores it

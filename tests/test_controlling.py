@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 import jaxlatent
-from jaxlatent import digits
-from jaxlatent.analysis.controlling import choose_size, controlling_set, success_curve
-from jaxlatent.analysis.interventions import ConceptScores
-from jaxlatent.analysis.linalg import unordered_lapack_calls
-from jaxlatent.analysis.tanh_weights import FOLLOW_UP, optimize_weights
-from jaxlatent.analysis.translation import translate
+from jaxlatent.models import digits
+from jaxlatent.correlation.controlling import choose_size, controlling_set, success_curve
+from jaxlatent.correlation.interventions import ConceptScores
+from jaxlatent.engine.linalg import unordered_lapack_calls
+from jaxlatent.correlation.tanh_weights import FOLLOW_UP, optimize_weights
+from jaxlatent.correlation.translation import translate
 from jaxlatent.cli import correlation as cli
-from jaxlatent.report_page import ReportPage
-from jaxlatent.sections import correlation as section
+from jaxlatent.report.page import ReportPage
+from jaxlatent.report.sections import correlation as section
 from test_correlation import D, oracle_classifier, oracle_g
 
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.correlation import bootstrap_weights, concept_effects
+from jaxlatent.correlation.effects import bootstrap_weights, concept_effects
 
 D = 10
 
@@ -118,10 +118,10 @@ def test_chunking_does_not_change_effects():
 DEVICES = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     assert len(jax.devices()) == 4, jax.devices()
-    from jaxlatent.parallel import batch_mesh
-    from jaxlatent.analysis.correlation import concept_effects
-    from jaxlatent.analysis.controlling import controlling_set
-    from jaxlatent.analysis.translation import translate
+    from jaxlatent.engine.parallel import batch_mesh
+    from jaxlatent.correlation.effects import concept_effects
+    from jaxlatent.correlation.controlling import controlling_set
+    from jaxlatent.correlation.translation import translate
 
     g = lambda z: (jnp.tanh(z / 4) * 4)[:, None, :]
     def clf(x):

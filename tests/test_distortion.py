@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.distortion import distortion, layer_distortions
-from jaxlatent.analysis.sampling import neighbours
-from jaxlatent.analysis.local_dimension import local_dimension
-from jaxlatent.analysis.thresholds import relative_threshold
+from jaxlatent.localdim.distortion import distortion, layer_distortions
+from jaxlatent.engine.sampling import neighbours
+from jaxlatent.localdim.dimension import local_dimension
+from jaxlatent.localdim.thresholds import relative_threshold
 from test_local_dimension import _tanh_tap
 
 

@@ -11,14 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.edits import _lift, edit, edit_grid, lift_activations, lift_directions, normalize
-from jaxlatent.analysis.linalg import unordered_lapack_calls
-from jaxlatent.analysis.pca import pca
-from jaxlatent.analysis.population import KeyLatents
+from jaxlatent.ganspace.edits import _lift, edit, edit_grid, lift_activations, lift_directions, normalize
+from jaxlatent.engine.linalg import unordered_lapack_calls
+from jaxlatent.ganspace.pca import pca
+from jaxlatent.ganspace.population import KeyLatents
 from jaxlatent.cli import ganspace as cli
-from jaxlatent.digits import assets_dir
-from jaxlatent.models.fastgan import FastGAN, FastGANConfig
-from jaxlatent.sections.ganspace import default_tap, fit_directions
+from jaxlatent.models.digits import assets_dir
+from jaxlatent.models.fastgan.model import FastGAN, FastGANConfig
+from jaxlatent.report.sections.ganspace import default_tap, fit_directions
 
 
 def test_edit_in_z_w_and_a_layer_range():

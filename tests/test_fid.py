@@ -11,11 +11,11 @@ import pytest
 import scipy.linalg
 
 import jaxlatent
-from jaxlatent.analysis.fid import (edit_fid, edit_fid_table, edit_strengths, feature_statistics,
+from jaxlatent.ganspace.fid import (edit_fid, edit_fid_table, edit_strengths, feature_statistics,
                                     frechet_distance)
-from jaxlatent.digits import assets_dir, load_classifier
-from jaxlatent.report_page import ReportPage
-from jaxlatent.sections import ganspace
+from jaxlatent.models.digits import assets_dir, load_classifier
+from jaxlatent.report.page import ReportPage
+from jaxlatent.report.sections import ganspace
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "ganspace", "fid.npz")
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from helpers import random_stylegan2
 
-from jaxlatent.analysis import geometry
-from jaxlatent.analysis.geometry import Metric, eigen_axis_latents, equal_distance_steps, metric_tensor, mse_distance
-from jaxlatent.analysis.geometry_stats import anisotropy, average_metric, hessian_corr, spectrum_summary
-from jaxlatent.analysis.linalg import unordered_lapack_calls
-from jaxlatent.models.stylegan2 import StyleGAN2Config
-from jaxlatent.parallel import batch_mesh
+from jaxlatent.geometry import metric as geometry
+from jaxlatent.geometry.metric import Metric, eigen_axis_latents, equal_distance_steps, metric_tensor, mse_distance
+from jaxlatent.geometry.stats import anisotropy, average_metric, hessian_corr, spectrum_summary
+from jaxlatent.engine.linalg import unordered_lapack_calls
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
+from jaxlatent.engine.parallel import batch_mesh
 
 A = np.random.RandomState(0).randn(2 * 3 * 3, 10)
 B = np.random.RandomState(1).randn(6, 18)

@@ -13,12 +13,12 @@ import pytest
 from helpers import random_stylegan2
 
 from jaxlatent import io
-from jaxlatent.analysis.geometry import metric_tensor
-from jaxlatent.analysis.geometry_stats import average_metric
-from jaxlatent.cli import metric as metric_cli
-from jaxlatent.models.stylegan2 import StyleGAN2Config
-from jaxlatent.report_page import ReportPage
-from jaxlatent.sections import geometry as section
+from jaxlatent.geometry.metric import metric_tensor
+from jaxlatent.geometry.stats import average_metric
+from jaxlatent.cli import geometry as metric_cli
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
+from jaxlatent.report.page import ReportPage
+from jaxlatent.report.sections import geometry as section
 
 CONFIG = StyleGAN2Config(z_dim=6, w_dim=6, img_resolution=8, mapping_layers=2, channel_base=32, channel_max=8)
 

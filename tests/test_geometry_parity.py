@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.geometry import Metric, metric_tensor
+from jaxlatent.geometry.metric import Metric, metric_tensor
 from jaxlatent.feature_networks import lpips_from_variables
-from jaxlatent.models.lpips import LPIPS
-from jaxlatent.analysis.geometry_stats import (average_metric, hessian_corr, offdiag_summary,
+from jaxlatent.models.features.lpips import LPIPS
+from jaxlatent.geometry.stats import (average_metric, hessian_corr, offdiag_summary,
                                                vector_hessian_corr)
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "geometry", "hessian.npz")

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.grassmann import METRICS, grassmann_distance, pairwise_grassmann, principal_angles
-from jaxlatent.analysis.sampling import random_orthonormal
+from jaxlatent.localbasis.grassmann import METRICS, grassmann_distance, pairwise_grassmann, principal_angles
+from jaxlatent.engine.sampling import random_orthonormal
 
 
 def _pair(angles, n=12, seed=0):

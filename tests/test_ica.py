@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from sklearn.decomposition import FastICA
 
-from jaxlatent.analysis.ica import _fast_ica, fast_ica
-from jaxlatent.analysis.linalg import unordered_lapack_calls
-from jaxlatent.analysis.pca import transform
+from jaxlatent.ganspace.ica import _fast_ica, fast_ica
+from jaxlatent.engine.linalg import unordered_lapack_calls
+from jaxlatent.ganspace.pca import transform
 
 
 def _mixture(n=2000, seed=0):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.interventions import (class_probs, edit, intervene, intervention_probs,
+from jaxlatent.correlation.interventions import (class_probs, edit, intervene, intervention_probs,
                                               select_samples, single_dim_grid)
 
 

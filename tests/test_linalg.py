@@ -17,9 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis import (distortion, geometry, grassmann, local_basis, local_dimension, sampling,
-                                traversal, warpage)
-from jaxlatent.analysis.linalg import after, qr_each, singular_values, unordered_lapack_calls
+from jaxlatent.engine import sampling
+from jaxlatent.geometry import metric as geometry
+from jaxlatent.localbasis import basis as local_basis
+from jaxlatent.localbasis import grassmann, traversal, warpage
+from jaxlatent.localdim import dimension as local_dimension
+from jaxlatent.localdim import distortion
+from jaxlatent.engine.linalg import after, qr_each, singular_values, unordered_lapack_calls
 
 LIMIT_S = 240
 
@@ -31,7 +35,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
                               timeout=LIMIT_S, env=env)
     except subprocess.TimeoutExpired:
         pytest.fail(f"did not finish in {LIMIT_S} s: two LAPACK calls of one program ran side by side "
-                    "(jaxlatent/analysis/linalg.py)")
+                    "(jaxlatent/engine/linalg.py)")
 
 
 def test_after_leaves_values_alone_whatever_the_dependency_holds():
@@ -81,7 +85,8 @@ def test_our_functions_finish_beside_a_callers_decompositions():
     """A caller's jit with two independent principal-angle calls and its own SVD (no ties)."""
     r = _run("""
         import jax, jax.numpy as jnp
-        from jaxlatent.analysis import grassmann, sampling
+        from jaxlatent.engine import sampling
+        from jaxlatent.localbasis import grassmann
 
         @jax.jit
         def mine(a, b, c):
@@ -102,7 +107,7 @@ def test_qr_programs_finish_when_ordered():
     """Two batched QRs in one program, tied by `after`: completes (untied they hang on 2 cores)."""
     r = _run("""
         import jax, jax.numpy as jnp
-        from jaxlatent.analysis.linalg import after
+        from jaxlatent.engine.linalg import after
 
         @jax.jit
         def two(ka, kb):
@@ -122,7 +127,9 @@ def test_qr_programs_finish_when_ordered():
 def test_grassmann_programs_finish_on_deadlock_prone_sizes():
     r = _run("""
         import jax, jax.numpy as jnp
-        from jaxlatent.analysis import distortion, grassmann, sampling, warpage
+        from jaxlatent.engine import sampling
+        from jaxlatent.localbasis import grassmann, warpage
+        from jaxlatent.localdim import distortion
 
         for i in range(3):
             key = jax.random.key(i)
@@ -207,7 +214,7 @@ def test_tied_eigh_programs_finish():
     """Two batched eighs in one program, tied by `after`, finish (untied, they can hang on 2 cores)."""
     r = _run("""
         import jax, jax.numpy as jnp
-        from jaxlatent.analysis.linalg import after
+        from jaxlatent.engine.linalg import after
 
         @jax.jit
         def two(ka, kb):

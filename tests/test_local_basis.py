@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.grassmann import grassmann_distance, principal_angles
-from jaxlatent.analysis.jacobian import jacobian
-from jaxlatent.analysis.local_basis import (LocalBasis, decomposition_bytes, fix_signs, local_basis,
+from jaxlatent.localbasis.grassmann import grassmann_distance, principal_angles
+from jaxlatent.engine.jacobian import jacobian
+from jaxlatent.localbasis.basis import (LocalBasis, decomposition_bytes, fix_signs, local_basis,
                                             local_basis_topk)
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "localbasis" / "map512.npz"
@@ -115,7 +115,7 @@ def test_topk_matches_full():
 
 
 def test_auto_chunk_size_rule():
-    from jaxlatent.parallel import CPU_CHUNK_BYTES, auto_chunk_size
+    from jaxlatent.engine.parallel import CPU_CHUNK_BYTES, auto_chunk_size
 
     per = decomposition_bytes(512, 512)                    # float32 512 x 512: 8 MiB a latent
     assert per == 4 * 8 * 512 * 512
@@ -152,7 +152,7 @@ def _golden_mapping():
     spec = importlib.util.spec_from_file_location("make_localbasis_golden", TOOL)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+    from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 
     config = StyleGAN2Config(z_dim=512, w_dim=512, mapping_layers=8, mapping_lr_multiplier=0.01,
                              img_resolution=4, channel_base=64, channel_max=8)
@@ -214,8 +214,8 @@ def test_cli_local_basis_and_grassmann(tmp_path):
     import argparse
 
     import jaxlatent
-    from jaxlatent.cli import geometry
-    from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+    from jaxlatent.cli import local_basis as geometry
+    from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 
     def main(argv):  # the geometry commands alone, as jaxlatent.cli.main dispatches them
         parser = argparse.ArgumentParser()

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import jaxlatent
-from jaxlatent.analysis.local_dimension import dimension_from_spectrum, layer_dimensions, local_dimension
-from jaxlatent.analysis.thresholds import optimal_coefficient_approx, relative_threshold
-from jaxlatent.digits import assets_dir
-from jaxlatent.seeds import latents_from_seeds
+from jaxlatent.localdim.dimension import dimension_from_spectrum, layer_dimensions, local_dimension
+from jaxlatent.localdim.thresholds import optimal_coefficient_approx, relative_threshold
+from jaxlatent.models.digits import assets_dir
+from jaxlatent.engine.latents import latents_from_seeds
 from helpers import low_rank_plus_noise
 
 
@@ -254,7 +254,7 @@ class _TinyModel:
 def run_cli(monkeypatch, argv):
     import argparse
     import jaxlatent
-    from jaxlatent.cli import dimension
+    from jaxlatent.cli import local_dim as dimension
 
     # setitem, not setattr: reading the old value would import jaxlatent.io through the lazy namespace
     monkeypatch.setitem(vars(jaxlatent), "load", lambda path: _TinyModel())
@@ -288,7 +288,7 @@ def test_cli_local_dim(monkeypatch, tmp_path):
 
 
 def test_parse_seeds():
-    from jaxlatent.seeds import parse_seeds
+    from jaxlatent.engine.latents import parse_seeds
 
     assert parse_seeds("0-2, 5") == [0, 1, 2, 5]
     with pytest.raises(ValueError, match="--seeds"):

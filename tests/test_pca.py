@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA as SKPCA
 
-from jaxlatent.analysis.linalg import unordered_lapack_calls
-from jaxlatent.analysis.pca import _pca, flip_signs, pca, pca_from_moments, pca_randomized, population_pca, transform
-from jaxlatent.analysis.population import moments_of
+from jaxlatent.engine.linalg import unordered_lapack_calls
+from jaxlatent.ganspace.pca import _pca, flip_signs, pca, pca_from_moments, pca_randomized, population_pca, transform
+from jaxlatent.ganspace.population import moments_of
 
 
 def _with_covariance(rng, n, cov, mean):

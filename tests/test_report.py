@@ -14,11 +14,11 @@ import pytest
 
 import jaxlatent
 import jaxlatent.cli
-import jaxlatent.report
+import jaxlatent.report.build
 from jaxlatent.cli import build_parser
 from jaxlatent.cli.report import report_options
-from jaxlatent.report import QUICK, ReportOptions, build_report, default_taps, latents
-from jaxlatent.digits import assets_dir
+from jaxlatent.report.build import QUICK, ReportOptions, build_report, default_taps, latents
+from jaxlatent.models.digits import assets_dir
 
 from report_fixtures import FAKE_SECTION, NO_CHROMIUM, TAPS, TRAVERSE, calls_for as _calls_for, chromium
 
@@ -74,12 +74,12 @@ def test_demo_runs_the_further_sections_quick(demo_dir):
     (call,) = _calls_for(demo_dir)
     assert call["quick"] is True and call["progress"] is False and call["truncation_psi"] == 1.0
     assert call["classifier"] is not None and call["model"].config.family == "stylegan2"
-    index = len(jaxlatent.report.SECTIONS)          # the fake section came after the real ones
+    index = len(jaxlatent.report.build.SECTIONS)          # the fake section came after the real ones
     np.testing.assert_array_equal(jax.random.key_data(call["key"]),
                                   jax.random.key_data(jax.random.fold_in(jax.random.PRNGKey(7), 100 + index)))
     res = json.loads((demo_dir / "results.json").read_text())
-    for module in jaxlatent.report.SECTIONS:
-        assert jaxlatent.report.section_name(module) in res["timings_s"]
+    for module in jaxlatent.report.build.SECTIONS:
+        assert jaxlatent.report.build.section_name(module) in res["timings_s"]
     assert res["fake"] == {"answer": 42} and list(res["timings_s"])[-2:] == ["fake", "explorer"]
     np.testing.assert_array_equal(np.load(demo_dir / "arrays.npz")["fake/values"], np.arange(3))
     html = (demo_dir / "report.html").read_text()
@@ -139,13 +139,13 @@ def test_report_on_any_checkpoint(tmp_path, capsys, monkeypatch):
     """`jaxlatent report` on a converted random StyleGAN2: W-space traversal, no classifier."""
     from helpers import random_stylegan2
 
-    from jaxlatent.models.stylegan2 import StyleGAN2Config
+    from jaxlatent.models.stylegan2.model import StyleGAN2Config
 
     config = StyleGAN2Config(z_dim=8, w_dim=8, mapping_layers=2, img_resolution=8, img_channels=3,
                              channel_base=64, channel_max=8)
     ckpt = jaxlatent.save(random_stylegan2(config, 3), tmp_path / "ckpt")
     out = tmp_path / "report"
-    monkeypatch.setattr(jaxlatent.report, "SECTIONS", (FAKE_SECTION,))
+    monkeypatch.setattr(jaxlatent.report.build, "SECTIONS", (FAKE_SECTION,))
     rc = jaxlatent.cli.main(["report", str(ckpt), "--out", str(out), "--no-progress", "--taps", "w",
                              "--traversal-taps", "w", "--n", "8", "--rtol", "0.01", "--trunc", "0.9",
                              "--chunk-size", "4", "--quick"])
@@ -195,14 +195,14 @@ def test_report_on_a_fastgan(tmp_path, monkeypatch):
     """FastGAN: no mapping network, no w; the report falls back to its small feature taps and
     says when the Gavish-Donoho rule finds no noise bulk (16 inputs, a flat spectrum)."""
     from jaxlatent.converters.fastgan import params_from_state_dict
-    from jaxlatent.models.fastgan import FastGAN
+    from jaxlatent.models.fastgan.model import FastGAN
 
     g = np.load(os.path.join(os.path.dirname(__file__), "golden", "fastgan", "fg256.npz"))
     config, params = params_from_state_dict({k[3:]: g[k] for k in g.files if k.startswith("sd:")})
     model = FastGAN(config, params)
     assert default_taps(model) == ["init", "feat_8", "feat_16"]          # <= 8192 values each
     # the built-in sections only: each further section is tested on a FastGAN in its own file
-    monkeypatch.setattr(jaxlatent.report, "SECTIONS", ())
+    monkeypatch.setattr(jaxlatent.report.build, "SECTIONS", ())
     res = build_report(model, tmp_path, dataclasses.replace(QUICK, taps=("init",), n_latents=8),
                        progress=False)
     assert res["options"]["traversal_taps"] == ["init"]

@@ -14,21 +14,21 @@ import numpy as np
 import pytest
 import tensorstore as ts
 
-import jaxlatent.digits
+import jaxlatent.models.digits
 from jaxlatent import io
-from jaxlatent.analysis.correlation import concept_effects, effects_from_probs
-from jaxlatent.analysis.geometry import metric_tensor
-from jaxlatent.analysis.local_basis import local_basis
-from jaxlatent.analysis.local_dimension import local_dimension
+from jaxlatent.correlation.effects import concept_effects, effects_from_probs
+from jaxlatent.geometry.metric import metric_tensor
+from jaxlatent.localbasis.basis import local_basis
+from jaxlatent.localdim.dimension import local_dimension
 from jaxlatent.cli import run as run_cli
-from jaxlatent.models.stylegan2 import StyleGAN2Config
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
 from jaxlatent.runs import registry, runner
 from jaxlatent.runs.manifest import model_digest, write_manifest
 from jaxlatent.runs.results import open_run
 from jaxlatent.runs.runner import latents, row_keys, run
 from jaxlatent.runs.store import ChunkedStore, RunCorruptError, RunError, RunMismatchError, RunWriteError
 from jaxlatent.runs.summaries import Summary
-from jaxlatent.seeds import latents_from_seeds
+from jaxlatent.engine.latents import latents_from_seeds
 from helpers import random_stylegan2
 
 CONFIG = StyleGAN2Config(z_dim=8, w_dim=8, img_resolution=4, mapping_layers=2, channel_base=32, channel_max=4)
@@ -266,8 +266,8 @@ def test_cli_run_and_its_help(model, tmp_path, capsys):
 
 
 def test_concept_effects_run_gives_the_probabilities_of_concept_effects(tmp_path):
-    model = io.load(jaxlatent.digits.assets_dir())
-    clf = jaxlatent.digits.load_classifier()
+    model = io.load(jaxlatent.models.digits.assets_dir())
+    clf = jaxlatent.models.digits.load_classifier()
     res = run("concept-effects", model, 4, tmp_path / "r", chunk_size=4, progress=False,
               options={"dims": "0,5", "values": "-2,2"})
     assert res["probs"].shape == (4, 2, 2, 10) and res["base_probs"].shape == (4, 10)

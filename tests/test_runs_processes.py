@@ -16,8 +16,8 @@ import time
 import numpy as np
 import pytest
 
-import jaxlatent.digits
-from jaxlatent.models.stylegan2 import StyleGAN2Config
+import jaxlatent.models.digits
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
 from jaxlatent.runs.results import open_run
 from jaxlatent.runs.runner import run
 from helpers import random_stylegan2, run_jax_processes
@@ -57,7 +57,7 @@ def records(out):
 
 
 def test_sigkill_at_random_moments_then_resume_equals_unbroken_run(tmp_path):
-    ckpt = jaxlatent.digits.assets_dir()
+    ckpt = jaxlatent.models.digits.assets_dir()
     n, chunk = 2048, 32
     ref = tmp_path / "unbroken"
     # Exact equality is legitimate: each chunk is computed by the same compiled program on the same
@@ -95,8 +95,8 @@ DEVICES = textwrap.dedent("""
     import sys
     import jax
     from helpers import random_stylegan2, run_jax_processes
-    from jaxlatent.models.stylegan2 import StyleGAN2Config
-    from jaxlatent.parallel import batch_mesh
+    from jaxlatent.models.stylegan2.model import StyleGAN2Config
+    from jaxlatent.engine.parallel import batch_mesh
     from jaxlatent.runs import run
 
     assert len(jax.devices()) == 4, jax.devices()
@@ -129,7 +129,7 @@ MULTIHOST = textwrap.dedent("""
     jax.distributed.initialize(coordinator_address="localhost:" + sys.argv[2], num_processes=2,
                                process_id=int(sys.argv[1]))
     from helpers import random_stylegan2, run_jax_processes
-    from jaxlatent.models.stylegan2 import StyleGAN2Config
+    from jaxlatent.models.stylegan2.model import StyleGAN2Config
     from jaxlatent.runs import run
 
     assert jax.process_count() == 2

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.sampling import neighbours, random_orthonormal
+from jaxlatent.engine.sampling import neighbours, random_orthonormal
 
 
 def test_random_orthonormal_is_orthonormal_and_haar():

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.spectral import top_singular
+from jaxlatent.engine.spectral import top_singular
 
 
 def _spectrum_map(s):
@@ -74,8 +74,8 @@ def test_defaults_converge_on_a_slowly_decaying_spectrum(x64):
 
 
 def test_solver_program_runs_its_decompositions_one_after_another():
-    from jaxlatent.analysis.linalg import unordered_lapack_calls
-    from jaxlatent.analysis.spectral import _top_singular_rows
+    from jaxlatent.engine.linalg import unordered_lapack_calls
+    from jaxlatent.engine.spectral import _top_singular_rows
 
     w = jax.random.normal(jax.random.key(0), (40, 12))
     fn = jax.tree_util.Partial(_top_singular_rows, lambda z: jnp.tanh(z @ w.T), 3, 2, 7, 10, 1e-4, False)
@@ -111,8 +111,8 @@ def test_host_loop_equals_device_loop():
 
 
 def test_loop_choice():
-    from jaxlatent.analysis.jacobian import has_convolution
-    from jaxlatent.analysis.spectral import resolve_loop
+    from jaxlatent.engine.jacobian import has_convolution
+    from jaxlatent.engine.spectral import resolve_loop
 
     z = jnp.zeros((1, 8))
     mlp = lambda x: jnp.tanh(x)  # noqa: E731
@@ -126,8 +126,8 @@ def test_loop_choice():
 
 
 def test_host_loop_round_program_runs_its_decompositions_one_after_another():
-    from jaxlatent.analysis.linalg import unordered_lapack_calls
-    from jaxlatent.analysis.spectral import _start_rows, _step_rows
+    from jaxlatent.engine.linalg import unordered_lapack_calls
+    from jaxlatent.engine.spectral import _start_rows, _step_rows
 
     w = jax.random.normal(jax.random.key(0), (40, 12))
     tap = lambda z: jnp.tanh(z @ w.T)  # noqa: E731

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.traversal import frame_steps, iterative_traversal, linear_traversal
+from jaxlatent.localbasis.traversal import frame_steps, iterative_traversal, linear_traversal
 
 
 def test_linear_traversal():

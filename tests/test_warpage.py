@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.warpage import pca_basis, warpage
+from jaxlatent.localbasis.warpage import pca_basis, warpage
 
 
 def test_warpage_on_linear_and_curved_maps():

@@ -3,7 +3,7 @@
 Each module listed in ``_COMMAND_MODULES`` defines ``register(subparsers)``, which adds its
 subcommands and sets ``func`` on each parser; the command is a thin layer of argument parsing
 over library calls. BLAS threads are set at call time as the library's own batched calls set
-them (:func:`jaxlatent.threads.single_blas_thread`, one per LAPACK call unless the user chose). The flags every command shares
+them (:func:`jaxlatent.engine.threads.single_blas_thread`, one per LAPACK call unless the user chose). The flags every command shares
 (``--seeds``, ``--trunc``, ``--class``, ``--seed``, ``--chunk-size``, ``--out``) come from
 :mod:`jaxlatent.cli._common`.
 """
@@ -14,13 +14,13 @@ import argparse
 import importlib
 import sys
 
-from jaxlatent.threads import single_blas_thread
+from jaxlatent.engine.threads import single_blas_thread
 
 _COMMAND_MODULES = (
     "jaxlatent.cli.convert",    # convert, generate
-    "jaxlatent.cli.geometry",   # local-basis, grassmann
-    "jaxlatent.cli.dimension",  # local-dim, distortion
-    "jaxlatent.cli.metric",     # geometry (Riemannian metric of the image manifold)
+    "jaxlatent.cli.local_basis",   # local-basis, grassmann
+    "jaxlatent.cli.local_dim",  # local-dim, distortion
+    "jaxlatent.cli.geometry",     # geometry (Riemannian metric of the image manifold)
     "jaxlatent.cli.ganspace",   # ganspace, edit-fid
     "jaxlatent.cli.correlation",  # correlation
     "jaxlatent.cli.run",        # run ANALYSIS (long runs into a resumable store)

@@ -62,7 +62,7 @@ Functions (stable API; other command modules import them):
 * ``split_list(text) -> tuple[str, ...]``: ``"a, b,c"`` -> ``("a", "b", "c")``.
 * ``prng_key(args)``: ``jax.random.PRNGKey(args.seed)``.
 * ``progress(desc)``: a wrapper of an iterator in a tqdm bar (the analyses' ``progress=``).
-* ``write_json(path, obj)``: ``obj`` through :func:`jaxlatent.report_page.to_jsonable`, indented.
+* ``write_json(path, obj)``: ``obj`` through :func:`jaxlatent.report.page.to_jsonable`, indented.
 """
 
 from __future__ import annotations
@@ -77,10 +77,10 @@ import numpy as np
 from tqdm import tqdm
 
 import jaxlatent
-from jaxlatent.analysis.grassmann import METRICS
-from jaxlatent.analysis.thresholds import RULES, threshold_rule
-from jaxlatent.report_page import to_jsonable
-from jaxlatent.seeds import class_labels, latents_from_seeds, parse_seeds
+from jaxlatent.localbasis.grassmann import METRICS
+from jaxlatent.localdim.thresholds import RULES, threshold_rule
+from jaxlatent.report.page import to_jsonable
+from jaxlatent.engine.latents import class_labels, latents_from_seeds, parse_seeds
 
 __all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "add_rule_arg",
            "rule_name", "load_model", "load_model_and_latents", "seed_latents", "model_options", "refuse_family",
@@ -146,7 +146,7 @@ def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
 
 
 def add_metric_arg(parser: argparse.ArgumentParser, default: str = "geodesic") -> None:
-    """Add ``--metric`` restricted to the Grassmannian metrics of :mod:`jaxlatent.analysis.grassmann`."""
+    """Add ``--metric`` restricted to the Grassmannian metrics of :mod:`jaxlatent.localbasis.grassmann`."""
     parser.add_argument("--metric", default=default, choices=METRICS,
                         help=f"Grassmannian metric (default {default})")
 

@@ -14,9 +14,9 @@ import numpy as np
 from tqdm import tqdm
 
 import jaxlatent
-from jaxlatent import viz
+from jaxlatent.report import plots as viz
 from jaxlatent.cli import _common
-from jaxlatent.seeds import parse_seeds
+from jaxlatent.engine.latents import parse_seeds
 
 __all__ = ["register"]
 

@@ -12,12 +12,12 @@ import os
 
 import numpy as np
 
-from jaxlatent import digits
+from jaxlatent.models import digits
 from jaxlatent.cli import _common
-from jaxlatent.report_page import ReportPage
-from jaxlatent.sections.correlation import (FULL, SPACES, Sizes, analyse, latent_space, raw_arrays,
+from jaxlatent.report.page import ReportPage
+from jaxlatent.report.sections.correlation import (FULL, SPACES, Sizes, analyse, latent_space, raw_arrays,
                                            summarize, write_figures)
-from jaxlatent.seeds import latents_from_seeds
+from jaxlatent.engine.latents import latents_from_seeds
 
 __all__ = ["register", "run", "default_classifier"]
 
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                     "find each (source, target) pair's controlling set and translate with it.")
     _common.add_model_args(p, seeds=None)
     p.add_argument("--classifier", default=None,
-                   help="classifier directory (jaxlatent.digits format; default: the shipped digit "
+                   help="classifier directory (jaxlatent.models.digits format; default: the shipped digit "
                         "classifier when CKPT is the shipped digits model)")
     p.add_argument("--space", default="z", choices=SPACES,
                    help="latent space intervened on: z, or w (StyleGAN2; standard units: the "

@@ -14,15 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.fid import VARIANTS, edit_fid_table
-from jaxlatent.analysis.population import KeyLatents
+from jaxlatent.ganspace.fid import VARIANTS, edit_fid_table
+from jaxlatent.ganspace.population import KeyLatents
 from jaxlatent.cli import _common
-from jaxlatent.digits import FORMAT_NAME as CLASSIFIER_FORMAT
-from jaxlatent.digits import load_classifier
+from jaxlatent.models.digits import FORMAT_NAME as CLASSIFIER_FORMAT
+from jaxlatent.models.digits import load_classifier
 from jaxlatent.feature_networks import load_inception
-from jaxlatent.sections.ganspace import (METHODS, default_tap, direction_images, edit_space, fit_directions,
+from jaxlatent.report.sections.ganspace import (METHODS, default_tap, direction_images, edit_space, fit_directions,
                                          save_side_by_side)
-from jaxlatent.seeds import parse_seeds, latents_from_seeds
+from jaxlatent.engine.latents import parse_seeds, latents_from_seeds
 
 __all__ = ["register"]
 

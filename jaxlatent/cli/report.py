@@ -1,8 +1,8 @@
 """``jaxlatent report CKPT --out DIR``: every analysis of the library on one checkpoint, as a page.
 
-It runs :func:`jaxlatent.report.build_report` (samples, Jacobian spectra and local dimensions,
+It runs :func:`jaxlatent.report.build.build_report` (samples, Jacobian spectra and local dimensions,
 Distortion, Grassmannian distances and warpage, Local Basis traversals, then the sections of
-:mod:`jaxlatent.sections`) and writes ``report.html`` with its figures, ``results.json``,
+:mod:`jaxlatent.report.sections`) and writes ``report.html`` with its figures, ``results.json``,
 ``arrays.npz`` and the interactive ``explorer.html`` (whose weight it prints). ``jaxlatent demo``
 (:mod:`jaxlatent.cli.demo`) is the same on the shipped model; both take the options of
 :func:`add_report_args`.
@@ -17,8 +17,8 @@ import os
 import time
 
 from jaxlatent.cli import _common
-from jaxlatent.digits import load_classifier
-from jaxlatent.report import QUICK, ReportOptions, build_report
+from jaxlatent.models.digits import load_classifier
+from jaxlatent.report.build import QUICK, ReportOptions, build_report
 
 __all__ = ["register", "add_report_args", "report_options", "read_quality", "run_and_print"]
 

@@ -12,13 +12,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.geometry import METHODS, metric_tensor
-from jaxlatent.analysis.interventions import KINDS, intervention_probs, single_dim_grid
-from jaxlatent.analysis.local_basis import SOLVERS, local_basis
-from jaxlatent.analysis.local_dimension import local_dimension
-from jaxlatent.analysis.thresholds import RULES, threshold_rule
-from jaxlatent.digits import load_classifier
-from jaxlatent.parallel import map_batched
+from jaxlatent.geometry.metric import METHODS, metric_tensor
+from jaxlatent.correlation.interventions import KINDS, intervention_probs, single_dim_grid
+from jaxlatent.localbasis.basis import SOLVERS, local_basis
+from jaxlatent.localdim.dimension import local_dimension
+from jaxlatent.localdim.thresholds import RULES, threshold_rule
+from jaxlatent.models.digits import load_classifier
+from jaxlatent.engine.parallel import map_batched
 from jaxlatent.runs.registry import TAP, TRUNC, Analysis, Option, execution, register, tap_fn, tap_jacobian_shape
 from jaxlatent.runs.store import Output, RunError
 
@@ -178,6 +178,6 @@ register(Analysis(
              Option("values", "--values", str, "-3,3", "intervention values in standard units (default -3,3)"),
              Option("kind", "--kind", str, "set", "set (default), shift or scale", KINDS),
              Option("classifier", "--classifier", str, None,
-                    "classifier folder (jaxlatent.digits.save_classifier; default: the shipped digits classifier)"),
+                    "classifier folder (jaxlatent.models.digits.save_classifier; default: the shipped digits classifier)"),
              TRUNC),
     outputs=_concept_outputs, compute=_concept_effects))

@@ -8,7 +8,7 @@ depend on the chunking, the device count or restarts.
 
 Chunk ``j`` holds latents ``[j * chunk_size, (j + 1) * chunk_size)``; every chunk is computed
 by the same compiled program (the last one is padded to full size), its rows spread over the
-local devices (:func:`jaxlatent.parallel.batch_mesh` of ``jax.local_devices()``). Under
+local devices (:func:`jaxlatent.engine.parallel.batch_mesh` of ``jax.local_devices()``). Under
 ``jax.distributed`` process ``p`` of ``P`` takes every P-th missing chunk and writes only
 those; process 0 alone creates, checks and finishes the store. The folder must be shared
 by every host.
@@ -26,7 +26,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from jaxlatent.parallel import batch_mesh, pad_rows
+from jaxlatent.engine.parallel import batch_mesh, pad_rows
 from jaxlatent.runs import registry
 from jaxlatent.runs.manifest import (build_manifest, check_same_run, manifest_path, read_manifest,
                                      run_id, write_manifest)
@@ -43,7 +43,7 @@ def latents(seed: int, start: int, stop: int, z_dim: int) -> np.ndarray:
     """``z: (stop - start, z_dim)`` float32: latents ``start..stop-1`` of a run with ``seed``.
 
     Row ``r`` is ``RandomState(seed + start + r).randn(z_dim)``, the values of
-    :func:`jaxlatent.seeds.latents_from_seeds`; one generator is re-seeded per row, which is
+    :func:`jaxlatent.engine.latents.latents_from_seeds`; one generator is re-seeded per row, which is
     about 20 times faster than a new ``RandomState`` per row (13 vs 290 us per latent) and
     keeps latent generation far below the analyses' cost at 10^6 latents.
     """

@@ -2,7 +2,7 @@
 
 Two 3x3 convolutions (32 and 64 channels, ReLU, 2x2 average pooling), a dense feature layer
 (``features`` units, ReLU) and a dense 10-way output. The network, loading and saving
-live in :mod:`jaxlatent.digits` (what the demo needs at run time); this module trains it.
+live in :mod:`jaxlatent.models.digits` (what the demo needs at run time); this module trains it.
 
 Trained with Adam on the training split, with random shifts of up to ``max_shift`` pixels so
 that it judges generated digits, which are not always centred, by their shape. Outlier
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxlatent.digits import NUM_CLASSES, Classifier, ClassifierConfig, DigitCNN
+from jaxlatent.models.digits import NUM_CLASSES, Classifier, ClassifierConfig, DigitCNN
 
 
 def random_shift(key, x, max_shift: int):

@@ -1,0 +1,241 @@
+"""The analysis report: every analysis of the library run on one generator, as one page.
+
+``build_report(model, out_dir)`` draws samples, computes the Local Basis, local dimensions,
+Distortion and Grassmannian distances of a set of taps over a population of latents, renders
+Local Basis traversals as image grids, adds the further sections listed in :data:`SECTIONS`
+(modules of :mod:`jaxlatent.report.sections`), and writes ``report.html`` (figures beside it),
+``results.json`` (every number shown), ``arrays.npz`` (the raw spectra and distances) and the
+interactive ``explorer.html`` (:mod:`jaxlatent.explorer`, every method's directions side by side).
+``jaxlatent report CKPT --out DIR`` and ``jaxlatent demo`` (the shipped digits model) call it;
+the built-in sections are in :mod:`jaxlatent.report.sections.builtin`.
+
+Latents come from seeds in the NVlabs convention (``np.random.RandomState(seed).randn(z_dim)``),
+so every number of the report can be recomputed with the library calls it names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from types import ModuleType
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from jaxlatent.localdim.distortion import distortion
+from jaxlatent.localdim.dimension import local_dimension
+from jaxlatent.localdim.thresholds import threshold_rule
+from jaxlatent.explorer import build_explorer
+from jaxlatent.report.page import ReportPage
+from jaxlatent.report.sections.builtin import (default_taps, default_traversal_taps, dimension_section,
+                                       distortion_section, grassmann_distances, grassmann_section, label_batch,
+                                       latents, quality_section, render, samples_section, tap_fn,
+                                       traversal_section)
+from jaxlatent.report.sections import correlation, ganspace, geometry
+
+__all__ = ["ReportOptions", "QUICK", "SECTIONS", "default_taps", "build_report"]
+
+#: Further report sections, run in this order after the built-in ones: modules with
+#: ``add_section(page, model, *, quick, key, classifier, arrays, truncation_psi, progress)``
+#: (see :mod:`jaxlatent.report.sections`): GAN geometry (Wang & Ponce 2021), GANSpace PCA/ICA
+#: (Palaev et al. 2023), correlation analysis (Li et al. 2020).
+SECTIONS: tuple[ModuleType, ...] = (geometry, ganspace, correlation)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportOptions:
+    """What the report computes. The defaults suit a small model on 2 CPU cores in minutes.
+
+    Attributes:
+      n_samples: images in the sample grid (seeds 0..n_samples-1).
+      n_latents: population for spectra, local dimensions and Distortion (seeds from
+        ``population_seed``).
+      population_seed: first seed of the population.
+      n_grassmann: latents of the pairwise distance heatmap (the population's first).
+      k: Local Basis subspace dimension for the Grassmannian comparisons.
+      traversal_seeds: latents whose traversals are drawn.
+      traversal_directions: leading directions drawn per latent.
+      frames: images per traversal (odd).
+      steps: iterative traversal steps (each a Jacobian and an SVD).
+      sigma: traversal half-length in the latent.
+      taps: taps analysed (default :func:`default_taps`).
+      traversal_taps: taps traversed (default: a middle mapping layer, ``w`` and the smallest
+        feature-map tap).
+      max_tap_size: default taps hold at most this many numbers per sample.
+      truncation_psi: StyleGAN2 truncation for every tap and image.
+      class_idx: label of a conditional StyleGAN2 (required by one, refused by others).
+      chunk_size: latents per compiled batch.
+      seed: PRNG seed of the neighbours, random baselines and further sections.
+      rule: the local-dimension rule of the dimensions and of Distortion's ``k``
+        (:func:`jaxlatent.analysis.thresholds.threshold_rule`): ``"paper"`` (Gavish-Donoho,
+        ``omega(beta) * median`` of all singular values), ``"bulk"``, ``"numerical"`` or a
+        relative cut ``"rtol=R"`` (which counts a flat spectrum, e.g. a full-rank tap with few
+        inputs, that the Gavish-Donoho rule reads as all noise).
+      quick: the further sections (:data:`SECTIONS`) run their small, seconds-long variant.
+      explorer: write the interactive ``explorer.html`` (:mod:`jaxlatent.explorer`).
+    """
+
+    n_samples: int = 64
+    n_latents: int = 128
+    population_seed: int = 1000
+    n_grassmann: int = 32
+    k: int = 8
+    traversal_seeds: tuple[int, ...] = (0, 1, 2)
+    traversal_directions: int = 5
+    frames: int = 7
+    steps: int = 60
+    sigma: float = 2.5
+    taps: tuple[str, ...] | None = None
+    traversal_taps: tuple[str, ...] | None = None
+    max_tap_size: int = 8192
+    truncation_psi: float = 1.0
+    class_idx: int | None = None
+    chunk_size: int = 32
+    seed: int = 0
+    rule: str = "paper"
+    quick: bool = False
+    explorer: bool = True
+
+
+#: A small report for tests and smoke runs (seconds of compute on the digits model).
+QUICK = ReportOptions(n_samples=16, n_latents=16, n_grassmann=8, k=4, traversal_seeds=(0, 1),
+                      traversal_directions=3, frames=5, steps=8, quick=True)
+
+
+# ---------------------------------------------------------------------------------- the report
+class _Steps:
+    """Times the report's steps into ``timings`` (seconds), with a tqdm bar when asked for."""
+
+    def __init__(self, names: list[str], progress: bool):
+        self.bar = tqdm(total=len(names), desc="report", unit="step") if progress else None
+        self.timings: dict[str, float] = {}
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        if self.bar is not None:
+            self.bar.set_postfix_str(name)
+        t0 = time.perf_counter()
+        out = fn()
+        self.timings[name] = round(time.perf_counter() - t0, 3)
+        if self.bar is not None:
+            self.bar.update(1)
+        return out
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def section_name(module: ModuleType) -> str:
+    """The name a section's timings and results go under: its module's last component."""
+    return module.__name__.rsplit(".", 1)[-1]
+
+
+def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = ReportOptions(),
+                 title: str | None = None, source: str = "", classifier=None, quality: dict | None = None,
+                 progress: bool = True) -> dict:
+    """Run every analysis on ``model`` and write ``report.html``, ``results.json``, ``arrays.npz``.
+
+    The built-in sections (samples, local dimensions, Distortion, Grassmannian distances and
+    warpage, Local Basis traversals) come first, then each module of :data:`SECTIONS`, then the
+    explorer (:func:`jaxlatent.explorer.build_explorer`: ``explorer.html`` and ``explorer.npz``).
+
+    Args:
+      model: a loaded generator (:func:`jaxlatent.load`): StyleGAN2 or FastGAN.
+      out_dir: directory written (created when missing).
+      options: what to compute (:class:`ReportOptions`; :data:`QUICK` for a small report).
+      title: page title (default: the model's family).
+      source: where the model came from, shown under the title.
+      classifier: optional digit classifier (:class:`jaxlatent.models.digits.Classifier`) naming the
+        class of each traversal frame.
+      quality: optional measurements shown as a table (the shipped model's ``quality.json``).
+      progress: show a progress bar over the steps.
+
+    Returns:
+      The results dictionary written to ``results.json``; ``results["timings_s"]`` holds the
+      seconds of every step, further sections under their module's last name.
+    """
+    out_dir = os.fspath(out_dir)
+    z_dim = int(model.z_dim)
+    taps = list(options.taps or default_taps(model, options.max_tap_size))
+    unknown = [t for t in taps if t not in model.taps()]
+    if unknown:
+        raise ValueError(f"report: unknown taps {unknown}; this model has {model.taps()}")
+    trav_taps = list(options.traversal_taps or default_traversal_taps(model, taps))
+    unknown = [t for t in trav_taps if t not in model.taps()]
+    if unknown:
+        raise ValueError(f"report: unknown traversal taps {unknown}; this model has {model.taps()}")
+    if options.frames < 3 or options.frames % 2 == 0:
+        raise ValueError(f"report: frames must be odd and >= 3, found {options.frames}")
+    if options.n_latents < 4 or options.n_grassmann < 2:
+        raise ValueError("report: n_latents must be >= 4 and n_grassmann >= 2, found "
+                         f"{options.n_latents} and {options.n_grassmann}")
+    label_batch(model, options, 1)  # a missing or refused class label stops before any work
+    rule = threshold_rule(options.rule)[0]         # an unknown rule stops before any work
+    fns = {t: tap_fn(model, t, options) for t in taps + [t for t in trav_taps if t not in taps]}
+    key = jax.random.PRNGKey(options.seed)
+    pop_seeds = list(range(options.population_seed, options.population_seed + options.n_latents))
+    z_pop = jnp.asarray(latents(pop_seeds, z_dim))
+    chunk = options.chunk_size
+
+    family = model.config.family
+    page = ReportPage(out_dir, title or f"jaxlatent report: {family}",
+                      subtitle=f"{source} · jaxlatent · {jax.devices()[0].platform} · "
+                               f"{time.strftime('%Y-%m-%d %H:%M')}")
+    results: dict[str, Any] = page.results
+    results["model"] = {"family": family, "source": source, "z_dim": z_dim,
+                        "config": json.loads(model.config.to_json()) if hasattr(model.config, "to_json")
+                        else dataclasses.asdict(model.config)}
+    results["options"] = dataclasses.asdict(options) | {"taps": taps, "traversal_taps": trav_taps}
+    results["machine"] = {"backend": jax.default_backend(), "devices": len(jax.devices()),
+                          "cpu_count": os.cpu_count(), "platform": platform.platform()}
+    arrays: dict[str, np.ndarray] = {}
+    steps = _Steps(["samples", "dimensions", "distortion", "grassmann"]
+                   + [f"traversal {t}" for t in trav_taps] + [section_name(m) for m in SECTIONS]
+                   + (["explorer"] if options.explorer else []), progress)
+    try:
+        imgs = steps.run("samples", lambda: render(model, latents(range(options.n_samples), z_dim), options))
+        samples_section(page, imgs, options)
+        if quality:
+            quality_section(page, quality)
+        dims = steps.run("dimensions", lambda: {
+            t: local_dimension(fns[t], z_pop, rule, chunk_size=chunk) for t in taps})
+        dimension_section(page, model, taps, dims, arrays, options)
+        dist = steps.run("distortion", lambda: {
+            t: distortion(fns[t], z_pop, jax.random.fold_in(key, 1), rule=rule, chunk_size=chunk)
+            for t in taps})
+        distortion_section(page, taps, dist, arrays)
+        grass = steps.run("grassmann", lambda: grassmann_distances(fns, trav_taps, z_pop, options, key))
+        grassmann_section(page, trav_taps, grass, options, arrays)
+        page.section("Local Basis traversals (Choi et al. 2022)",
+                     "Each grid shows, for a few latents, the images along the leading Local Basis "
+                     "directions of one tap (rows: latent, direction; columns: from -sigma through "
+                     "the latent itself, the middle column, to +sigma). Iterative: the paper's curve "
+                     "traversal, which re-estimates the basis at every step. Linear: a straight line.")
+        traversals = {}
+        for t in trav_taps:
+            traversals[t] = steps.run(f"traversal {t}", lambda t=t: traversal_section(
+                page, model, fns[t], t, options, z_dim, classifier))
+        for index, module in enumerate(SECTIONS):
+            steps.run(section_name(module), lambda module=module, index=index: module.add_section(
+                page, model, quick=options.quick, key=jax.random.fold_in(key, 100 + index),
+                classifier=classifier, arrays=arrays, truncation_psi=options.truncation_psi,
+                progress=progress))
+        if options.explorer:
+            results["explorer"] = steps.run("explorer", lambda: build_explorer(
+                page, model, options=options, seeds=options.traversal_seeds, traversals=traversals,
+                arrays=arrays, classifier=classifier, key=jax.random.fold_in(key, 99)))
+    finally:
+        steps.close()
+    results["timings_s"] = steps.timings
+    np.savez_compressed(page.path("arrays.npz"), **arrays)
+    page.text("Raw arrays (spectra, dimensions, distance matrices): arrays.npz.")
+    page.write()
+    return results
+
+
