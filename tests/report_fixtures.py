@@ -1,4 +1,4 @@
-"""A further report section (the jaxlatent.sections contract) that records how it was called,
+"""A further report section (the jaxlatent.report.sections contract) that records how it was called,
 and the quick demo report the report and explorer tests share (``demo_dir`` in conftest.py)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import types
 import numpy as np
 
 import jaxlatent.cli
-import jaxlatent.report
+import jaxlatent.report.build
 
 # a few taps keep the shared demo to a few compilations; the demo's own default is every
 # mapping layer, w and the small feature maps
@@ -30,7 +30,7 @@ def _add_section(page, model, *, quick, key, classifier, arrays, truncation_psi,
     arrays["fake/values"] = np.arange(3)
 
 
-FAKE_SECTION = types.ModuleType("jaxlatent.sections.fake")
+FAKE_SECTION = types.ModuleType("jaxlatent.report.sections.fake")
 FAKE_SECTION.add_section = _add_section
 
 
@@ -40,7 +40,7 @@ def calls_for(out) -> list[dict]:
 
 def run_quick_demo(out, monkeypatch) -> str:
     """``jaxlatent demo --quick`` into ``out`` with FAKE_SECTION after the real sections; its stdout."""
-    monkeypatch.setattr(jaxlatent.report, "SECTIONS", jaxlatent.report.SECTIONS + (FAKE_SECTION,))
+    monkeypatch.setattr(jaxlatent.report.build, "SECTIONS", jaxlatent.report.build.SECTIONS + (FAKE_SECTION,))
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = jaxlatent.cli.main(["demo", "--quick", "--no-progress", "--out", str(out),

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import jaxlatent
-from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "stylegan2", "map512.npz")
 N = 16

@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.geometry import metric_tensor
-from jaxlatent.analysis.grassmann import grassmann_distance
-from jaxlatent.analysis.local_basis import local_basis
-from jaxlatent.analysis.local_dimension import local_dimension
-from jaxlatent.analysis.thresholds import rank_tolerance
+from jaxlatent.geometry.metric import metric_tensor
+from jaxlatent.localbasis.grassmann import grassmann_distance
+from jaxlatent.localbasis.basis import local_basis
+from jaxlatent.localdim.dimension import local_dimension
+from jaxlatent.localdim.thresholds import rank_tolerance
 from jaxlatent.models.biggan import BigGAN, BigGANConfig
-from jaxlatent.sections.ganspace import default_tap, fit_directions
+from jaxlatent.report.sections.ganspace import default_tap, fit_directions
 
 CLASS, TRUNC = 1, 0.5
 

@@ -15,15 +15,15 @@ import pytest
 from PIL import Image
 
 import jaxlatent
-from jaxlatent.analysis.controlling import set_masks
-from jaxlatent.analysis.interventions import edit as intervene
-from jaxlatent.digits import assets_dir, load_classifier
-from jaxlatent.explorer import GANSPACE_STRENGTH, METRIC_STEP, iterative_strengths
-from jaxlatent.report import QUICK
-from jaxlatent.report_sections import render
-from jaxlatent.sections.ganspace import edit_space
-from jaxlatent.sections.geometry import space_fn
-from jaxlatent.viz import to_uint8
+from jaxlatent.correlation.controlling import set_masks
+from jaxlatent.correlation.interventions import edit as intervene
+from jaxlatent.models.digits import assets_dir, load_classifier
+from jaxlatent.report.explorer import GANSPACE_STRENGTH, METRIC_STEP, iterative_strengths
+from jaxlatent.report.build import QUICK
+from jaxlatent.report.sections.builtin import render
+from jaxlatent.report.sections.ganspace import edit_space
+from jaxlatent.report.sections.geometry import space_fn
+from jaxlatent.report.plots import to_uint8
 
 from report_fixtures import NO_CHROMIUM, chromium
 

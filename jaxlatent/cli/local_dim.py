@@ -12,7 +12,7 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from jaxlatent.report.build import plots as viz
+from jaxlatent.report import plots as viz
 from jaxlatent.localdim.distortion import layer_distortions
 from jaxlatent.localdim.dimension import local_dimension, numerical_rank, summarize_dimensions
 from jaxlatent.cli import _common

@@ -5,7 +5,7 @@ Distortion and Grassmannian distances of a set of taps over a population of late
 Local Basis traversals as image grids, adds the further sections listed in :data:`SECTIONS`
 (modules of :mod:`jaxlatent.report.sections`), and writes ``report.html`` (figures beside it),
 ``results.json`` (every number shown), ``arrays.npz`` (the raw spectra and distances) and the
-interactive ``explorer.html`` (:mod:`jaxlatent.explorer`, every method's directions side by side).
+interactive ``explorer.html`` (:mod:`jaxlatent.report.explorer`, every method's directions side by side).
 ``jaxlatent report CKPT --out DIR`` and ``jaxlatent demo`` (the shipped digits model) call it;
 the built-in sections are in :mod:`jaxlatent.report.sections.builtin`.
 
@@ -31,7 +31,7 @@ from tqdm import tqdm
 from jaxlatent.localdim.distortion import distortion
 from jaxlatent.localdim.dimension import local_dimension
 from jaxlatent.localdim.thresholds import threshold_rule
-from jaxlatent.explorer import build_explorer
+from jaxlatent.report.explorer import build_explorer
 from jaxlatent.report.page import ReportPage
 from jaxlatent.report.sections.builtin import (default_taps, default_traversal_taps, dimension_section,
                                        distortion_section, grassmann_distances, grassmann_section, label_batch,
@@ -78,7 +78,7 @@ class ReportOptions:
         relative cut ``"rtol=R"`` (which counts a flat spectrum, e.g. a full-rank tap with few
         inputs, that the Gavish-Donoho rule reads as all noise).
       quick: the further sections (:data:`SECTIONS`) run their small, seconds-long variant.
-      explorer: write the interactive ``explorer.html`` (:mod:`jaxlatent.explorer`).
+      explorer: write the interactive ``explorer.html`` (:mod:`jaxlatent.report.explorer`).
     """
 
     n_samples: int = 64
@@ -143,7 +143,7 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
 
     The built-in sections (samples, local dimensions, Distortion, Grassmannian distances and
     warpage, Local Basis traversals) come first, then each module of :data:`SECTIONS`, then the
-    explorer (:func:`jaxlatent.explorer.build_explorer`: ``explorer.html`` and ``explorer.npz``).
+    explorer (:func:`jaxlatent.report.explorer.build_explorer`: ``explorer.html`` and ``explorer.npz``).
 
     Args:
       model: a loaded generator (:func:`jaxlatent.load`): StyleGAN2 or FastGAN.

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.report.build import plots as viz
+from jaxlatent.report import plots as viz
 from jaxlatent.localbasis.grassmann import pairwise_grassmann
 from jaxlatent.localbasis.basis import local_basis
 from jaxlatent.localdim.dimension import numerical_rank, summarize_dimensions
@@ -260,7 +260,7 @@ def traversal_section(page, model, f, tap, options, z_dim, classifier):
     """Iterative and linear Local Basis traversals of ``tap`` (f its callable) as image grids;
     with a classifier, the digit of every frame.
 
-    Returns the frames for the explorer (:mod:`jaxlatent.explorer`): ``latents_z`` (L, z_dim),
+    Returns the frames for the explorer (:mod:`jaxlatent.report.explorer`): ``latents_z`` (L, z_dim),
     ``sigma``, ``steps``, ``singular_values`` (L, D), and ``iterative`` / ``linear`` dicts of
     ``latents`` (L, D, S, in), ``images`` (L * D * S, C, H, W), ``space`` and ``what``.
     """

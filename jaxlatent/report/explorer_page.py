@@ -2,7 +2,7 @@
 
 Every frame is an inline data URI (no server, no network, no file beside it needed): images of
 at most ``LOSSLESS_SIDE`` pixels a side are PNGs of the library's uint8 image
-(:func:`jaxlatent.viz.to_uint8`), so a frame decodes to exactly the library's pixels; larger
+(:func:`jaxlatent.report.plots.to_uint8`), so a frame decodes to exactly the library's pixels; larger
 ones are box-downscaled to at most ``MAX_SIDE`` and stored as JPEG. The page's script and
 style are ``jaxlatent/assets/explorer/explorer.{js,css}``, inlined; the numbers are one JSON
 block (``<script id="explorer-data">``).
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from jaxlatent.viz import to_uint8
+from jaxlatent.report.plots import to_uint8
 
 __all__ = ["ExplorerPage", "encode_frame", "frame_budget", "LOSSLESS_SIDE", "MAX_SIDE", "OVERHEAD_BUDGET"]
 
@@ -93,7 +93,7 @@ class ExplorerPage:
         self.strips: list[int] = []          # bytes of every (latent, method, direction) strip
 
     def add(self, method, labels: tuple[np.ndarray, np.ndarray] | None) -> None:
-        """One :class:`jaxlatent.explorer.Method`; ``labels``: (class, confidence), each (L, D, S), or None."""
+        """One :class:`jaxlatent.report.explorer.Method`; ``labels``: (class, confidence), each (L, D, S), or None."""
         n_lat, n_dir, steps = method.images.shape[:3]
         if n_lat != len(self.seeds):
             raise ValueError(f"explorer: method {method.id} has {n_lat} latents, the page {len(self.seeds)}")

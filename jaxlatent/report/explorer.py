@@ -2,20 +2,20 @@
 
 :func:`build_explorer` gathers, at the report's traversal latents, frames of each method's
 leading directions at ``S`` strengths (``S`` = the report's ``frames``, the latent itself in
-the middle), and :mod:`jaxlatent.explorer_page` writes them as ``explorer.html`` beside
+the middle), and :mod:`jaxlatent.report.explorer_page` writes them as ``explorer.html`` beside
 ``report.html`` (frames inline as PNG sprites: no server, no network) and ``explorer.npz`` (the
 latent of every frame). The methods, each a :class:`Method`:
 
 * Local Basis (Choi et al. 2022) at each traversal tap: the iterative curve traversal and the
   linear traversal, the report's own traversal latents and images (no second computation);
 * GANSpace PCA and ICA (Härkönen et al. 2020; Palaev et al. 2023): the GANSpace section's
-  directions, edited by :func:`jaxlatent.analysis.edits.edit_grid` at strengths ``-6 .. 6``;
+  directions, edited by :func:`jaxlatent.ganspace.edits.edit_grid` at strengths ``-6 .. 6``;
 * the metric's eigen-axes (Wang & Ponce 2021) in z and W under pixel MSE:
-  :func:`jaxlatent.analysis.geometry.eigen_axis_latents` (steps of equal metric length);
+  :func:`jaxlatent.geometry.metric.eigen_axis_latents` (steps of equal metric length);
 * controlling sets (Li et al. 2020), one method per target class when the report has a
   classifier: the correlation section's set for the latent's class and the target, then the
   target ranking's single dimensions, as the fraction ``lam`` of the ``set`` intervention
-  ``z + lam m (a - z)`` (:func:`jaxlatent.analysis.interventions.edit`).
+  ``z + lam m (a - z)`` (:func:`jaxlatent.correlation.interventions.edit`).
 
 Every frame is the library's output for its latent (a test recomputes them); with a classifier,
 each frame carries the class it sees and its confidence.
@@ -30,14 +30,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.controlling import set_masks
-from jaxlatent.analysis.edits import edit_grid
-from jaxlatent.analysis.geometry import Metric, eigen_axis_latents, equal_distance_steps, metric_tensor
-from jaxlatent.analysis.interventions import edit as intervene_edit
-from jaxlatent.analysis.population import KeyLatents
-from jaxlatent.analysis.traversal import frame_steps
-from jaxlatent.explorer_page import ExplorerPage
-from jaxlatent.sections import correlation, ganspace, geometry
+from jaxlatent.correlation.controlling import set_masks
+from jaxlatent.ganspace.edits import edit_grid
+from jaxlatent.geometry.metric import Metric, eigen_axis_latents, equal_distance_steps, metric_tensor
+from jaxlatent.correlation.interventions import edit as intervene_edit
+from jaxlatent.ganspace.population import KeyLatents
+from jaxlatent.localbasis.traversal import frame_steps
+from jaxlatent.report.explorer_page import ExplorerPage
+from jaxlatent.report.sections import correlation, ganspace, geometry
 
 __all__ = ["Method", "local_basis_methods", "ganspace_methods", "metric_methods", "controlling_methods",
            "classify", "build_explorer", "GANSPACE_STRENGTH", "METRIC_STEP", "MAX_CONTROL_TARGETS"]
@@ -87,7 +87,7 @@ def local_basis_methods(tap: str, traversal: dict) -> list[Method]:
 
     Args:
       tap: the traversed tap.
-      traversal: what :func:`jaxlatent.report_sections.traversal_section` returned: ``sigma``,
+      traversal: what :func:`jaxlatent.report.sections.builtin.traversal_section` returned: ``sigma``,
         ``steps``, ``singular_values`` (L, D), ``iterative`` and ``linear``: dicts of ``latents``
         (L, D, S, in), ``images`` (L * D * S, C, H, W), ``space`` and (linear) ``what``.
     """
@@ -131,7 +131,7 @@ def ganspace_methods(model, z, arrays: dict, results: dict, n_dir: int, frames: 
 
     Frames: ``edit_grid(x0, directions, alphas)`` in the fitted space (W: every layer; z: lifted
     directions), alphas ``-6 .. 6`` (``frames`` of them), rendered by the section's
-    :func:`jaxlatent.sections.ganspace.edit_space`. Numbers: PCA's explained variance ratio;
+    :func:`jaxlatent.report.sections.ganspace.edit_space`. Numbers: PCA's explained variance ratio;
     for both, the variance share of the fitted population (its first 4096 latents) along the
     direction (in W only: lifted z directions carry no population variance of their own).
     """
@@ -181,7 +181,7 @@ def metric_methods(model, z, n_dir: int, frames: int, *, truncation_psi: float, 
     """Top ``n_dir`` eigen-axes of the pixel-MSE metric at latents ``z: (L, z_dim)``, in z and W.
 
     Each latent's axes are drawn as the report's strips are
-    (:func:`jaxlatent.sections.geometry.strip_images`): ``eigen_axis_latents`` at steps of
+    (:func:`jaxlatent.report.sections.geometry.strip_images`): ``eigen_axis_latents`` at steps of
     ``METRIC_STEP`` in sqrt(MSE), the largest step kept within ``2 |x| + 1``.
     """
     spaces = ["z", "w"] if model.config.family == "stylegan2" else ["z"]
@@ -219,7 +219,7 @@ def controlling_methods(model, z, arrays: dict, results: dict, classifier, n_dir
     of (s, t) (the first ``size[s, t]`` dimensions of t's ranking; where that pair has no set,
     the median size of t's sets), the next ones the ranking's single dimensions. Frames:
     ``edit(z, lam * mask, amount, "set")`` for ``lam`` in -1 .. 1 with ``(mask, amount)`` of
-    :func:`jaxlatent.analysis.controlling.set_masks` at the section's magnitude ``a``.
+    :func:`jaxlatent.correlation.controlling.set_masks` at the section's magnitude ``a``.
     """
     info = results.get("correlation")
     if classifier is None or not info or "correlation/rankings" not in arrays:
@@ -283,11 +283,11 @@ def build_explorer(page, model, *, options, seeds, traversals: dict, arrays: dic
     """Collect every method's frames at the latents of ``seeds`` and write ``explorer.html``.
 
     Args:
-      page: the :class:`jaxlatent.report_page.ReportPage` (its ``results`` and directory; the
+      page: the :class:`jaxlatent.report.page.ReportPage` (its ``results`` and directory; the
         explorer adds a link and a short section to it).
-      model: the generator. options: the report's :class:`jaxlatent.report.ReportOptions`.
+      model: the generator. options: the report's :class:`jaxlatent.report.build.ReportOptions`.
       seeds: the latents' seeds (the report's traversal seeds).
-      traversals: tap -> what :func:`jaxlatent.report_sections.traversal_section` returned.
+      traversals: tap -> what :func:`jaxlatent.report.sections.builtin.traversal_section` returned.
       arrays, classifier, key: the report's raw arrays (GANSpace directions, correlation
         rankings), its classifier (or None) and a PRNG key.
 
