@@ -23,7 +23,6 @@ from __future__ import annotations
 __version__ = "0.1.0"  # before the imports: jaxlatent.runs records it in every manifest
 
 # loading and models
-from jaxlatent.io import load, save
 from jaxlatent.models.biggan.config import BigGANConfig
 from jaxlatent.models.biggan.model import BigGAN
 from jaxlatent.models.biggan.sampling import truncated_noise_sample
@@ -70,7 +69,7 @@ from jaxlatent.correlation.interventions import intervene
 from jaxlatent.correlation.translation import Translation, translate
 
 # image feature networks: LPIPS and the FID Inception (weights the user brings)
-from jaxlatent.feature_networks import load_inception, load_lpips
+from jaxlatent.io import load, load_inception, load_lpips, save
 
 # long runs over many latents: streamed, sharded, resumable
 from jaxlatent.runs.results import RunResult, open_run

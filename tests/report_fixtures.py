@@ -1,4 +1,4 @@
-"""A further report section (the jaxlatent.report.sections contract) that records how it was called,
+"""A further report section (the jaxlatent.report.context protocol) that records how it was called,
 and the quick demo report the report and explorer tests share (``demo_dir`` in conftest.py)."""
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ SEED = 7
 SECTION_CALLS: list[dict] = []
 
 
-def _add_section(page, model, *, quick, key, classifier, arrays, truncation_psi, progress):
-    SECTION_CALLS.append(dict(out=page.out_dir, model=model, quick=quick, key=key, classifier=classifier,
-                              truncation_psi=truncation_psi, progress=progress))
+def _add_section(page, model, ctx):
+    SECTION_CALLS.append(dict(out=page.out_dir, model=model, quick=ctx.options.quick, key=ctx.key,
+                              classifier=ctx.classifier, truncation_psi=ctx.options.truncation_psi,
+                              progress=ctx.progress))
     page.section("A further section (Author et al. 2024)", "what it shows")
     page.results["fake"] = {"answer": 42}
-    arrays["fake/values"] = np.arange(3)
+    ctx.arrays["fake/values"] = np.arange(3)
 
 
 FAKE_SECTION = types.ModuleType("jaxlatent.report.sections.fake")

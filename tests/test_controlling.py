@@ -16,7 +16,9 @@ from jaxlatent.correlation.tanh_weights import FOLLOW_UP, optimize_weights
 from jaxlatent.correlation.translation import translate
 from jaxlatent.cli import correlation as cli
 from jaxlatent.report.page import ReportPage
+from jaxlatent.report.build import QUICK, section_context
 from jaxlatent.report.sections import correlation as section
+from jaxlatent.workflows import correlation as correlation_workflow
 from test_correlation import D, oracle_classifier, oracle_g
 
 
@@ -120,19 +122,18 @@ def test_report_section_and_cli_on_the_shipped_model(tmp_path):
     model = jaxlatent.load(digits.assets_dir())
     page = ReportPage(tmp_path / "report", "t")
     arrays = {}
-    section.add_section(page, model, quick=True, key=jax.random.key(0), classifier=digits.load_classifier(),
-                        arrays=arrays, truncation_psi=1.0, progress=False)
+    section.add_section(page, model, section_context(model, QUICK, classifier=digits.load_classifier(),
+                                                     arrays=arrays))
     page.write()
     res = page.results["correlation"]
     sizes = np.asarray(res["set_size"])
     assert sizes.shape == (10, 10) and np.all(np.diag(sizes) == 0)
-    assert np.all(sizes[sizes > 0] <= section.QUICK.max_k)
+    assert np.all(sizes[sizes > 0] <= correlation_workflow.QUICK.max_k)
     assert arrays["correlation/sensitivity"].shape == (64, 10)
     for name in ("importance", "success", "matrix", "translations"):
         assert (tmp_path / "report" / f"correlation_{name}.png").exists()
     page = ReportPage(tmp_path / "none", "t")
-    section.add_section(page, model, quick=True, key=jax.random.key(0), classifier=None, arrays={},
-                        truncation_psi=1.0, progress=False)
+    section.add_section(page, model, section_context(model, QUICK))
     assert "correlation" not in page.results
 
     parser = argparse.ArgumentParser()

@@ -13,7 +13,7 @@ from flax.traverse_util import flatten_dict
 from jaxlatent.converters import CheckpointError
 from jaxlatent.converters import inception as inception_conv
 from jaxlatent.converters import lpips as lpips_conv
-from jaxlatent.feature_networks import load_inception, load_lpips
+from jaxlatent.io import load_inception, load_lpips
 from jaxlatent.models.features.lpips import SCALE, SHIFT, backbone_slices
 from jaxlatent.models.resize import resize_bilinear
 from jaxlatent.models.torch_layers import avg_pool2d, max_pool2d

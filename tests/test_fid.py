@@ -15,6 +15,7 @@ from jaxlatent.ganspace.fid import (edit_fid, edit_fid_table, edit_strengths, fe
                                     frechet_distance)
 from jaxlatent.models.digits import assets_dir, load_classifier
 from jaxlatent.report.page import ReportPage
+from jaxlatent.report.build import QUICK, section_context
 from jaxlatent.report.sections import ganspace
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "ganspace", "fid.npz")
@@ -145,8 +146,8 @@ def test_edit_fid_table_shape_pairs_and_variants():
 
 def test_report_section_on_the_digits_model(tmp_path):
     page, arrays = ReportPage(str(tmp_path), "test"), {}
-    ganspace.add_section(page, jaxlatent.load(assets_dir()), quick=True, key=jax.random.key(0),
-                         classifier=load_classifier(), arrays=arrays, truncation_psi=1.0, progress=False)
+    model = jaxlatent.load(assets_dir())
+    ganspace.add_section(page, model, section_context(model, QUICK, classifier=load_classifier(), arrays=arrays))
     res = page.results["ganspace"]
     assert res["tap"] == "w" and res["space"] == "w"
     ratio = np.asarray(res["pca_explained_variance_ratio"])

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jaxlatent.geometry.metric import Metric, metric_tensor
-from jaxlatent.feature_networks import lpips_from_variables
+from jaxlatent.models.features.lpips import lpips_from_variables
 from jaxlatent.models.features.lpips import LPIPS
 from jaxlatent.geometry.stats import (average_metric, hessian_corr, offdiag_summary,
                                                vector_hessian_corr)

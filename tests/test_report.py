@@ -17,7 +17,9 @@ import jaxlatent.cli
 import jaxlatent.report.build
 from jaxlatent.cli import build_parser
 from jaxlatent.cli.report import report_options
-from jaxlatent.report.build import QUICK, ReportOptions, build_report, default_taps, latents
+from jaxlatent.engine.latents import latents_from_seeds as latents
+from jaxlatent.report.build import QUICK, ReportOptions, build_report
+from jaxlatent.workflows.taps import default_taps
 from jaxlatent.models.digits import assets_dir
 
 from report_fixtures import FAKE_SECTION, NO_CHROMIUM, TAPS, TRAVERSE, calls_for as _calls_for, chromium
@@ -68,15 +70,14 @@ def test_report_files_and_numbers(demo_dir):
 
 
 def test_demo_runs_the_further_sections_quick(demo_dir):
-    """Each module of report.SECTIONS gets add_section(page, model, *, quick, key, classifier,
-    arrays, truncation_psi, progress) after the built-in sections; its numbers, arrays, heading
-    and run time land in the report."""
+    """Each module of report.SECTIONS gets add_section(page, model, ctx) in turn, ctx.key its own
+    fold_in of the report's key; its numbers, arrays, heading and run time land in the report."""
     (call,) = _calls_for(demo_dir)
     assert call["quick"] is True and call["progress"] is False and call["truncation_psi"] == 1.0
     assert call["classifier"] is not None and call["model"].config.family == "stylegan2"
     index = len(jaxlatent.report.build.SECTIONS)          # the fake section came after the real ones
     np.testing.assert_array_equal(jax.random.key_data(call["key"]),
-                                  jax.random.key_data(jax.random.fold_in(jax.random.PRNGKey(7), 100 + index)))
+                                  jax.random.key_data(jax.random.fold_in(jax.random.PRNGKey(7), index)))
     res = json.loads((demo_dir / "results.json").read_text())
     for module in jaxlatent.report.build.SECTIONS:
         assert jaxlatent.report.build.section_name(module) in res["timings_s"]

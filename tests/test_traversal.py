@@ -10,7 +10,7 @@ from jaxlatent.localbasis.traversal import frame_steps, iterative_traversal, lin
 
 def test_linear_traversal():
     z = jnp.zeros((2, 3))
-    path = linear_traversal(z, jnp.asarray([1.0, 0, 0]), jnp.asarray([-1.0, 0.0, 2.0]))
+    path = linear_traversal(z, jnp.asarray([1.0, 0, 0]), strengths=jnp.asarray([-1.0, 0.0, 2.0]))
     assert path.shape == (2, 3, 3)
     np.testing.assert_allclose(path[1, :, 0], [-1, 0, 2])
 

@@ -12,12 +12,13 @@ import os
 
 import numpy as np
 
-from jaxlatent.models import digits
 from jaxlatent.cli import _common
-from jaxlatent.report.page import ReportPage
-from jaxlatent.report.sections.correlation import (FULL, SPACES, Sizes, analyse, latent_space, raw_arrays,
-                                           summarize, write_figures)
 from jaxlatent.engine.latents import latents_from_seeds
+from jaxlatent.models import digits
+from jaxlatent.report.page import ReportPage
+from jaxlatent.report.sections.correlation import write_figures
+from jaxlatent.workflows.correlation import FULL, Sizes, analyse, population, raw_arrays, summarize
+from jaxlatent.workflows.spaces import SPACES
 
 __all__ = ["register", "run", "default_classifier"]
 
@@ -75,15 +76,14 @@ def run(args) -> int:
     model = _common.load_model(args)
     _common.refuse_family(model, args, "correlation")
     classifier = default_classifier(args.checkpoint, args.classifier)
-    options = _common.model_options(model, args)
     if args.n < 2:
         raise ValueError(f"--n: need at least 2 latents, found {args.n}")
     os.makedirs(args.out, exist_ok=True)
     z = latents_from_seeds(range(args.n), int(model.z_dim))
-    space = latent_space(model, z, args.space, options.get("truncation_psi", 1.0))
+    space = population(model, z, args.space, truncation_psi=args.truncation_psi, class_idx=args.class_idx)
     sizes = Sizes(population=args.n, effects=min(args.effects, args.n), max_k=args.max_k,
                   bootstrap=args.bootstrap, steps=args.steps, magnitude=args.magnitude)
-    res = analyse(space, classifier.logits, sizes, _common.prng_key(args), pair=_pair(args.pair),
+    res = analyse(space, classifier.logits, sizes, key=_common.prng_key(args), pair=_pair(args.pair),
                   chunk_size=args.chunk_size, progress=_common.progress("correlation"))
     page = ReportPage(args.out, "Correlation analysis (Li, Tao, Niu & Li, ICPR 2020)",
                       f"{args.checkpoint}, space {args.space}, seeds 0-{args.n - 1}")

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import os
 
-import jax
 import numpy as np
 
-from jaxlatent.report import plots as viz
+from jaxlatent.cli import _common
 from jaxlatent.geometry.metric import Metric, metric_tensor, mse_distance
 from jaxlatent.geometry.stats import average_metric, spectrum_summary
-from jaxlatent.cli import _common
-from jaxlatent.feature_networks import load_lpips
-from jaxlatent.report.sections.geometry import SPACES, space_fn, strip_images, summarize
-from jaxlatent.report.plots_geometry import save_eigen_strips
+from jaxlatent.io import load_lpips
+from jaxlatent.report import plots
+from jaxlatent.workflows.geometry import strip_images, summarize
+from jaxlatent.workflows.spaces import SPACES, latent_space, model_options
 
 __all__ = ["register"]
 
@@ -61,25 +60,17 @@ def _distance(args):
     return load_lpips(args.lpips_weights, net=args.lpips_net)
 
 
-def _image_height(g, x) -> int:
-    """Height of the generator's images (for upscaling tiny strips)."""
-    return int(jax.eval_shape(g, x[:1]).shape[-2])
-
-
 def run(args) -> None:
     model, seeds, z = _common.load_model_and_latents(args)
-    options = _common.model_options(model, args)
-    psi = options.get("truncation_psi", 1.0)
     if model.config.family == "biggan":  # class-conditional: the class rides with the generator
         if args.space != "z":
             raise ValueError(f"{args.checkpoint}: BigGAN has one latent space: pass --space z")
-        g, x = model.fn("image", **options), z
-    elif "c" in options:
-        raise ValueError(f"{args.checkpoint}: --class is not supported by `geometry` (unconditional models only)")
+        g, x = model.fn("image", **model_options(model, **_common.model_kwargs(args))), z
     else:
-        g, x = space_fn(model, args.space, z, psi)
+        space = latent_space(model, args.space, **_common.model_kwargs(args))
+        g, x = space.image, space.points(z)
     distance = _distance(args)
-    metric = metric_tensor(g, x, distance, k=args.k, method=args.method, key=_common.prng_key(args),
+    metric = metric_tensor(g, x, distance=distance, k=args.k, method=args.method, key=_common.prng_key(args),
                            chunk_size=args.chunk_size, progress=_common.progress("geometry"))
     summary, mats = summarize(metric)
     avg = average_metric(metric)
@@ -92,16 +83,16 @@ def run(args) -> None:
         arrays["matrix"] = np.asarray(metric.matrix)
     np.savez_compressed(os.path.join(args.out, "metric.npz"), **arrays)
     label = f"{args.space}, {args.distance}"
-    viz.plot_spectra({label: np.maximum(np.asarray(metric.eigenvalues), 1e-30)}, os.path.join(args.out, "spectra.png"),
+    plots.plot_spectra({label: np.maximum(np.asarray(metric.eigenvalues), 1e-30)}, os.path.join(args.out, "spectra.png"),
                      title="metric eigenvalues (Wang & Ponce 2021)", ylabel="eigenvalue", xlabel="eigen-index")
     for name in ("log", "lin"):
-        viz.plot_heatmap(mats[f"corr_{name}"], os.path.join(args.out, f"homogeneity_{name}.png"),
+        plots.plot_heatmap(mats[f"corr_{name}"], os.path.join(args.out, f"homogeneity_{name}.png"),
                          title=f"homogeneity ({label}, {name} scale)", colorbar_label="correlation")
     axes = min(args.axes, metric.eigenvalues.shape[1])
     for i in range(min(args.strips, len(seeds))):
         one = Metric(metric.eigenvalues[i:i + 1], metric.eigenvectors[i:i + 1], None)
-        save_eigen_strips(strip_images(g, x[i], one, axes, args.step, 3),
-                          os.path.join(args.out, f"axes_seed{seeds[i]}.png"), scale=max(1, 64 // _image_height(g, x)))
+        plots.save_image_grid(strip_images(g, x[i], one, axes, args.step, 3),
+                              os.path.join(args.out, f"axes_seed{seeds[i]}.png"))
     _common.write_json(os.path.join(args.out, "results.json"), {
         "space": args.space, "distance": args.distance, "seeds": seeds, "summary": summary._asdict(),
         "mean_spectrum": spec.mean, "average_metric_eigenvalues": avg.eigenvalues[0]})

@@ -51,7 +51,7 @@ def check_kind(kind: str, where: str) -> str:
     return kind
 
 
-def edit(z: jax.Array, mask: jax.Array, amount: jax.Array, kind: str = "set") -> jax.Array:
+def apply_intervention(z: jax.Array, mask: jax.Array, amount: jax.Array, kind: str = "set") -> jax.Array:
     """Apply an intervention to latents (broadcasting over leading axes).
 
     Args:
@@ -71,7 +71,7 @@ def edit(z: jax.Array, mask: jax.Array, amount: jax.Array, kind: str = "set") ->
         return z + mask * amount
     if kind == "scale":
         return z * (1 + mask * amount * jnp.mean(z, axis=-1, keepdims=True))
-    raise ValueError(f"edit: kind must be one of {KINDS}, found {kind!r}")
+    raise ValueError(f"apply_intervention: kind must be one of {KINDS}, found {kind!r}")
 
 
 def standard_units(d: int, center=None, scale=None, dtype=jnp.float32):
@@ -103,7 +103,7 @@ def single_dim_grid(d: int, dims, values, *, kind: str = "set", center=None, sca
       d: latent size D.
       dims: (K,) dimensions to intervene on.
       values: (V,) values in standard units (``center + v * scale`` for ``set``).
-      kind, center, scale: see :func:`edit` and the module docstring.
+      kind, center, scale: see :func:`apply_intervention` and the module docstring.
 
     Returns:
       ``(mask (K*V, D), amount (K*V, D))`` in (dim, value) row-major order.
@@ -133,7 +133,7 @@ def intervene(z, dims, values, *, kind: str = "set", center=None, scale=None) ->
     check_kind(kind, "intervene")
     mask, amount = single_dim_grid(z.shape[1], dims, values, kind=kind, center=center, scale=scale)
     k, v = len(np.atleast_1d(dims)), len(np.atleast_1d(values))
-    out = edit(z[:, None, :], mask[None], amount[None].astype(z.dtype), kind)
+    out = apply_intervention(z[:, None, :], mask[None], amount[None].astype(z.dtype), kind)
     return out.reshape(z.shape[0], k, v, z.shape[1])
 
 
@@ -156,7 +156,7 @@ class ConceptScores:
 @functools.partial(jax.jit, static_argnames=("kind",))
 def _edit_block(z, mask, amount, kind):
     n, d = z.shape
-    edited = edit(z[:, None, :], mask[None].astype(z.dtype), amount[None].astype(z.dtype), kind)
+    edited = apply_intervention(z[:, None, :], mask[None].astype(z.dtype), amount[None].astype(z.dtype), kind)
     return edited.reshape(n * mask.shape[0], d)
 
 
@@ -174,7 +174,7 @@ def intervention_probs(g: Callable, classifier: Callable, z, mask, amount, *, ki
       classifier: batched ``images -> logits (B, C)``; probabilities are its softmax, the
         concept score of Li et al. (the follow-up's code scores the class probability).
       z: (N, D) latents.
-      mask: (M, D) intervention weights; amount: (M, D) amounts (see :func:`edit`).
+      mask: (M, D) intervention weights; amount: (M, D) amounts (see :func:`apply_intervention`).
       kind: ``"set"``, ``"shift"`` or ``"scale"``.
       chunk_size: images per compiled call (default ``DEFAULT_IMAGES_PER_CALL``).
       mesh, use_pmap, progress: see :func:`jaxlatent.engine.parallel.map_batched`.

@@ -35,13 +35,14 @@ def normalize(directions) -> jax.Array:
     return d / jnp.linalg.norm(d, axis=-1, keepdims=True)
 
 
-def edit(x, direction, alpha, layers: tuple[int, int] | None = None) -> jax.Array:
-    """Move latents along one direction: ``x + alpha d`` (GANSpace edit).
+def edit(x, direction, *, strength, layers: tuple[int, int] | None = None) -> jax.Array:
+    """Move latents along a direction: ``x + strength d`` (GANSpace edit; a linear traversal step).
 
     Args:
         x: (N, d) latents in Z or W, or (N, num_ws, w_dim) in W+.
-        direction: (d,) or (w_dim,) edit direction (used as given; see :func:`normalize`).
-        alpha: strength, a scalar or (N,) (one per latent).
+        direction: (d,) shared by every latent, or (N, d) one per latent (used as given; see
+            :func:`normalize`).
+        strength: a scalar or (N,) (one per latent).
         layers: for W+ input only, ``(start, stop)``: the edit is added to ``ws[:, start:stop]``
             (GANSpace's layer range; Python slice semantics). Default: every layer.
 
@@ -50,13 +51,15 @@ def edit(x, direction, alpha, layers: tuple[int, int] | None = None) -> jax.Arra
     """
     x = jnp.asarray(x)
     direction = jnp.asarray(direction, x.dtype)
-    alpha = jnp.asarray(alpha, x.dtype)
-    if direction.shape != x.shape[-1:]:
+    strength = jnp.asarray(strength, x.dtype)
+    if direction.shape not in (x.shape[-1:], (x.shape[0], x.shape[-1])):
         raise ValueError(f"edit: direction of shape {direction.shape} does not match latents of shape "
-                         f"{x.shape} (expected ({x.shape[-1]},))")
-    if alpha.ndim not in (0, 1) or (alpha.ndim == 1 and alpha.shape[0] != x.shape[0]):
-        raise ValueError(f"edit: alpha must be a scalar or ({x.shape[0]},), found shape {alpha.shape}")
-    shift = alpha.reshape((-1,) + (1,) * (x.ndim - 1)) * direction
+                         f"{x.shape} (expected ({x.shape[-1]},) or ({x.shape[0]}, {x.shape[-1]}))")
+    if strength.ndim not in (0, 1) or (strength.ndim == 1 and strength.shape[0] != x.shape[0]):
+        raise ValueError(f"edit: strength must be a scalar or ({x.shape[0]},), found shape {strength.shape}")
+    if direction.ndim == 2 and x.ndim == 3:
+        direction = direction[:, None, :]                  # one direction per latent, every layer
+    shift = strength.reshape((-1,) + (1,) * (x.ndim - 1)) * direction
     if layers is None:
         return x + shift
     if x.ndim != 3:
@@ -66,20 +69,20 @@ def edit(x, direction, alpha, layers: tuple[int, int] | None = None) -> jax.Arra
     return x + shift * mask[:, None]
 
 
-def edit_grid(x, directions, alphas, layers: tuple[int, int] | None = None) -> jax.Array:
+def edit_grid(x, directions, *, strengths, layers: tuple[int, int] | None = None) -> jax.Array:
     """Every latent moved along every direction by every strength.
 
     Args:
-        x: (N, ...) latents (see :func:`edit`). directions: (D, d). alphas: (S,).
-        layers: W+ layer range, as in :func:`edit`.
+        x: (N, ...) latents (see :func:`edit`). directions: (D, d) shared, or (D, N, d) per latent.
+        strengths: (S,). layers: W+ layer range, as in :func:`edit`.
 
     Returns:
-        (D, S, N, ...) edited latents: entry [i, j, n] is ``edit(x[n], directions[i], alphas[j])``.
+        (D, S, N, ...) edited latents: entry [i, j, n] is ``edit(x[n], directions[i], strength=strengths[j])``.
     """
     directions = jnp.asarray(directions)
-    alphas = jnp.asarray(alphas)
-    one = lambda d, a: edit(x, d, a, layers)
-    return jax.vmap(lambda d: jax.vmap(lambda a: one(d, a))(alphas))(directions)
+    strengths = jnp.asarray(strengths)
+    one = lambda d, s: edit(x, d, strength=s, layers=layers)  # noqa: E731
+    return jax.vmap(lambda d: jax.vmap(lambda s: one(d, s))(strengths))(directions)
 
 
 class Lifted(NamedTuple):

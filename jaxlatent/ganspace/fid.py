@@ -136,7 +136,7 @@ def _draw(key, n, k, variant, max_strength, dtype):
 
 def _edited_features(render, features, directions, layers, inputs):
     x, index, alpha = inputs
-    moved = jax.vmap(lambda xi, i, a: edit(xi[None], directions[i], a, layers)[0])(x, index, alpha)
+    moved = jax.vmap(lambda xi, i, a: edit(xi[None], directions[i], strength=a, layers=layers)[0])(x, index, alpha)
     return features(render(moved))
 
 

@@ -28,26 +28,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlatent.engine.jacobian import batched_jacobian, check_latents, output_size, resolve_mode
+from jaxlatent.ganspace.edits import edit_grid
 from jaxlatent.localbasis.basis import decomposition_bytes, svd_triplets
 from jaxlatent.engine.spectral import resolve_loop
 from jaxlatent.engine.parallel import HostLoop, auto_chunk_size, map_batched
 
 
-def linear_traversal(z, direction, t) -> jax.Array:
+def linear_traversal(z, direction, *, strengths) -> jax.Array:
     """Straight lines ``z + t v`` through each latent (the baseline the curve traversal improves on).
+
+    The GANSpace edit (:func:`jaxlatent.ganspace.edits.edit_grid`) along one direction per latent.
 
     Args:
       z: ``(N, in)`` start latents.
       direction: ``(N, in)`` one direction per latent, or ``(in,)`` shared by all.
-      t: ``(T,)`` signed step lengths.
+      strengths: ``(T,)`` signed step lengths ``t``.
 
     Returns:
-      ``(N, T, in)``: ``z[n] + t[i] * direction[n]``.
+      ``(N, T, in)``: ``z[n] + strengths[i] * direction[n]``.
     """
-    z = jnp.asarray(z)
-    v = jnp.broadcast_to(jnp.asarray(direction, z.dtype), z.shape)
-    t = jnp.asarray(t, z.dtype)
-    return z[:, None, :] + t[None, :, None] * v[:, None, :]
+    return jnp.swapaxes(edit_grid(z, jnp.asarray(direction)[None], strengths=strengths)[0], 0, 1)
 
 
 class Traversal(NamedTuple):

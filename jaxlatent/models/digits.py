@@ -17,15 +17,12 @@ import dataclasses
 import functools
 import json
 import os
-import shutil
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
-
-from jaxlatent.io import drop_commit_marker
 
 NUM_CLASSES = 10
 FORMAT_NAME = "jaxlatent.digit_classifier"
@@ -37,7 +34,8 @@ def assets_dir() -> str:
     It is a converted generator directory (``jaxlatent.load(assets_dir())``) that also holds
     ``classifier/`` and ``quality.json``.
     """
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "digits")
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))      # jaxlatent/
+    return os.path.join(package, "assets", "digits")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,22 +98,8 @@ def _apply(features, params, x):
     return DigitCNN(features).apply({"params": params}, x)
 
 
-def save_classifier(clf: Classifier, out_dir: str) -> str:
-    """Write ``config.json`` + an orbax checkpoint of the params under ``params/``."""
-    out_dir = os.path.abspath(out_dir)
-    shutil.rmtree(os.path.join(out_dir, "params"), ignore_errors=True)
-    os.makedirs(out_dir, exist_ok=True)
-    ocp.PyTreeCheckpointer().save(os.path.join(out_dir, "params"),
-                                  jax.tree_util.tree_map(np.asarray, clf.params))
-    drop_commit_marker(os.path.join(out_dir, "params"))
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump({"format": FORMAT_NAME, "config": clf.config.to_dict()}, f, indent=2,
-                  sort_keys=True)
-    return out_dir
-
-
 def load_classifier(path: str | None = None) -> Classifier:
-    """Load a classifier written by :func:`save_classifier` (default: the shipped one)."""
+    """Load a classifier written by :func:`jaxlatent.train.classifier.save_classifier` (default: the shipped one)."""
     if path is None:
         path = os.path.join(assets_dir(), "classifier")
     path = os.path.abspath(path)

@@ -1,13 +1,11 @@
 """The analysis report: every analysis of the library run on one generator, as one page.
 
-``build_report(model, out_dir)`` draws samples, computes the Local Basis, local dimensions,
-Distortion and Grassmannian distances of a set of taps over a population of latents, renders
-Local Basis traversals as image grids, adds the further sections listed in :data:`SECTIONS`
-(modules of :mod:`jaxlatent.report.sections`), and writes ``report.html`` (figures beside it),
-``results.json`` (every number shown), ``arrays.npz`` (the raw spectra and distances) and the
-interactive ``explorer.html`` (:mod:`jaxlatent.report.explorer`, every method's directions side by side).
-``jaxlatent report CKPT --out DIR`` and ``jaxlatent demo`` (the shipped digits model) call it;
-the built-in sections are in :mod:`jaxlatent.report.sections.builtin`.
+``build_report(model, out_dir)`` runs the sections listed in :data:`SECTIONS` (modules of
+:mod:`jaxlatent.report.sections`, one protocol: :mod:`jaxlatent.report.context`): samples, local
+dimensions, Distortion, Grassmannian distances and warpage, Local Basis traversals, the
+Riemannian metric, GANSpace and correlation analysis; it writes ``report.html`` (figures beside
+it), ``results.json`` (every number shown) and ``arrays.npz`` (the raw spectra and distances).
+``jaxlatent report CKPT --out DIR`` and ``jaxlatent demo`` (the shipped digits model) call it.
 
 Latents come from seeds in the NVlabs convention (``np.random.RandomState(seed).randn(z_dim)``),
 so every number of the report can be recomputed with the library calls it names.
@@ -28,24 +26,24 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from jaxlatent.localdim.distortion import distortion
-from jaxlatent.localdim.dimension import local_dimension
+from jaxlatent.engine.latents import latents_from_seeds
 from jaxlatent.localdim.thresholds import threshold_rule
+from jaxlatent.report.context import SectionContext
 from jaxlatent.report.explorer import build_explorer
 from jaxlatent.report.page import ReportPage
-from jaxlatent.report.sections.builtin import (default_taps, default_traversal_taps, dimension_section,
-                                       distortion_section, grassmann_distances, grassmann_section, label_batch,
-                                       latents, quality_section, render, samples_section, tap_fn,
-                                       traversal_section)
-from jaxlatent.report.sections import correlation, ganspace, geometry
+from jaxlatent.report.sections import (correlation, dimensions, distortion, ganspace, geometry, grassmann, samples,
+                                       traversal)
+from jaxlatent.workflows.spaces import model_options, tap_fn
+from jaxlatent.workflows.taps import check_taps, default_taps, default_traversal_taps
 
-__all__ = ["ReportOptions", "QUICK", "SECTIONS", "default_taps", "build_report"]
+__all__ = ["ReportOptions", "QUICK", "SECTIONS", "build_report", "section_context", "section_name"]
 
-#: Further report sections, run in this order after the built-in ones: modules with
-#: ``add_section(page, model, *, quick, key, classifier, arrays, truncation_psi, progress)``
-#: (see :mod:`jaxlatent.report.sections`): GAN geometry (Wang & Ponce 2021), GANSpace PCA/ICA
-#: (Palaev et al. 2023), correlation analysis (Li et al. 2020).
-SECTIONS: tuple[ModuleType, ...] = (geometry, ganspace, correlation)
+#: The report's sections, in page order: modules with ``add_section(page, model, ctx)`` (see
+#: :mod:`jaxlatent.report.context`): samples, local dimensions and Distortion (Choi et al. 2022),
+#: Grassmannian distances and Local Basis traversals (Choi et al., ICLR 2022), GAN geometry (Wang &
+#: Ponce 2021), GANSpace PCA/ICA (Palaev et al. 2023), correlation analysis (Li et al. 2020).
+SECTIONS: tuple[ModuleType, ...] = (samples, dimensions, distortion, grassmann, traversal, geometry, ganspace,
+                                    correlation)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,12 +71,11 @@ class ReportOptions:
       chunk_size: latents per compiled batch.
       seed: PRNG seed of the neighbours, random baselines and further sections.
       rule: the local-dimension rule of the dimensions and of Distortion's ``k``
-        (:func:`jaxlatent.analysis.thresholds.threshold_rule`): ``"paper"`` (Gavish-Donoho,
+        (:func:`jaxlatent.localdim.thresholds.threshold_rule`): ``"paper"`` (Gavish-Donoho,
         ``omega(beta) * median`` of all singular values), ``"bulk"``, ``"numerical"`` or a
         relative cut ``"rtol=R"`` (which counts a flat spectrum, e.g. a full-rank tap with few
         inputs, that the Gavish-Donoho rule reads as all noise).
-      quick: the further sections (:data:`SECTIONS`) run their small, seconds-long variant.
-      explorer: write the interactive ``explorer.html`` (:mod:`jaxlatent.report.explorer`).
+      quick: the geometry, GANSpace and correlation sections run their small, seconds-long variant.
     """
 
     n_samples: int = 64
@@ -136,14 +133,44 @@ def section_name(module: ModuleType) -> str:
     return module.__name__.rsplit(".", 1)[-1]
 
 
+def section_context(model, options: ReportOptions = ReportOptions(), *, classifier=None,
+                    arrays: dict | None = None, progress: bool = False, quality: dict | None = None
+                    ) -> SectionContext:
+    """The :class:`SectionContext` of a report on ``model``: taps checked, their callables, the population.
+
+    ``key`` is the report's ``PRNGKey(options.seed)``; :func:`build_report` hands section ``i``
+    ``fold_in(key, i)``. Raises ``ValueError`` (naming the option) for unknown taps, an even
+    frame count, too few latents, or a class label the model refuses, before any work.
+    """
+    taps = check_taps(model, options.taps or default_taps(model, options.max_tap_size), flag="report: taps")
+    trav_taps = check_taps(model, options.traversal_taps or default_traversal_taps(model, taps),
+                           flag="report: traversal taps")
+    if options.frames < 3 or options.frames % 2 == 0:
+        raise ValueError(f"report: frames must be odd and >= 3, found {options.frames}")
+    if options.n_latents < 4 or options.n_grassmann < 2:
+        raise ValueError("report: n_latents must be >= 4 and n_grassmann >= 2, found "
+                         f"{options.n_latents} and {options.n_grassmann}")
+    model_options(model, truncation_psi=options.truncation_psi, class_idx=options.class_idx, where="report")
+    threshold_rule(options.rule)  # an unknown local-dimension rule stops before any work
+    fns = {t: tap_fn(model, t, truncation_psi=options.truncation_psi, class_idx=options.class_idx, where="report")
+           for t in taps + [t for t in trav_taps if t not in taps]}
+    seeds = range(options.population_seed, options.population_seed + options.n_latents)
+    return SectionContext(options=options, key=jax.random.PRNGKey(options.seed), classifier=classifier,
+                          arrays={} if arrays is None else arrays, progress=progress, quality=quality,
+                          taps=tuple(taps), traversal_taps=tuple(trav_taps),
+                          population=jnp.asarray(latents_from_seeds(seeds, int(model.z_dim))), fns=fns,
+                          frames={})
+
+
 def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = ReportOptions(),
                  title: str | None = None, source: str = "", classifier=None, quality: dict | None = None,
                  progress: bool = True) -> dict:
     """Run every analysis on ``model`` and write ``report.html``, ``results.json``, ``arrays.npz``.
 
-    The built-in sections (samples, local dimensions, Distortion, Grassmannian distances and
-    warpage, Local Basis traversals) come first, then each module of :data:`SECTIONS`, then the
-    explorer (:func:`jaxlatent.report.explorer.build_explorer`: ``explorer.html`` and ``explorer.npz``).
+    Each module of :data:`SECTIONS` adds its part of the page in turn, with its own key
+    ``fold_in(PRNGKey(options.seed), index)``; then the explorer
+    (:func:`jaxlatent.report.explorer.build_explorer`: ``explorer.html`` and ``explorer.npz``)
+    when ``options.explorer``.
 
     Args:
       model: a loaded generator (:func:`jaxlatent.load`): StyleGAN2 or FastGAN.
@@ -158,30 +185,13 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
 
     Returns:
       The results dictionary written to ``results.json``; ``results["timings_s"]`` holds the
-      seconds of every step, further sections under their module's last name.
+      seconds of every section under its module's last name.
     """
     out_dir = os.fspath(out_dir)
     z_dim = int(model.z_dim)
-    taps = list(options.taps or default_taps(model, options.max_tap_size))
-    unknown = [t for t in taps if t not in model.taps()]
-    if unknown:
-        raise ValueError(f"report: unknown taps {unknown}; this model has {model.taps()}")
-    trav_taps = list(options.traversal_taps or default_traversal_taps(model, taps))
-    unknown = [t for t in trav_taps if t not in model.taps()]
-    if unknown:
-        raise ValueError(f"report: unknown traversal taps {unknown}; this model has {model.taps()}")
-    if options.frames < 3 or options.frames % 2 == 0:
-        raise ValueError(f"report: frames must be odd and >= 3, found {options.frames}")
-    if options.n_latents < 4 or options.n_grassmann < 2:
-        raise ValueError("report: n_latents must be >= 4 and n_grassmann >= 2, found "
-                         f"{options.n_latents} and {options.n_grassmann}")
-    label_batch(model, options, 1)  # a missing or refused class label stops before any work
-    rule = threshold_rule(options.rule)[0]         # an unknown rule stops before any work
-    fns = {t: tap_fn(model, t, options) for t in taps + [t for t in trav_taps if t not in taps]}
-    key = jax.random.PRNGKey(options.seed)
-    pop_seeds = list(range(options.population_seed, options.population_seed + options.n_latents))
-    z_pop = jnp.asarray(latents(pop_seeds, z_dim))
-    chunk = options.chunk_size
+    arrays: dict[str, np.ndarray] = {}
+    ctx = section_context(model, options, classifier=classifier, arrays=arrays, progress=progress, quality=quality)
+    taps, trav_taps = list(ctx.taps), list(ctx.traversal_taps)
 
     family = model.config.family
     page = ReportPage(out_dir, title or f"jaxlatent report: {family}",
@@ -194,42 +204,15 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     results["options"] = dataclasses.asdict(options) | {"taps": taps, "traversal_taps": trav_taps}
     results["machine"] = {"backend": jax.default_backend(), "devices": len(jax.devices()),
                           "cpu_count": os.cpu_count(), "platform": platform.platform()}
-    arrays: dict[str, np.ndarray] = {}
-    steps = _Steps(["samples", "dimensions", "distortion", "grassmann"]
-                   + [f"traversal {t}" for t in trav_taps] + [section_name(m) for m in SECTIONS]
-                   + (["explorer"] if options.explorer else []), progress)
+    steps = _Steps([section_name(m) for m in SECTIONS] + (["explorer"] if options.explorer else []), progress)
     try:
-        imgs = steps.run("samples", lambda: render(model, latents(range(options.n_samples), z_dim), options))
-        samples_section(page, imgs, options)
-        if quality:
-            quality_section(page, quality)
-        dims = steps.run("dimensions", lambda: {
-            t: local_dimension(fns[t], z_pop, rule, chunk_size=chunk) for t in taps})
-        dimension_section(page, model, taps, dims, arrays, options)
-        dist = steps.run("distortion", lambda: {
-            t: distortion(fns[t], z_pop, jax.random.fold_in(key, 1), rule=rule, chunk_size=chunk)
-            for t in taps})
-        distortion_section(page, taps, dist, arrays)
-        grass = steps.run("grassmann", lambda: grassmann_distances(fns, trav_taps, z_pop, options, key))
-        grassmann_section(page, trav_taps, grass, options, arrays)
-        page.section("Local Basis traversals (Choi et al. 2022)",
-                     "Each grid shows, for a few latents, the images along the leading Local Basis "
-                     "directions of one tap (rows: latent, direction; columns: from -sigma through "
-                     "the latent itself, the middle column, to +sigma). Iterative: the paper's curve "
-                     "traversal, which re-estimates the basis at every step. Linear: a straight line.")
-        traversals = {}
-        for t in trav_taps:
-            traversals[t] = steps.run(f"traversal {t}", lambda t=t: traversal_section(
-                page, model, fns[t], t, options, z_dim, classifier))
         for index, module in enumerate(SECTIONS):
-            steps.run(section_name(module), lambda module=module, index=index: module.add_section(
-                page, model, quick=options.quick, key=jax.random.fold_in(key, 100 + index),
-                classifier=classifier, arrays=arrays, truncation_psi=options.truncation_psi,
-                progress=progress))
+            own = ctx._replace(key=jax.random.fold_in(ctx.key, index))
+            steps.run(section_name(module), lambda module=module, own=own: module.add_section(page, model, own))
         if options.explorer:
             results["explorer"] = steps.run("explorer", lambda: build_explorer(
-                page, model, options=options, seeds=options.traversal_seeds, traversals=traversals,
-                arrays=arrays, classifier=classifier, key=jax.random.fold_in(key, 99)))
+                page, model, options=options, seeds=options.traversal_seeds, traversals=ctx.frames,
+                arrays=arrays, classifier=classifier, key=jax.random.fold_in(ctx.key, 99)))
     finally:
         steps.close()
     results["timings_s"] = steps.timings

@@ -15,7 +15,7 @@ latent of every frame). The methods, each a :class:`Method`:
 * controlling sets (Li et al. 2020), one method per target class when the report has a
   classifier: the correlation section's set for the latent's class and the target, then the
   target ranking's single dimensions, as the fraction ``lam`` of the ``set`` intervention
-  ``z + lam m (a - z)`` (:func:`jaxlatent.correlation.interventions.edit`).
+  ``z + lam m (a - z)`` (:func:`jaxlatent.correlation.interventions.apply_intervention`).
 
 Every frame is the library's output for its latent (a test recomputes them); with a classifier,
 each frame carries the class it sees and its confidence.
@@ -33,11 +33,14 @@ import numpy as np
 from jaxlatent.correlation.controlling import set_masks
 from jaxlatent.ganspace.edits import edit_grid
 from jaxlatent.geometry.metric import Metric, eigen_axis_latents, equal_distance_steps, metric_tensor
-from jaxlatent.correlation.interventions import edit as intervene_edit
+from jaxlatent.correlation.interventions import apply_intervention
 from jaxlatent.ganspace.population import KeyLatents
 from jaxlatent.localbasis.traversal import frame_steps
 from jaxlatent.report.explorer_page import ExplorerPage
-from jaxlatent.report.sections import correlation, ganspace, geometry
+from jaxlatent.report.sections import ganspace
+from jaxlatent.workflows.correlation import population
+from jaxlatent.workflows.ganspace import METHODS as GANSPACE_METHODS
+from jaxlatent.workflows.spaces import latent_space
 
 __all__ = ["Method", "local_basis_methods", "ganspace_methods", "metric_methods", "controlling_methods",
            "classify", "build_explorer", "GANSPACE_STRENGTH", "METRIC_STEP", "MAX_CONTROL_TARGETS"]
@@ -126,12 +129,12 @@ def iterative_strengths(sigma: float, steps: int, frames: int) -> np.ndarray:
 
 
 def ganspace_methods(model, z, arrays: dict, results: dict, n_dir: int, frames: int, *,
-                     model_options: dict) -> list[Method]:
+                     model_options: dict, space_options: dict) -> list[Method]:
     """The GANSpace section's PCA and ICA directions at latents ``z: (L, z_dim)``.
 
     Frames: ``edit_grid(x0, directions, alphas)`` in the fitted space (W: every layer; z: lifted
     directions), alphas ``-6 .. 6`` (``frames`` of them), rendered by the section's
-    :func:`jaxlatent.report.sections.ganspace.edit_space`. Numbers: PCA's explained variance ratio;
+    :func:`jaxlatent.workflows.spaces.latent_space`. Numbers: PCA's explained variance ratio;
     for both, the variance share of the fitted population (its first 4096 latents) along the
     direction (in W only: lifted z directions carry no population variance of their own).
     """
@@ -140,7 +143,8 @@ def ganspace_methods(model, z, arrays: dict, results: dict, n_dir: int, frames: 
         return []
     space = info["space"]
     alphas = np.linspace(-GANSPACE_STRENGTH, GANSPACE_STRENGTH, frames).astype(np.float32)
-    x0, render = ganspace.edit_space(model, space, z, model_options=model_options)
+    sp = latent_space(model, space, **space_options)
+    x0, render = sp.points(jnp.asarray(z)), sp.image
     share_of = None
     if space == "w":
         pop = KeyLatents(ganspace.POPULATION_SEED, min(int(info["n_population"]), 4096), int(model.z_dim))[:]
@@ -149,7 +153,7 @@ def ganspace_methods(model, z, arrays: dict, results: dict, n_dir: int, frames: 
         total = float((w * w).mean(0).sum())                 # trace of the covariance
         share_of = lambda d: ((w @ np.asarray(d, np.float64).T) ** 2).mean(0) / max(total, 1e-30)  # noqa: E731
     out = []
-    for method in ganspace.METHODS:
+    for method in GANSPACE_METHODS:
         keys = sorted((k for k in arrays if k.startswith(f"ganspace/{method}_") and k.endswith("_directions")),
                       key=lambda k: int(k.split("_")[1]))
         if not keys:
@@ -177,18 +181,19 @@ def ganspace_methods(model, z, arrays: dict, results: dict, n_dir: int, frames: 
     return out
 
 
-def metric_methods(model, z, n_dir: int, frames: int, *, truncation_psi: float, key) -> list[Method]:
+def metric_methods(model, z, n_dir: int, frames: int, *, space_options: dict, key) -> list[Method]:
     """Top ``n_dir`` eigen-axes of the pixel-MSE metric at latents ``z: (L, z_dim)``, in z and W.
 
     Each latent's axes are drawn as the report's strips are
-    (:func:`jaxlatent.report.sections.geometry.strip_images`): ``eigen_axis_latents`` at steps of
+    (:func:`jaxlatent.workflows.geometry.strip_images`): ``eigen_axis_latents`` at steps of
     ``METRIC_STEP`` in sqrt(MSE), the largest step kept within ``2 |x| + 1``.
     """
     spaces = ["z", "w"] if model.config.family == "stylegan2" else ["z"]
     n_side = frames // 2
     out = []
     for i, space in enumerate(spaces):
-        g, x = geometry.space_fn(model, space, jnp.asarray(z), truncation_psi)
+        sp = latent_space(model, space, **space_options)
+        g, x = sp.image, sp.points(jnp.asarray(z))
         k = min(n_dir, x.shape[1])
         m = metric_tensor(g, x, k=k, key=jax.random.fold_in(key, i))
         lat, t = [], []
@@ -212,19 +217,19 @@ def metric_methods(model, z, n_dir: int, frames: int, *, truncation_psi: float, 
 
 
 def controlling_methods(model, z, arrays: dict, results: dict, classifier, n_dir: int, frames: int, *,
-                        truncation_psi: float) -> list[Method]:
+                        space_options: dict) -> list[Method]:
     """Controlling sets of the correlation section, one method per target class.
 
     For latent n of class s (the classifier's) and target t: direction 1 is the controlling set
     of (s, t) (the first ``size[s, t]`` dimensions of t's ranking; where that pair has no set,
     the median size of t's sets), the next ones the ranking's single dimensions. Frames:
-    ``edit(z, lam * mask, amount, "set")`` for ``lam`` in -1 .. 1 with ``(mask, amount)`` of
+    ``apply_intervention(z, lam * mask, amount, "set")`` for ``lam`` in -1 .. 1 with ``(mask, amount)`` of
     :func:`jaxlatent.correlation.controlling.set_masks` at the section's magnitude ``a``.
     """
     info = results.get("correlation")
     if classifier is None or not info or "correlation/rankings" not in arrays:
         return []
-    space = correlation.latent_space(model, z, "z", truncation_psi)
+    space = population(model, z, "z", **{k: v for k, v in space_options.items() if k != "where"})
     rankings = np.asarray(arrays["correlation/rankings"])              # (T, K)
     size = np.asarray(arrays["correlation/set_size"])                   # (source, target)
     sens = np.asarray(arrays["correlation/sensitivity"], np.float64)    # (D, T)
@@ -249,7 +254,7 @@ def controlling_methods(model, z, arrays: dict, results: dict, classifier, n_dir
                 sets[1 + j, rankings[t, j]] = 1.0
             mask, amount = set_masks(sets, signs[t], magnitude, space.center, space.scale, d)
             x = jnp.asarray(space.x[n])
-            lat.append(np.stack([np.asarray(intervene_edit(x, l * mask, amount, "set")) for l in lam], axis=1))
+            lat.append(np.stack([np.asarray(apply_intervention(x, l * mask, amount, "set")) for l in lam], axis=1))
             names.append([f"set of {k} dims ({s} -> {t})"] + [f"dim {int(rankings[t, j])}" for j in range(n_single)])
             importance.append([float(sens[rankings[t, :k], t].sum())] + [float(sens[rankings[t, j], t])
                                                                          for j in range(n_single)])
@@ -305,10 +310,12 @@ def build_explorer(page, model, *, options, seeds, traversals: dict, arrays: dic
     methods: list[Method] = []
     for tap, tr in traversals.items():
         methods += local_basis_methods(tap, tr)
-    methods += ganspace_methods(model, z, arrays, page.results, n_dir, frames, model_options=model_options)
-    methods += metric_methods(model, z, n_dir, frames, truncation_psi=options.truncation_psi, key=key)
+    space_options = dict(truncation_psi=options.truncation_psi, class_idx=options.class_idx, where="explorer")
+    methods += ganspace_methods(model, z, arrays, page.results, n_dir, frames, model_options=model_options,
+                                space_options=space_options)
+    methods += metric_methods(model, z, n_dir, frames, space_options=space_options, key=key)
     methods += controlling_methods(model, z, arrays, page.results, classifier, n_dir, frames,
-                                   truncation_psi=options.truncation_psi)
+                                   space_options=space_options)
     explorer = ExplorerPage(page.out_dir, page.title.replace("report", "explorer", 1), seeds=list(seeds))
     for m in methods:
         explorer.add(m, classify(classifier, m.images))

@@ -12,11 +12,13 @@ import os
 from typing import Mapping, Sequence
 
 import numpy as np
+from PIL import Image
 
 __all__ = [
     "to_uint8",
     "image_grid",
     "save_image_grid",
+    "save_image_grids",
     "plot_spectra",
     "plot_heatmap",
     "plot_lines",
@@ -62,19 +64,48 @@ def save_image_grid(images, path: str | os.PathLike, nrow: int | None = None, pa
                     upscale: int | None = None) -> str:
     """Write ``(N, C, H, W)`` images in [-1, 1] as one PNG grid; returns the path.
 
-    ``upscale`` enlarges small images by an integer factor (nearest neighbour)
-    so that 16x16 samples are visible; by default images under 64 pixels are
-    enlarged to at least 64.
+    ``nrow`` images per row (default: about square). ``upscale`` enlarges small images by an
+    integer factor (nearest neighbour) so that 16x16 samples are visible; by default images
+    under 64 pixels are enlarged to at least 64. ``(k, S, C, H, W)`` images (e.g. S steps along
+    each of k eigen-axes) are drawn one row of S per axis.
     """
-    from PIL import Image
-
     images = np.asarray(images)
+    if images.ndim == 5:
+        nrow = images.shape[1]
+        images = images.reshape((-1,) + images.shape[2:])
+    return _write_png(image_grid(_upscale(images, upscale, 64), nrow=nrow, padding=padding), path)
+
+
+def save_image_grids(grids: Mapping[str, object], path: str | os.PathLike, nrow: int, gap: int = 12,
+                     upscale: int | None = None) -> str:
+    """One PNG of several grids side by side, left to right (e.g. PCA | ICA edit grids).
+
+    ``grids``: name -> ``(N, C, H, W)`` images in [-1, 1], each tiled with ``nrow`` per row;
+    ``gap`` white pixels between grids; ``upscale`` as in :func:`save_image_grid` (default: to
+    at least 48 pixels).
+    """
+    tiles = [image_grid(_upscale(np.asarray(images), upscale, 48), nrow=nrow) for images in grids.values()]
+    if not tiles:
+        raise ValueError("save_image_grids needs at least one grid, found none")
+    height = max(t.shape[0] for t in tiles)
+    spacer = np.full((height, gap, tiles[0].shape[2]), 255, np.uint8)
+    parts = []
+    for t in tiles:
+        pad = np.full((height - t.shape[0],) + t.shape[1:], 255, np.uint8)
+        parts += [np.concatenate([t, pad]), spacer]
+    return _write_png(np.concatenate(parts[:-1], axis=1), path)
+
+
+def _upscale(images: np.ndarray, factor: int | None, min_size: int) -> np.ndarray:
     h = images.shape[-2] if images.ndim == 4 else 0
-    if upscale is None:
-        upscale = max(1, int(math.ceil(64 / max(h, 1))))
-    if upscale > 1:
-        images = images.repeat(upscale, axis=-2).repeat(upscale, axis=-1)
-    grid = image_grid(images, nrow=nrow, padding=padding)
+    if factor is None:
+        factor = max(1, int(math.ceil(min_size / max(h, 1))))
+    if factor > 1:
+        images = images.repeat(factor, axis=-2).repeat(factor, axis=-1)
+    return images
+
+
+def _write_png(grid: np.ndarray, path: str | os.PathLike) -> str:
     if grid.shape[-1] == 1:
         grid = grid[..., 0]
     _ensure_parent(path)

@@ -21,6 +21,7 @@ from jaxlatent.models.digits import load_classifier
 from jaxlatent.engine.parallel import map_batched
 from jaxlatent.runs.registry import TAP, TRUNC, Analysis, Option, execution, register, tap_fn, tap_jacobian_shape
 from jaxlatent.runs.store import Output, RunError
+from jaxlatent.workflows.spaces import latent_space
 
 # -- Local Basis (Choi et al., ICLR 2022) ----------------------------------------------------
 
@@ -84,18 +85,15 @@ register(Analysis(
 # -- Riemannian metric spectra (Wang & Ponce, ICLR 2021) ---------------------------------------
 
 def _metric_space(model, options):
-    """``(g, to_space)``: the image generator on the chosen space and the map from z to it."""
-    psi = options["truncation_psi"]
-    if options["space"] == "z":
-        return tap_fn(model, dict(options, tap="image")), None
-    if model.config.family != "stylegan2":
-        raise RunError(f"geometry: --space w needs a StyleGAN2; this model is a {model.config.family}")
-    return model.fn("image", wrt="w"), tap_fn(model, dict(options, tap="w", truncation_psi=psi))
+    """The chosen latent space: ``points`` maps z to it, ``image`` generates from it."""
+    try:
+        return latent_space(model, options["space"], truncation_psi=options["truncation_psi"], where="geometry")
+    except ValueError as err:
+        raise RunError(str(err)) from None
 
 
 def _geometry_outputs(model, options):
-    g, to_space = _metric_space(model, options)
-    n_in = int(model.z_dim) if to_space is None else int(model.config.w_dim)
+    n_in = int(model.z_dim) if _metric_space(model, options).name == "z" else int(model.config.w_dim)
     k = options["k"] if options["k"] is not None else n_in
     if not 1 <= k <= n_in:
         raise RunError(f"geometry: --k must lie in [1, {n_in}], found {k}")
@@ -103,8 +101,8 @@ def _geometry_outputs(model, options):
 
 
 def _geometry(model, z, options, keys, *, mesh=None):
-    g, to_space = _metric_space(model, options)
-    x = z if to_space is None else map_batched(to_space, z)
+    space = _metric_space(model, options)
+    g, x = space.image, map_batched(space.points, z)
     # LOBPCG's start blocks come from one key per chunk (metric_tensor splits it per row): the
     # chunk's first latent's key, so a resumed run repeats them exactly
     res = metric_tensor(g, x, k=options["k"], method=options["method"], key=keys[0],
@@ -178,6 +176,6 @@ register(Analysis(
              Option("values", "--values", str, "-3,3", "intervention values in standard units (default -3,3)"),
              Option("kind", "--kind", str, "set", "set (default), shift or scale", KINDS),
              Option("classifier", "--classifier", str, None,
-                    "classifier folder (jaxlatent.models.digits.save_classifier; default: the shipped digits classifier)"),
+                    "classifier folder (jaxlatent.train.classifier.save_classifier; default: the shipped digits classifier)"),
              TRUNC),
     outputs=_concept_outputs, compute=_concept_effects))

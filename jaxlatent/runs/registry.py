@@ -24,6 +24,7 @@ import jax
 import numpy as np
 
 from jaxlatent.runs.store import Output, RunError
+from jaxlatent.workflows import spaces
 
 __all__ = ["Analysis", "Option", "Output", "register", "names", "get", "resolve_options", "TAP", "TRUNC",
            "tap_fn", "tap_jacobian_shape", "execution"]
@@ -103,13 +104,12 @@ TRUNC = Option("truncation_psi", "--trunc", float, None, "truncation psi for the
 
 
 def tap_fn(model, options: dict):
-    """The batched callable ``z (n, z_dim) -> (n, ...)`` of the tap named in ``options``."""
-    psi = options.get("truncation_psi")
-    if psi is None:
-        return model.fn(options["tap"])
-    if model.config.family != "stylegan2":
-        raise RunError(f"--trunc applies to StyleGAN2 models only, not {model.config.family}")
-    return model.fn(options["tap"], truncation_psi=psi)
+    """The batched callable ``z (n, z_dim) -> (n, ...)`` of the tap named in ``options`` (with its
+    ``truncation_psi``): :func:`jaxlatent.workflows.spaces.tap_fn`."""
+    try:
+        return spaces.tap_fn(model, options["tap"], truncation_psi=options.get("truncation_psi"), where="run")
+    except ValueError as err:
+        raise RunError(str(err)) from None
 
 
 def tap_jacobian_shape(model, options: dict) -> tuple[int, int]:

@@ -21,7 +21,8 @@ import time
 import jax
 
 from jaxlatent.report import plots as viz
-from jaxlatent.models.digits import assets_dir, save_classifier
+from jaxlatent.models.digits import assets_dir
+from jaxlatent.train.classifier import save_classifier
 from jaxlatent.io import save
 from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 from jaxlatent.train import classifier as C

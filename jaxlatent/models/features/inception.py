@@ -17,12 +17,13 @@ to it equals feeding ``x`` here up to rounding. Output: ``(N, 2048)`` pool3 feat
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jaxlatent.models.resize import resize_bilinear
 from jaxlatent.models.torch_layers import BatchNorm2d, Conv2d, avg_pool2d, max_pool2d, relu
 
-__all__ = ["FIDInceptionV3", "INPUT_SIZE", "FEATURES"]
+__all__ = ["FIDInceptionV3", "INPUT_SIZE", "FEATURES", "inception_from_variables"]
 
 INPUT_SIZE = 299
 FEATURES = 2048
@@ -169,3 +170,12 @@ class FIDInceptionV3(nn.Module):
         x = InceptionE(1280, name="Mixed_7b")(x)
         x = InceptionE(2048, max_pool=True, name="Mixed_7c")(x)
         return jnp.mean(x, axis=(2, 3))
+
+
+def _inception_call(variables, x, resize: bool = True):
+    return FIDInceptionV3(resize=resize).apply(variables, x)
+
+
+def inception_from_variables(variables):
+    """The FID Inception feature callable for given variables (``params`` and ``batch_stats``)."""
+    return jax.tree_util.Partial(_inception_call, variables)

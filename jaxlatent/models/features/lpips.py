@@ -14,16 +14,18 @@ evaluation mode (dropout off); so does this module.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxlatent.models.resize import resize_bilinear
 from jaxlatent.models.torch_layers import Conv2d, max_pool2d, relu
 
-__all__ = ["NETS", "SHIFT", "SCALE", "LPIPS", "LPIPSOutput", "backbone_slices"]
+__all__ = ["NETS", "SHIFT", "SCALE", "LPIPS", "LPIPSOutput", "backbone_slices", "lpips_from_variables"]
 
 #: the ScalingLayer of the ``lpips`` package (ImageNet statistics mapped to [-1, 1] inputs)
 SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
@@ -171,3 +173,13 @@ class LPIPS(nn.Module):
             t = _Lin(f.shape[1], name=f"lin{k}")(d * d)  # d * d, not ** 2: ops.normalize_2nd_moment
             terms.append(resize_bilinear(t, x.shape[2:]) if spatial else jnp.mean(t, axis=(1, 2, 3)))
         return LPIPSOutput(sum(terms[1:], terms[0]), tuple(terms))
+
+
+def _lpips_call(net, variables, x, y, spatial: bool = False, layers: bool = False):
+    out = LPIPS(net).apply(variables, x, y, spatial=spatial)
+    return out if layers else out.distance
+
+
+def lpips_from_variables(variables, net: str = "alex"):
+    """The LPIPS callable for given variables (``{"params": ...}`` as :class:`LPIPS` lays out)."""
+    return jax.tree_util.Partial(partial(_lpips_call, net), variables)
