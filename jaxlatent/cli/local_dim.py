@@ -35,7 +35,7 @@ def run_local_dim(args) -> int:
     fns, seeds, z = _common.load_taps(args)
     table, arrays, spectra = {}, {}, {}
     for name, fn in tqdm(fns.items(), desc="local-dim", unit="tap"):
-        est = local_dimension(fn, z, args.rule, chunk_size=args.chunk_size)
+        est = local_dimension(fn, z, rule=args.rule, chunk_size=args.chunk_size)
         summary = summarize_dimensions(est.dimension)
         table[name] = {k: v for k, v in summary._asdict().items() if k != "dimension"}
         table[name]["numerical_rank_mean"] = float(np.mean(numerical_rank(est)))

@@ -31,6 +31,7 @@ import numpy as np
 
 from jaxlatent.engine.jacobian import check_latents, output_size, resolve_mode
 from jaxlatent.engine.linalg import singular_values
+from jaxlatent.engine.parallel import with_progress
 from jaxlatent.localbasis.basis import decompose_jacobians, svd_triplets
 from jaxlatent.localdim.thresholds import noise_bulk, rank_tolerance, threshold_rule
 
@@ -96,9 +97,9 @@ class LayerDimensions(NamedTuple):
     dimension: np.ndarray  # (N,) the per-latent estimates
 
 
-def jacobian_spectrum(f: Callable, z, keep: int | None = 0, *, mode: str = "auto",
+def jacobian_spectrum(f: Callable, z, *, keep: int | None = 0, mode: str = "auto",
                       chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-                      progress: Callable | None = None):
+                      progress: bool | Callable = False):
     """Singular values (and optionally the leading left singular vectors) of the tap Jacobian.
 
     Work runs ``chunk_size`` latents at a time and only the spectrum (and ``keep`` vectors) of
@@ -155,9 +156,9 @@ def dimension_from_spectrum(singular_values: jax.Array, shape: tuple, rule="pape
                           noise_bulk=noise_bulk(singular_values, shape), rule=name)
 
 
-def local_dimension(f: Callable, z, rule="paper", *, mode: str = "auto",
+def local_dimension(f: Callable, z, *, rule="paper", mode: str = "auto",
                     chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-                    progress: Callable | None = None) -> LocalDimension:
+                    progress: bool | Callable = False) -> LocalDimension:
     """Local dimension of the tap ``f`` at each latent (Choi et al.'s estimate; module doc).
 
     Args:
@@ -207,25 +208,23 @@ def summarize_dimensions(dimension) -> LayerDimensions:
                            min=int(d.min()), max=int(d.max()), dimension=d)
 
 
-def layer_dimensions(model_fns: Mapping[str, Callable], z, rule="paper", *,
+def layer_dimensions(fns: Mapping[str, Callable], z, *, rule="paper",
                      mode: str = "auto", chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-                     progress: Callable | None = None) -> dict[str, LayerDimensions]:
+                     progress: bool | Callable = False) -> dict[str, LayerDimensions]:
     """Per-layer local dimension over a population: the paper's table for the mapping network.
 
     Args:
-      model_fns: ``name -> f`` (e.g. ``{t: model.fn(t) for t in ["mapping.fc0", ..., "w"]}``).
+      fns: ``name -> f`` (e.g. ``{t: model.fn(t) for t in ["mapping.fc0", ..., "w"]}``).
       z: (N, in) latents shared by every tap.
       rule: the local-dimension rule (see :func:`local_dimension`; default ``"paper"``).
       mode, chunk_size, mesh, use_pmap: see :func:`local_dimension`.
-      progress: optional wrapper of the tap iteration (e.g. ``tqdm.tqdm``).
+      progress: ``True`` for a bar over the taps, or a wrapper of the tap iteration (e.g. ``tqdm.tqdm``).
 
     Returns:
       ``name -> LayerDimensions``, in the order given.
     """
     threshold_rule(rule)
-    items = list(model_fns.items())
-    if progress is not None:
-        items = progress(items)
-    return {name: summarize_dimensions(local_dimension(fn, z, rule, mode=mode, chunk_size=chunk_size,
-                                                       mesh=mesh, use_pmap=use_pmap).dimension)
-            for name, fn in items}
+    return {name: summarize_dimensions(local_dimension(fn, z, rule=rule, mode=mode,
+                                                       chunk_size=chunk_size, mesh=mesh,
+                                                       use_pmap=use_pmap).dimension)
+            for name, fn in with_progress(list(fns.items()), progress, "taps")}

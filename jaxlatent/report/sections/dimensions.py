@@ -15,7 +15,7 @@ __all__ = ["add_section"]
 
 def add_section(page, model, ctx: SectionContext) -> None:
     """Local dimension of each of ``ctx.taps`` at every latent of ``ctx.population``."""
-    dims = {t: local_dimension(ctx.fns[t], ctx.population, ctx.options.rule, chunk_size=ctx.options.chunk_size)
+    dims = {t: local_dimension(ctx.fns[t], ctx.population, rule=ctx.options.rule, chunk_size=ctx.options.chunk_size)
             for t in ctx.taps}
     dimension_section(page, model, list(ctx.taps), dims, ctx.arrays, ctx.options)
 
