@@ -62,7 +62,9 @@ def marchenko_pastur_median(beta: float) -> float:
         raise ValueError(f"marchenko_pastur_median: beta must lie in (0, 1], found {beta}")
     lo, hi = (1 - math.sqrt(beta)) ** 2, (1 + math.sqrt(beta)) ** 2
 
-    def density(x):
+    def density(x):  # 0 at x = 0 (the lower edge when beta = 1: older scipy's quad evaluates it)
+        if x <= 0.0:
+            return 0.0
         return math.sqrt(max((hi - x) * (x - lo), 0.0)) / (2 * math.pi * beta * x)
 
     def excess(x):

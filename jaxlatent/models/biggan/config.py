@@ -19,7 +19,9 @@ from typing import Any, Mapping
 
 import jax
 import numpy as np
-from flax.traverse_util import flatten_dict, unflatten_dict
+from flax.traverse_util import unflatten_dict
+
+from jaxlatent.models.errors import shape_problems
 
 REDUCTION = 4  # a deep block's bottleneck: middle channels = in channels // 4
 
@@ -246,19 +248,7 @@ def expected_shapes(config: BigGANConfig) -> dict[str, tuple[int, ...]]:
 def check_params(config: BigGANConfig, params: dict, source: str = "params") -> None:
     """Check a params pytree against :func:`expected_shapes`; ``ValueError`` names every
     missing, unexpected or misshapen key."""
-    expected = expected_shapes(config)
-    found = {k: tuple(np.shape(v)) for k, v in flatten_dict(params, sep=".").items()}
-    missing = [k for k in expected if k not in found]
-    extra = [k for k in found if k not in expected]
-    wrong = [f"{k}: expected {expected[k]}, found {found[k]}" for k in expected
-             if k in found and found[k] != expected[k]]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-    if extra:
-        problems.append(f"unexpected keys {extra[:8]}{' ...' if len(extra) > 8 else ''}")
-    if wrong:
-        problems.append("shapes that do not fit: " + "; ".join(wrong[:8]))
+    problems = shape_problems(expected_shapes(config), params)
     if problems:
         raise ValueError(f"{source}: not a BigGAN-deep generator for z_dim={config.z_dim}, "
                          f"channel_width={config.channel_width}, {len(config.layers)} blocks: "

@@ -14,7 +14,9 @@ import json
 
 import jax
 import numpy as np
-from flax.traverse_util import flatten_dict, unflatten_dict
+from flax.traverse_util import unflatten_dict
+
+from jaxlatent.models.errors import shape_problems
 
 NOISY = (8, 32, 128, 512)  # blocks with two convolutions and noise injection
 SE_SOURCE = {64: 4, 128: 8, 256: 16, 512: 32}  # excited block -> resolution of its gate
@@ -160,19 +162,7 @@ def check_params(config: FastGANConfig, params: dict, source: str = "params") ->
     Returns:
       None; raises ``ValueError`` naming every missing, unexpected or misshapen key.
     """
-    expected = expected_shapes(config)
-    found = {k: tuple(np.shape(v)) for k, v in flatten_dict(params, sep=".").items()}
-    missing = [k for k in expected if k not in found]
-    extra = [k for k in found if k not in expected]
-    wrong = [f"{k}: expected {expected[k]}, found {found[k]}" for k in expected
-             if k in found and found[k] != expected[k]]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-    if extra:
-        problems.append(f"unexpected keys {extra[:8]}{' ...' if len(extra) > 8 else ''}")
-    if wrong:
-        problems.append("shapes that do not fit: " + "; ".join(wrong[:8]))
+    problems = shape_problems(expected_shapes(config), params)
     if problems:
         raise ValueError(
             f"{source}: not a FastGAN generator for im_size={config.im_size}, nz={config.nz}, "
