@@ -30,7 +30,6 @@ __version__ = "0.1.0"  # before the imports: jaxlatent.runs records it in every 
 # loading and models
 from jaxlatent.models.biggan.config import BigGANConfig
 from jaxlatent.models.biggan.model import BigGAN
-from jaxlatent.models.biggan.sampling import truncated_noise_sample
 from jaxlatent.io import load, load_inception, load_lpips, save
 from jaxlatent.models.errors import UnknownTapError
 from jaxlatent.models.fastgan.model import FastGAN
@@ -95,7 +94,7 @@ __all__ = [
     "__version__",
     # loading and models
     "load", "save", "StyleGAN2", "StyleGAN2Config", "FastGAN", "FastGANConfig", "BigGAN", "BigGANConfig",
-    "truncated_noise_sample", "UnknownTapError",
+    "UnknownTapError",
     # the Jacobian engine
     "jacobian", "jvp_operator", "vjp_operator", "gram_operator", "TopSingular", "top_singular",
     # Local Basis and its traversals

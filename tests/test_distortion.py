@@ -87,13 +87,13 @@ def test_k_is_the_median_local_dimension_of_the_rule():
     (on an exactly rank-40 tap of 64 inputs: about 24 by the median rule, 40 by the numerical)."""
     f, z, key = _tanh_tap(40, jnp.float32), jax.random.normal(jax.random.key(5), (5, 64)), jax.random.PRNGKey(2)
     for rule in ("paper", "numerical"):
-        res = distortion(f, z, key, rule=rule)
+        res = distortion(f, z, key=key, rule=rule)
         dims = np.asarray(local_dimension(f, z, rule=rule).dimension)
         np.testing.assert_array_equal(res.dimension, dims)
         assert int(res.k) == int(np.floor(np.median(dims) + 0.5)), rule
     assert int(res.k) == 40
     with pytest.raises(ValueError, match="local dimension rule"):
-        distortion(f, z, key, rule="median")
+        distortion(f, z, key=key, rule="median")
 
 
 def test_layer_distortions_and_errors():

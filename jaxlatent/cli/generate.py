@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxlatent.cli import _common
-from jaxlatent.engine.latents import latents_from_seeds, parse_seeds
+from jaxlatent.engine.latents import parse_seeds
 from jaxlatent.report import plots
 from jaxlatent.workflows.spaces import model_options
 
@@ -39,10 +39,15 @@ def run_generate(args) -> int:
         raise ValueError(f"--chunk-size must be at least 1, found {args.chunk_size}")
     model = _common.load_model(args)
     seeds = parse_seeds(args.seeds)
-    z = latents_from_seeds(seeds, int(model.z_dim))
+    z = _common.seed_latents(model, seeds, args)
     batch = min(args.chunk_size, len(seeds))
     options = model_options(model, batch=batch, **_common.model_kwargs(args))
-    if model.config.family == "stylegan2":
+    if model.config.family == "biggan":
+        given = [flag for flag, value in (("--batchnorm", args.batchnorm), ("--trunc-cutoff", args.trunc_cutoff),
+                                          ("--noise-mode", args.noise_mode)) if value is not None]
+        if given:
+            raise ValueError(f"{args.checkpoint}: {', '.join(given)} do not apply to BigGAN models")
+    elif model.config.family == "stylegan2":
         if args.batchnorm is not None:
             raise ValueError(f"{args.checkpoint}: --batchnorm applies to FastGAN models only")
         options.update(truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode or "const")

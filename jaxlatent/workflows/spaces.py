@@ -32,8 +32,16 @@ def model_options(model, *, truncation_psi: float | None = None, class_idx: int 
     ``c`` is one label ``(c_dim,)`` (broadcast by ``model.fn``), or ``(batch, c_dim)`` when
     ``batch`` is given (``model.generate``). Options left at ``None`` give no keyword. A
     truncation or class for a FastGAN, a class for an unconditional model or none for a
-    conditional one is a ``ValueError`` naming ``where``.
+    conditional one is a ``ValueError`` naming ``where``. BigGAN: ``c`` (its class, required)
+    and ``truncation`` (the truncation selects its batch-norm statistics).
     """
+    if model.config.family == "biggan":  # class-conditional: a class is required; truncation picks statistics
+        labels = class_labels(model.config.num_classes, class_idx, 1 if batch is None else batch,
+                              where=f"{where} (BigGAN)")
+        options = {"c": jnp.asarray(labels[0] if batch is None else labels)}
+        if truncation_psi is not None:
+            options["truncation"] = float(truncation_psi)
+        return options
     if not is_stylegan2(model):
         if (truncation_psi is not None and truncation_psi != 1.0) or class_idx is not None:
             raise ValueError(f"{where}: truncation (--trunc) and class (--class) apply to StyleGAN2 "
