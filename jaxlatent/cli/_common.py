@@ -237,9 +237,6 @@ def load_taps(args: argparse.Namespace) -> tuple[dict[str, Callable], list[int],
     :func:`jaxlatent.workflows.taps.mapping_taps`), the seeds and latents."""
     model, seeds, z = load_model_and_latents(args)
     taps = check_taps(model, split_list(args.taps)) if args.taps else mapping_taps(model)
-    if not taps:
-        raise ValueError(f"{args.checkpoint}: this {model.config.family} model has no mapping taps "
-                         f"(the default); pass --taps from {model.taps()}")
     return {t: tap_fn(model, t, **model_kwargs(args)) for t in taps}, seeds, z
 
 
