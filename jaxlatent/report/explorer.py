@@ -132,7 +132,7 @@ def ganspace_methods(model, z, arrays: dict, results: dict, n_dir: int, frames: 
                      model_options: dict, space_options: dict) -> list[Method]:
     """The GANSpace section's PCA and ICA directions at latents ``z: (L, z_dim)``.
 
-    Frames: ``edit_grid(x0, directions, alphas)`` in the fitted space (W: every layer; z: lifted
+    Frames: ``edit_grid(x0, directions, strengths=alphas)`` in the fitted space (W: every layer; z: lifted
     directions), alphas ``-6 .. 6`` (``frames`` of them), rendered by the section's
     :func:`jaxlatent.workflows.spaces.latent_space`. Numbers: PCA's explained variance ratio;
     for both, the variance share of the fitted population (its first 4096 latents) along the
@@ -161,7 +161,7 @@ def ganspace_methods(model, z, arrays: dict, results: dict, n_dir: int, frames: 
         key = keys[0]
         k = int(key.split("_")[1])
         d = np.asarray(arrays[key], np.float32)[:n_dir]
-        lat = np.moveaxis(np.asarray(edit_grid(x0, d, alphas)), 2, 0)          # (L, D, S, in)
+        lat = np.moveaxis(np.asarray(edit_grid(x0, d, strengths=alphas)), 2, 0)          # (L, D, S, in)
         imgs = _chunked(render, lat.reshape((-1,) + lat.shape[3:]))
         n_lat, dd = lat.shape[:2]
         numbers = {}
@@ -200,8 +200,8 @@ def metric_methods(model, z, n_dir: int, frames: int, *, space_options: dict, ke
         for n in range(x.shape[0]):
             mn = Metric(m.eigenvalues[n:n + 1, :k], m.eigenvectors[n:n + 1, :, :k], None)
             limit = 2.0 * float(jnp.linalg.norm(x[n])) + 1.0
-            lat.append(np.asarray(eigen_axis_latents(x[n], mn, METRIC_STEP, n_side, max_step=limit))[0])
-            t.append(np.asarray(equal_distance_steps(mn.eigenvalues, METRIC_STEP, n_side, max_step=limit))[0])
+            lat.append(np.asarray(eigen_axis_latents(x[n], mn, length=METRIC_STEP, n_side=n_side, max_step=limit))[0])
+            t.append(np.asarray(equal_distance_steps(mn.eigenvalues, length=METRIC_STEP, n_side=n_side, max_step=limit))[0])
         lat = np.stack(lat)
         imgs = _chunked(g, lat.reshape(-1, lat.shape[-1]))
         out.append(Method(
