@@ -15,7 +15,10 @@ import pytest
 from flax.traverse_util import flatten_dict
 
 import jaxlatent.models.digits
+from jaxlatent.cli import report as report_cli
 from jaxlatent.cli import run as run_cli
+from jaxlatent.report.from_run import build_run_report, run_summaries
+from jaxlatent.runs import registry as runs_registry
 from jaxlatent.converters import lpips as lpips_conv
 from jaxlatent.ganspace.ica import fast_ica
 from jaxlatent.ganspace.pca import population_pca
@@ -182,3 +185,37 @@ def test_status_of_a_stopped_and_a_finished_run(model, tmp_path, capsys):
     # resuming computes the two missing chunks only
     res = run("distortion", model, 12, out, chunk_size=4, options={"k": 2, "pairs": 10}, progress=False)
     assert run_status(out)["complete"] and res.results()["k"] == 2
+
+
+@pytest.mark.parametrize("analysis,options", [("distortion", {"k": 2, "pairs": 20}), ("grassmann", {"k": 3, "pairs": 20}),
+                                              ("ganspace", {"k": 3, "ica_samples": 16}), ("local-dim", {})])
+def test_report_from_a_run_reads_the_store_and_computes_nothing(model, tmp_path, monkeypatch, analysis, options):
+    run(analysis, model, 16, tmp_path / "r", chunk_size=8, options=options, progress=False)
+    # the report loads no model and runs no analysis
+    monkeypatch.setattr(jaxlatent, "load", lambda *a, **k: pytest.fail("the run report loaded a model"))
+    monkeypatch.setattr(runs_registry, "get", lambda *a, **k: pytest.fail("the run report ran an analysis"))
+    parser = argparse.ArgumentParser(prog="jaxlatent")
+    report_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["report", "--run", str(tmp_path / "r"), "--out", str(tmp_path / "rep")])
+    assert args.func(args) == 0
+    results = json.loads((tmp_path / "rep" / "results.json").read_text())
+    summ = run_summaries(open_run(tmp_path / "r"))
+    assert results["run"]["analysis"] == analysis and results["run"]["n"] == 16
+    assert results["run"].get("result") == summ.get("result")
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "Run" in html and os.path.exists(tmp_path / "rep" / "arrays.npz")
+    for img in [p for p in os.listdir(tmp_path / "rep") if p.endswith(".png")]:
+        assert img in html
+    if analysis == "grassmann":
+        assert "warpage curves" in html
+        np.testing.assert_array_equal(np.load(tmp_path / "rep" / "arrays.npz")["grassmann/random_pairs"],
+                                      open_run(tmp_path / "r").results()["random_pairs"])
+    if analysis == "distortion":
+        assert f"{summ['result']['distortion']:.4g}" in html
+
+
+def test_report_of_an_unfinished_run_names_what_is_missing(model, tmp_path):
+    run("local-dim", model, 16, tmp_path / "r", chunk_size=8, progress=False)
+    os.remove(tmp_path / "r" / "chunks" / "00000001.json")
+    with pytest.raises(RunError, match=r"the run is not finished \(1/2 chunks of its latents done, missing \[1\]\)"):
+        build_run_report(tmp_path / "r", tmp_path / "rep")
