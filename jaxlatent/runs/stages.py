@@ -95,7 +95,8 @@ def row_keys(seed: int, start: int, stop: int) -> jax.Array:
 
 
 def chunk_rng(seed: int, tag: str, index: int) -> np.random.Generator:
-    """The numpy generator of chunk ``index`` of a stage: ``default_rng([seed, crc(tag), index])``."""
+    """The numpy generator of chunk ``index`` of a stage: ``default_rng([seed, tag as a little-endian
+    integer of its first 8 bytes, index])``."""
     return np.random.default_rng([int(seed), int.from_bytes(tag.encode()[:8].ljust(8, b"\0"), "little"),
                                   int(index)])
 
