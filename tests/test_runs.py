@@ -141,7 +141,7 @@ def test_resume_with_other_options_model_or_version_refuses(model, tmp_path):
 
 
 def test_bad_input(model, tmp_path):
-    with pytest.raises(RunError, match="unknown analysis .nope.; known: concept-effects, geometry, local-basis, local-dim"):
+    with pytest.raises(RunError, match="unknown analysis .nope.; known: concept-effects, distortion, ganspace, geometry, grassmann, local-basis, local-dim"):
         run("nope", model, 4, tmp_path / "x")
     for n in (0, -3, 2.5):
         with pytest.raises(RunError, match="N must be an integer >= 1"):
@@ -174,8 +174,10 @@ def test_corrupted_chunk_and_manifest_detected_named_and_repaired(model, tmp_pat
     with pytest.raises(RunCorruptError, match=r"singular_values/c/1/0: chunk 1 of output 'singular_values' "
                                               r"\(latents 8-15\) does not match its checksum"):
         np.asarray(open_run(out)["singular_values"])
+    # a resumed run trusts its commit records: the damage shows where the chunk is read
+    run("local-dim", model, 24, out, chunk_size=8, progress=False)
     with pytest.raises(RunCorruptError, match="chunk 1 of output 'singular_values'.*--repair"):
-        run("local-dim", model, 24, out, chunk_size=8, progress=False)
+        run("local-dim", model, 24, out, chunk_size=8, verify=True, progress=False)
     res = run("local-dim", model, 24, out, chunk_size=8, repair=True, progress=False)
     for name, x in arrays(res).items():
         np.testing.assert_array_equal(x, good[name])
@@ -282,22 +284,31 @@ def test_concept_effects_run_gives_the_probabilities_of_concept_effects(tmp_path
         run("concept-effects", model, 6, tmp_path / "x", options={"dims": "64"})
 
 
-def test_streamed_summary_while_running_covers_chunks_done_before(model, tmp_path, monkeypatch):
+def test_resume_trusts_records_and_summaries_cover_session_then_every_chunk(model, tmp_path, monkeypatch):
     out = tmp_path / "r"
     run("local-dim", model, 24, out, chunk_size=8, progress=False)
     os.remove(out / "chunks" / "00000002.json")
     (out / "summary.json").unlink()
-    seen = []
+    seen, reads = [], []
     monkeypatch.setattr(runner, "SUMMARY_EVERY_S", -1.0)      # write after every chunk
-    original = runner._write_summary
+    original, read = runner._write_summary, ChunkedStore.read_chunk
 
-    def spy(path, summary, complete, sample=False):
+    def spy(path, summary, complete):
         seen.append((summary.count, complete))
-        return original(path, summary, complete, sample)
+        return original(path, summary, complete)
+
+    def spy_read(self, name, index, record=None):
+        reads.append((name, index))
+        return read(self, name, index, record)
 
     monkeypatch.setattr(runner, "_write_summary", spy)
+    monkeypatch.setattr(ChunkedStore, "read_chunk", spy_read)
+    monkeypatch.setattr(ChunkedStore, "verify", lambda *a: pytest.fail("a trusted resume re-hashed a chunk"))
     run("local-dim", model, 24, out, chunk_size=8, progress=False)
-    assert seen == [(24, False), (24, True)]      # chunks 0 and 1 read when checked, chunk 2 computed
+    # while running: the chunk computed in this session; at the end: every chunk, in order
+    assert seen == [(8, False), (24, True)]
+    # nothing read before the work; the final summary reads the small outputs it needs
+    assert reads == [(n, i) for i in range(3) for n in ("singular_values", "dimension")]
 
 
 def test_repair_of_a_lost_manifest_with_other_options_starts_that_run_afresh(model, tmp_path):

@@ -6,6 +6,8 @@ Distortion, Grassmannian distances and warpage, Local Basis traversals, then the
 ``arrays.npz`` and the interactive ``explorer.html`` (whose weight it prints). ``jaxlatent demo``
 (:mod:`jaxlatent.cli.demo`) is the same on the shipped model; both take the options of
 :func:`add_report_args`.
+``jaxlatent report --run DIR --out OUT`` builds the report of a run's store instead
+(:func:`jaxlatent.report.from_run.build_run_report`: no model, nothing recomputed).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 from jaxlatent.cli import _common
 from jaxlatent.models.digits import load_classifier
 from jaxlatent.report.build import QUICK, ReportOptions, build_report
+from jaxlatent.report.from_run import build_run_report
 
 __all__ = ["register", "add_report_args", "report_options", "read_quality", "run_and_print"]
 
@@ -27,8 +30,15 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="full analysis report on any checkpoint",
         description="Run every analysis of jaxlatent on one checkpoint and write report.html, "
-                    "results.json and arrays.npz into --out.")
-    _common.add_model_args(p, seeds=None, chunk_size=ReportOptions.chunk_size)
+                    "results.json and arrays.npz into --out; or, with --run DIR instead of CKPT, the "
+                    "report of a run's store (jaxlatent run), without recomputing.")
+    p.add_argument("checkpoint", metavar="CKPT", nargs="?", default=None,
+                   help="checkpoint file (.pkl, .pt, .pth) or converted directory (not with --run)")
+    p.add_argument("--which", default=None, metavar="NAME",
+                   help="network inside a training file: NVlabs G_ema (default) or G; rosinality g_ema (default) or g")
+    p.add_argument("--run", default=None, metavar="DIR",
+                   help="build the report of the run in DIR (jaxlatent run ... --out DIR) from its store")
+    _common.add_run_args(p, seeds=None, chunk_size=ReportOptions.chunk_size)
     p.add_argument("--classifier", default=None, metavar="DIR",
                    help="digit classifier directory naming traversal frames (default: classifier/ "
                         "beside a converted checkpoint, when present)")
@@ -118,6 +128,13 @@ def run_and_print(model, args, source: str, classifier, quality, title: str) -> 
 
 
 def run_report(args) -> int:
+    if (args.run is None) == (args.checkpoint is None):
+        raise ValueError("jaxlatent report: give a checkpoint CKPT, or --run DIR for the report of a run (not both)")
+    if args.run is not None:
+        results = build_run_report(args.run, args.out)
+        print(f"{args.run}: {results['run']['analysis']}, {results['run']['n']} latents; "
+              f"wrote {os.path.join(args.out, 'report.html')} (results.json, arrays.npz beside it)")
+        return 0
     model = _common.load_model(args)
     _common.refuse_family(model, args, "report")
     directory = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(args.checkpoint)

@@ -2,7 +2,9 @@
 
 One sub-command per registered analysis (``jaxlatent.runs.registry``), each with the options of
 the analysis's own command (``--tap``, ``--k``, ...). Killed at any moment, the same command
-resumes; on a finished run it checks the store and does nothing. See ``docs/runs.md``.
+resumes at once (``--verify`` re-hashes what is committed first); on a finished run it does
+nothing. ``jaxlatent run --status DIR`` says what a run has done and has left, and its
+throughput. See ``docs/runs.md``.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import argparse
 
 import jax
+import numpy as np
 
 from jaxlatent.cli import _common
 from jaxlatent.runs import registry
 from jaxlatent.runs.runner import DEFAULT_CHUNK_SIZE, run
+from jaxlatent.runs.status import format_status, run_status
 
 __all__ = ["register"]
 
@@ -21,11 +25,13 @@ __all__ = ["register"]
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "run", help="stream an analysis over N latents into a resumable chunked store (zarr v3)",
-        description="Run a per-latent analysis over the latents of seeds F..F+N-1 (--first-seed F; NVlabs per-seed "
+        description="Run an analysis over the latents of seeds F..F+N-1 (--first-seed F; NVlabs per-seed "
                     "convention), chunk by chunk, into a zarr v3 store with a manifest and per-chunk "
                     "checksums. Rerun the same command after a crash to resume.")
+    p.add_argument("--status", metavar="DIR", default=None,
+                   help="say what the run in DIR has done and has left, and its throughput (reads no array)")
+    p.set_defaults(func=run_command, analysis=None)
     sub = p.add_subparsers(dest="analysis", metavar="ANALYSIS")
-    sub.required = True
     for name in registry.names():
         analysis = registry.get(name)
         q = sub.add_parser(name, help=analysis.help, description=analysis.help)
@@ -40,7 +46,11 @@ def register(subparsers) -> None:
         q.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
                        help=f"latents per chunk: store chunk and compiled batch (default {DEFAULT_CHUNK_SIZE})")
         q.add_argument("--repair", action="store_true",
-                       help="rewrite a damaged manifest and recompute damaged chunks instead of stopping")
+                       help="rewrite a damaged manifest, re-hash every committed chunk and recompute "
+                            "damaged ones instead of stopping")
+        q.add_argument("--verify", action="store_true",
+                       help="re-read and re-hash every committed chunk before resuming (a resumed run "
+                            "otherwise trusts its commit records and starts at once)")
         q.add_argument("--quiet", action="store_true", help="no progress bar or messages")
         _distributed_args(q)
         for opt in analysis.options:
@@ -62,6 +72,11 @@ def _distributed_args(q: argparse.ArgumentParser) -> None:
 
 
 def run_command(args) -> int:
+    if args.analysis is None:
+        if args.status is None:
+            raise SystemExit("jaxlatent run: give an ANALYSIS (jaxlatent run --help lists them) or --status DIR")
+        print(format_status(run_status(args.status)))
+        return 0
     if args.distributed:
         # CPU hosts exchange the run's barriers through gloo; GPU and TPU use their own collectives
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -72,7 +87,7 @@ def run_command(args) -> int:
     model = _common.load_model(args)
     _common.refuse_family(model, args, "run")
     result = run(args.analysis, model, args.n, args.out, first_seed=args.first_seed, options=options,
-                 chunk_size=args.chunk_size, repair=args.repair, progress=not args.quiet,
+                 chunk_size=args.chunk_size, repair=args.repair, verify=args.verify, progress=not args.quiet,
                  checkpoint=args.checkpoint)
     if jax.process_index() == 0 and not args.quiet:
         shapes = ", ".join(f"{name} {tuple(a.shape)}" for name, a in result.items())
@@ -84,4 +99,8 @@ def run_command(args) -> int:
         if spectrum:
             top = ", ".join(f"{x:.4g}" for x in spectrum["mean"][:5])
             print(f"mean leading singular values: {top}")
+        if "result" in result.stages:
+            for name, value in result.results().items():
+                if np.ndim(value) == 0:
+                    print(f"{name}: {float(value):.6g}")
     return 0

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlatent.geometry.metric import METHODS, metric_tensor
+from jaxlatent.io import load_lpips
 from jaxlatent.correlation.interventions import KINDS, intervention_probs, single_dim_grid
 from jaxlatent.localbasis.basis import SOLVERS, local_basis
 from jaxlatent.localdim.dimension import local_dimension
@@ -92,7 +93,26 @@ def _metric_space(model, options):
         raise RunError(str(err)) from None
 
 
+@functools.lru_cache(maxsize=4)
+def _lpips(path: str, net: str):
+    return load_lpips(path, net=net)
+
+
+def _distance(options):
+    """The image distance of the metric: mean squared pixels, or LPIPS with the weights given."""
+    if options["distance"] == "mse":
+        return None
+    if not options["lpips_weights"]:
+        raise RunError("geometry: --distance lpips needs --lpips-weights PATH (a state dict of the "
+                       "lpips.LPIPS module, .pth or .npz)")
+    try:
+        return _lpips(options["lpips_weights"], options["lpips_net"])
+    except (OSError, ValueError, KeyError) as err:
+        raise RunError(f"geometry: --lpips-weights {options['lpips_weights']}: {err}") from None
+
+
 def _geometry_outputs(model, options):
+    _distance(options)
     n_in = int(model.z_dim) if _metric_space(model, options).name == "z" else int(model.config.w_dim)
     k = options["k"] if options["k"] is not None else n_in
     if not 1 <= k <= n_in:
@@ -105,18 +125,24 @@ def _geometry(model, z, options, keys, *, mesh=None):
     g, x = space.image, map_batched(space.points, z)
     # LOBPCG's start blocks come from one key per chunk (metric_tensor splits it per row): the
     # chunk's first latent's key, so a resumed run repeats them exactly
-    res = metric_tensor(g, x, k=options["k"], method=options["method"], key=keys[0],
+    distance = _distance(options)
+    res = metric_tensor(g, x, distance=distance, k=options["k"], method=options["method"], key=keys[0],
                         **execution(z, mesh))
     return {"eigenvalues": res.eigenvalues, "eigenvectors": res.eigenvectors}
 
 
 register(Analysis(
     name="geometry",
-    help="Riemannian metric of the image manifold, H = J^T M J for the mean squared pixel distance "
+    help="Riemannian metric of the image manifold, H = J^T M J for the mean squared pixel distance or LPIPS "
          "(Wang & Ponce, ICLR 2021): eigenvalues and eigenvectors at each latent",
     options=(Option("space", "--space", str, "w", "latent space: w (default; StyleGAN2) or z", ("z", "w")),
              Option("k", "--k", int, None, "eigenpairs kept (default all)"),
              Option("method", "--method", str, "auto", "full metric and eigh, or the top --k by LOBPCG", METHODS),
+             Option("distance", "--distance", str, "mse", "image distance: mean squared pixels (default) or LPIPS",
+                    ("mse", "lpips")),
+             Option("lpips_weights", "--lpips-weights", str, None,
+                    "LPIPS state dict (.pth/.npz of the whole lpips.LPIPS module) for --distance lpips"),
+             Option("lpips_net", "--lpips-net", str, "alex", "LPIPS backbone", ("alex", "vgg", "squeeze")),
              TRUNC),
     outputs=_geometry_outputs, compute=_geometry, spectrum="eigenvalues"))
 

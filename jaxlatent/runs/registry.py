@@ -10,6 +10,10 @@ matching ``outputs(model, options)``. ``mesh`` (keyword) is the local device mes
 the chunk over. ``spectrum`` / ``dimension`` name the outputs that the streamed summaries
 read (a singular-value spectrum ``(m,)`` and an integer local dimension ``()``).
 
+An analysis that needs more than one pass over per-latent rows gives ``plan(model, options,
+ctx) -> [Stage, ...]`` (:mod:`jaxlatent.runs.stages`) instead of using ``outputs`` and
+``compute`` alone: pairs of stored bases, moments of chunks of latents, one final row.
+
 The analyses shipped with jaxlatent register themselves in :mod:`jaxlatent.runs.analyses`,
 which the package imports.
 """
@@ -50,6 +54,7 @@ class Analysis(NamedTuple):
     compute: Callable[..., dict]
     spectrum: str | None = None
     dimension: str | None = None
+    plan: Callable[..., list] | None = None
 
 
 _REGISTRY: dict[str, Analysis] = {}
