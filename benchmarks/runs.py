@@ -62,14 +62,14 @@ def _bases_and_pairs(f, z, chunk, n, k, per_pair):
 def _grassmann(f, z, chunk, n):
     per_pair = lambda x, y: curves(x, y, k=K, metric="geodesic")
     a, _, _ = out = _bases_and_pairs(f, z, chunk, n, K, per_pair)
-    g = population_pca(f, SeedLatents(range(n), z.shape[1]), K, chunk_size=chunk).components.T.astype(np.float32)
+    g = population_pca(f, SeedLatents(range(n), z.shape[1]), k=K, chunk_size=chunk).components.T.astype(np.float32)
     return out, curves(a, g[None], k=K, metric="geodesic")
 
 
 def _ganspace(f, z, chunk, n):
-    pca = population_pca(f, SeedLatents(range(n), z.shape[1]), K, chunk_size=chunk)
+    pca = population_pca(f, SeedLatents(range(n), z.shape[1]), k=K, chunk_size=chunk)
     m = min(n, 4096)
-    return pca, fast_ica(np.asarray(f(z[:m])), K, key=jax.random.PRNGKey(1))
+    return pca, fast_ica(np.asarray(f(z[:m])), k=K, key=jax.random.PRNGKey(1))
 
 
 ANALYSES = {

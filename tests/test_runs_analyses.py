@@ -51,7 +51,7 @@ def test_distortion_run_equals_the_in_memory_distortion_on_all_pairs(model, tmp_
     res = run("distortion", model, 12, tmp_path / "r", chunk_size=4, options={"k": 3}, progress=False)
     assert res.stages == ["pairs", "result"] and res.complete
     z = latents(0, 0, 12, 8)
-    want = distortion(model.fn("w"), z, jax.random.PRNGKey(0), k=3)
+    want = distortion(model.fn("w"), z, key=jax.random.PRNGKey(0), k=3)
     pairs = res.stage("pairs")
     i, j, dist = (np.asarray(pairs[name]) for name in ("i", "j", "distance"))
     assert len(i) == 66 and (i < j).all()                  # every pair i < j, N = 12
@@ -122,7 +122,7 @@ def test_grassmann_run_equals_the_in_memory_curves(model, tmp_path):
     # the global basis: the PCA of the tap over the run's latents (population_pca with the run's
     # chunks, the same bits) spans what warpage's pca_basis spans
     g = np.asarray(res.stage("global")["basis"])[0]
-    pca = population_pca(f, SeedLatents(range(20), 8), 4, chunk_size=8)
+    pca = population_pca(f, SeedLatents(range(20), 8), k=4, chunk_size=8)
     np.testing.assert_array_equal(g, pca.components.T.astype(np.float32))
     svd = np.asarray(pca_basis(f(z), 4))
     assert np.abs(np.asarray(grassmann_distance(g, svd))) < 1e-3
@@ -139,10 +139,10 @@ def test_ganspace_run_equals_population_pca_and_fast_ica_on_the_subsample(model,
     res = run("ganspace", model, 50, tmp_path / "r", chunk_size=16, options={"k": 3, "ica_samples": 40},
               progress=False)
     out = res.results()
-    want = population_pca(model.fn("w"), SeedLatents(range(50), 8), 3, chunk_size=16)
+    want = population_pca(model.fn("w"), SeedLatents(range(50), 8), k=3, chunk_size=16)
     np.testing.assert_array_equal(out["pca_components"], want.components)      # the same moments, merged alike
     np.testing.assert_array_equal(out["pca_explained_variance_ratio"], want.explained_variance_ratio)
-    ica = fast_ica(np.asarray(model.fn("w")(latents(0, 0, 40, 8))), 3, key=ica_key(0))
+    ica = fast_ica(np.asarray(model.fn("w")(latents(0, 0, 40, 8))), k=3, key=ica_key(0))
     np.testing.assert_allclose(out["ica_components"], np.asarray(ica.components), rtol=1e-5, atol=1e-6)
     assert out["ica_converged"] and out["ica_directions"].shape == (3, 8)
     np.testing.assert_allclose(np.linalg.norm(out["pca_directions"], axis=1), 1.0, rtol=1e-6)

@@ -103,7 +103,7 @@ def _distortion_plan(model, options, ctx: RunContext):
     def load(index, start, stop):
         far, n_far = stored_sum(ctx.reader("pairs"), "distance")
         near, n_near = stored_sum(ctx.reader(""), "near_distance")
-        base = random_orthonormal(_baseline_key(ctx.seed), n_out, k, (2, options["baseline_pairs"]))
+        base = random_orthonormal(key=_baseline_key(ctx.seed), n=n_out, k=k, batch=(2, options["baseline_pairs"]))
         return far / n_far, near / n_near, float(np.mean(np.asarray(grassmann_distance(base[0], base[1],
                                                                                        metric=metric), np.float64)))
 
@@ -135,7 +135,7 @@ def _grassmann_plan(model, options, ctx: RunContext):
     metric = options["metric"]
 
     def finish(keys, s, basis, near, shape):
-        haar = jax.vmap(lambda key: random_orthonormal(key, n_out, k, 2))(jax.vmap(jax.random.fold_in, (0, None))(
+        haar = jax.vmap(lambda key: random_orthonormal(key=key, n=n_out, k=k, batch=2))(jax.vmap(jax.random.fold_in, (0, None))(
             keys, 1))
         return {"singular_values": s[:, :k], "basis": basis, "neighbours": curves(basis, near, k=k, metric=metric),
                 "haar": curves(haar[:, 0], haar[:, 1], k=k, metric=metric)}
