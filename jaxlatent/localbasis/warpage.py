@@ -16,7 +16,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxlatent.engine.aligned import take_rows
 from jaxlatent.localbasis.grassmann import grassmann_distance
 from jaxlatent.engine.linalg import after
 from jaxlatent.localbasis.basis import local_basis
@@ -100,8 +102,10 @@ def warpage(f: Callable, z, key: jax.Array, dims=range(1, 51), eps: float = 0.1,
     k = int(jnp.max(dims))
     m = z.shape[0] // 2
     k_near, k_haar = jax.random.split(key)
-    bases = local_basis(f, z[:2 * m], k=k, chunk_size=chunk_size, solver=solver).basis
-    near = local_basis(f, neighbours(k_near, z[:m], eps), k=k, chunk_size=chunk_size, solver=solver).basis
+    # per-latent inputs of f (labels) follow the latents each call takes
+    bases = local_basis(take_rows(f, np.arange(2 * m)), z[:2 * m], k=k, chunk_size=chunk_size, solver=solver).basis
+    near = local_basis(take_rows(f, np.arange(m)), neighbours(k_near, z[:m], eps), k=k, chunk_size=chunk_size,
+                       solver=solver).basis
     if global_basis is None:
         pop = z if population is None else jnp.asarray(population)
         global_basis = pca_basis(f(pop), k)
