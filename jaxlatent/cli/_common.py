@@ -47,7 +47,8 @@ Functions (stable API; other command modules import them):
 * ``model_kwargs(args) -> dict``: ``truncation_psi``, ``class_idx`` (``--trunc``, ``--class``) and
   ``where`` (``CKPT``) as keywords of :mod:`jaxlatent.workflows.spaces` (``tap_fn``,
   ``latent_space``, ``render``, ``model_options``), which build every callable from a model.
-* ``add_tap_arg(parser, default="w")``: ``--tap NAME``, the one tap a command analyses.
+* ``add_tap_arg(parser)``: ``--tap NAME``, the one tap a command analyses (default: the family's,
+  :func:`jaxlatent.workflows.taps.default_tap`).
 * ``load_tap(args) -> (f, seeds, z)``: ``load_model_and_latents`` and the callable of ``--tap``.
 * ``add_taps_arg(parser)`` / ``load_taps(args) -> (fns, seeds, z)``: the same for ``--taps LIST``.
 * ``layer_range(text)``: ``--layers START:STOP`` -> ``(start, stop)`` or ``None``.
@@ -73,7 +74,7 @@ from jaxlatent.localbasis.grassmann import METRICS
 from jaxlatent.report.page import to_jsonable
 from jaxlatent.engine.latents import latents_from_seeds, parse_seeds
 from jaxlatent.workflows.spaces import model_options, tap_fn
-from jaxlatent.workflows.taps import check_taps, mapping_taps
+from jaxlatent.workflows.taps import check_taps, default_tap, mapping_taps
 
 __all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "load_model",
            "load_model_and_latents", "model_kwargs", "add_tap_arg", "load_tap", "add_taps_arg", "load_taps", "layer_range", "split_list", "prng_key",
@@ -166,14 +167,22 @@ def model_kwargs(args: argparse.Namespace) -> dict:
                 where=getattr(args, "checkpoint", "model"))
 
 
-def add_tap_arg(parser: argparse.ArgumentParser, default: str = "w") -> None:
-    """Add ``--tap NAME``: the one tap a command analyses."""
-    parser.add_argument("--tap", default=default, metavar="NAME", help=f"tap name (default {default}); see docs/taps.md")
+def add_tap_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--tap NAME``: the one tap a command analyses (default
+    :func:`jaxlatent.workflows.taps.default_tap`: ``w`` for StyleGAN2, ``init`` for FastGAN)."""
+    parser.add_argument("--tap", default=None, metavar="NAME",
+                        help="tap name (default: w for StyleGAN2, the first feature map init for FastGAN); "
+                             "see docs/taps.md")
 
 
 def load_tap(args: argparse.Namespace) -> tuple[Callable, list[int], np.ndarray]:
-    """``(f, seeds, z)``: the callable of ``--tap`` (with ``--trunc``/``--class``), the seeds and latents."""
+    """``(f, seeds, z)``: the callable of ``--tap`` (with ``--trunc``/``--class``), the seeds and latents.
+
+    A missing ``--tap`` becomes the family's default, written back to ``args.tap`` and printed."""
     model, seeds, z = load_model_and_latents(args)
+    if args.tap is None:
+        args.tap = default_tap(model)
+        print(f"--tap {args.tap} (the default for {model.config.family})")
     check_taps(model, [args.tap], flag="--tap")
     return tap_fn(model, args.tap, **model_kwargs(args)), seeds, z
 
@@ -181,15 +190,16 @@ def load_tap(args: argparse.Namespace) -> tuple[Callable, list[int], np.ndarray]
 def add_taps_arg(parser: argparse.ArgumentParser) -> None:
     """Add ``--taps LIST``: the taps a command analyses side by side (default: the mapping taps and w)."""
     parser.add_argument("--taps", default=None, metavar="LIST",
-                        help="comma-separated tap names, e.g. mapping.fc0,mapping.fc1,w "
-                             "(default: every mapping tap and w); see docs/taps.md")
+                        help="comma-separated tap names, e.g. mapping.fc0,mapping.fc1,w (default: every "
+                             "mapping tap and w for StyleGAN2, the feature maps init,feat_8 for FastGAN); "
+                             "see docs/taps.md")
 
 
 def load_taps(args: argparse.Namespace) -> tuple[dict[str, Callable], list[int], np.ndarray]:
     """``(fns, seeds, z)``: tap -> callable for every tap of ``--taps`` (default
     :func:`jaxlatent.workflows.taps.mapping_taps`), the seeds and latents."""
     model, seeds, z = load_model_and_latents(args)
-    taps = check_taps(model, split_list(args.taps)) if args.taps else mapping_taps(model)
+    taps = check_taps(model, split_list(args.taps)) if args.taps is not None else mapping_taps(model)
     return {t: tap_fn(model, t, **model_kwargs(args)) for t in taps}, seeds, z
 
 

@@ -46,8 +46,8 @@ class ICA(NamedTuple):
     components: (k, d) unmixing applied to centred data, ``unmixing @ whitening``
     (sklearn ``components_``). mixing: (d, k), its pseudo-inverse (``mixing_``).
     mean: (d,) (``mean_``). whitening: (k, d) PCA whitening K (``whitening_``).
-    unmixing: (k, k) W in the whitened space. n_iter: () iterations run (the most over
-    rows for deflation; ``n_iter_``). converged: () bool, every tolerance test passed
+    unmixing: (k, k) W in the whitened space. iterations: () iterations run (the most
+    over rows for deflation; sklearn's ``n_iter_``). converged: () bool, every tolerance test passed
     within ``max_iter``.
     """
 
@@ -56,7 +56,7 @@ class ICA(NamedTuple):
     mean: jax.Array
     whitening: jax.Array
     unmixing: jax.Array
-    n_iter: jax.Array
+    iterations: jax.Array
     converged: jax.Array
 
 
@@ -156,18 +156,18 @@ def _fast_ica(x, w_init, alpha, tol, *, k, fun, algorithm, whiten, max_iter):
     return ICA(components, mixing, mean, whitening, w, n_iter, converged)
 
 
-def fast_ica(x, n_components: int, *, key: jax.Array | None = None, w_init=None, fun: str = "logcosh",
-             alpha: float = 1.0, algorithm: str = "parallel", whiten: str = "unit-variance",
+def fast_ica(x, *, k: int, key: jax.Array | None = None, w_init=None, fun: str = "logcosh",
+             fun_alpha: float = 1.0, algorithm: str = "parallel", whiten: str = "unit-variance",
              max_iter: int = 200, tol: float = 1e-4) -> ICA:
     """FastICA of the rows of ``x`` (Hyvärinen and Oja 2000), sklearn's ``FastICA`` in JAX.
 
     Args:
         x: (N, d) samples, N >= 2. Computed in x's dtype (float64 with x64 for sklearn parity).
-        n_components: k, number of independent components, 1 <= k <= min(N, d).
+        k: number of independent components, 1 <= k <= min(N, d).
         key: PRNG key for ``w_init ~ N(0, 1)`` (k, k); exactly one of key and w_init.
         w_init: (k, k) initial unmixing in the whitened space (sklearn's ``w_init``).
-        fun: contrast ``"logcosh"`` (G(u) = log cosh(alpha u) / alpha), ``"exp"``
-            (-exp(-u^2/2)) or ``"cube"`` (u^4/4). alpha: logcosh's ``fun_args["alpha"]``.
+        fun: contrast ``"logcosh"`` (G(u) = log cosh(fun_alpha u) / fun_alpha), ``"exp"``
+            (-exp(-u^2/2)) or ``"cube"`` (u^4/4). fun_alpha: logcosh's ``fun_args["alpha"]`` in sklearn.
         algorithm: ``"parallel"`` (symmetric decorrelation) or ``"deflation"`` (one
             component at a time).
         whiten: ``"unit-variance"`` (sources rescaled to unit variance, sklearn's default)
@@ -177,7 +177,7 @@ def fast_ica(x, n_components: int, *, key: jax.Array | None = None, w_init=None,
 
     Returns:
         :class:`ICA` with components (k, d), mixing (d, k), mean (d,), whitening (k, d),
-        unmixing (k, k), n_iter (), converged (); ``converged`` is False (no warning) when
+        unmixing (k, k), iterations (), converged (); ``converged`` is False (no warning) when
         ``max_iter`` ran out. Given the same ``w_init``, float64 components equal sklearn's
         ``FastICA(whiten_solver="eigh")`` (and, on well-conditioned data, "svd") up to rounding.
     """
@@ -187,10 +187,10 @@ def fast_ica(x, n_components: int, *, key: jax.Array | None = None, w_init=None,
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
     n, d = x.shape
-    k = int(n_components)
+    k = int(k)
     if not 1 <= k <= min(n, d):
-        raise ValueError(f"fast_ica: n_components must lie in [1, {min(n, d)}] for {n} samples of "
-                         f"dimension {d}, found {n_components}")
+        raise ValueError(f"fast_ica: k must lie in [1, {min(n, d)}] for {n} samples of "
+                         f"dimension {d}, found {k}")
     for name, value, allowed in (("fun", fun, FUNCTIONS), ("algorithm", algorithm, ALGORITHMS),
                                  ("whiten", whiten, WHITEN)):
         if value not in allowed:
@@ -204,5 +204,5 @@ def fast_ica(x, n_components: int, *, key: jax.Array | None = None, w_init=None,
     w_init = jnp.asarray(w_init, x.dtype)
     if w_init.shape != (k, k):
         raise ValueError(f"fast_ica: w_init must have shape {(k, k)}, found {w_init.shape}")
-    return _fast_ica(x, w_init, jnp.asarray(alpha, x.dtype), jnp.asarray(tol, x.dtype), k=k, fun=fun,
+    return _fast_ica(x, w_init, jnp.asarray(fun_alpha, x.dtype), jnp.asarray(tol, x.dtype), k=k, fun=fun,
                      algorithm=algorithm, whiten=whiten, max_iter=int(max_iter))

@@ -20,7 +20,7 @@ from jaxlatent.ganspace.pca import pca_randomized, population_pca, transform
 from jaxlatent.ganspace.population import KeyLatents, collect
 from jaxlatent.workflows.spaces import is_stylegan2, tap_fn
 
-__all__ = ["Directions", "fit_directions", "direction_images", "METHODS"]
+__all__ = ["Directions", "fit_directions", "direction_images", "edit_space_of", "METHODS"]
 
 METHODS = ("pca", "ica")
 MAX_MOMENT_DIM = 4096     # wider taps use the streamed randomized PCA (no d x d matrix)
@@ -43,6 +43,12 @@ class Directions(NamedTuple):
     residual: float
 
 
+def edit_space_of(model, tap: str) -> str:
+    """Where the directions fitted at ``tap`` act: ``"w"`` for StyleGAN2's ``w`` (edits move w, or a
+    W+ layer range), ``"z"`` for every other tap (lifted to the latent)."""
+    return "w" if tap == "w" and is_stylegan2(model) else "z"
+
+
 def _activations(f, result, z):
     return transform(result, f(z))
 
@@ -50,7 +56,7 @@ def _activations(f, result, z):
 def fit_directions(model, tap: str, method: str, latents, *, k: int, key: jax.Array,
                    truncation_psi: float | None = None, class_idx: int | None = None,
                    ica_options: dict | None = None, chunk_size: int | None = None,
-                   progress: bool | Callable = False) -> Directions:
+                   progress: bool | Callable = False, where: str = "ganspace") -> Directions:
     """Fit PCA or FastICA to ``tap`` over ``latents`` and turn its components into edit directions.
 
     Args:
@@ -62,13 +68,14 @@ def fit_directions(model, tap: str, method: str, latents, *, k: int, key: jax.Ar
         truncation_psi, class_idx: the model options (:func:`jaxlatent.workflows.spaces.model_options`).
         ica_options: keyword arguments of :func:`~jaxlatent.ganspace.ica.fast_ica`.
         chunk_size, progress: see :func:`jaxlatent.ganspace.population.stream`.
+        where: what error messages name (the checkpoint).
 
     Returns:
         :class:`Directions`.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, found {method!r}")
-    f = tap_fn(model, tap, truncation_psi=truncation_psi, class_idx=class_idx, where="ganspace")
+    f = tap_fn(model, tap, truncation_psi=truncation_psi, class_idx=class_idx, where=where)
     kw = dict(chunk_size=chunk_size, progress=progress)
     d = int(np.prod(model.tap_shape(tap)))
     x = None
@@ -78,7 +85,7 @@ def fit_directions(model, tap: str, method: str, latents, *, k: int, key: jax.Ar
     else:
         x = collect(f, latents, **kw)
         result = fast_ica(x, k=k, key=key, **(ica_options or {}))
-    if tap == "w" and is_stylegan2(model):
+    if edit_space_of(model, tap) == "w":
         return Directions(method, tap, "w", np.asarray(normalize(result.components)), result, 0.0)
     z = np.concatenate([np.asarray(latents[i:i + 4096]) for i in range(0, len(latents), 4096)])
     if x is not None:

@@ -66,13 +66,13 @@ def add_section(page, model, ctx: SectionContext) -> None:
     ratio = np.asarray(pca_fit.explained_variance_ratio)
     results: dict[str, Any] = {"tap": tap, "space": space, "n_population": cfg["n_population"],
                                "pca_explained_variance_ratio": ratio,
-                               "ica": {name: {"n_iter": int(d.result.n_iter), "converged": bool(d.result.converged)}
+                               "ica": {name: {"iterations": int(d.result.iterations), "converged": bool(d.result.converged)}
                                        for name, d in fits.items() if name.startswith("ICA")}}
     for name, d in fits.items():
         arrays[f"ganspace/{name.replace(' ', '_').lower()}_directions"] = d.directions
     page.text(f"PCA: the {k_pca} leading axes hold {100 * ratio.sum():.1f}% of the variance "
               f"(first: {100 * ratio[0]:.1f}%). " + "; ".join(
-                  f"{n}: {v['n_iter']} iterations, {'converged' if v['converged'] else 'NOT converged'}"
+                  f"{n}: {v['iterations']} iterations, {'converged' if v['converged'] else 'NOT converged'}"
                   for n, v in results["ica"].items()) + ".")
 
     t1 = time.perf_counter()
