@@ -77,7 +77,7 @@ from jaxlatent.workflows.spaces import model_options, tap_fn
 from jaxlatent.workflows.taps import check_taps, default_tap, mapping_taps
 
 __all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "load_model",
-           "load_model_and_latents", "model_kwargs", "add_tap_arg", "load_tap", "add_taps_arg", "load_taps", "layer_range", "split_list", "prng_key",
+           "load_model_and_latents", "model_kwargs", "add_tap_arg", "load_tap", "add_taps_arg", "load_taps", "layer_range", "split_list", "class_list", "prng_key",
            "progress", "write_json"]
 
 
@@ -91,15 +91,16 @@ class Loaded(NamedTuple):
 
 def add_model_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
                    out_help: str = "output directory", prng: bool = True,
-                   chunk_size: int | None = None) -> None:
+                   chunk_size: int | None = None, classes: bool = False) -> None:
     """Add ``CKPT --which [--seeds] --trunc --class [--seed] --chunk-size --out`` to ``parser``.
 
     ``seeds``: default of ``--seeds`` (``None``: no ``--seeds``, for commands that choose their
     own latents). ``prng=False``: no ``--seed``, for commands that draw nothing at random.
-    ``chunk_size``: default of ``--chunk-size`` (``None``: the library chooses).
+    ``chunk_size``: default of ``--chunk-size`` (``None``: the library chooses). ``classes``:
+    ``--class`` takes a list (``3`` or ``1,3``) parsed to a tuple of ints.
     """
     add_checkpoint_args(parser)
-    add_run_args(parser, seeds=seeds, out_help=out_help, prng=prng, chunk_size=chunk_size)
+    add_run_args(parser, seeds=seeds, out_help=out_help, prng=prng, chunk_size=chunk_size, classes=classes)
 
 
 def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +114,7 @@ def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
 
 def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
                  out_help: str = "output directory", out_default: str | None = None, prng: bool = True,
-                 chunk_size: int | None = None) -> None:
+                 chunk_size: int | None = None, classes: bool = False) -> None:
     """Add ``[--seeds] --trunc --class [--seed] --chunk-size --out`` (see :func:`add_model_args`).
 
     ``out_default``: default of ``--out`` (``None``: required).
@@ -123,8 +124,13 @@ def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
                             help=f"latent seeds, e.g. 0-63 or 1,5,9-12 (default {seeds})")
     parser.add_argument("--trunc", dest="truncation_psi", type=float, default=None, metavar="PSI",
                         help="truncation psi (StyleGAN2; default 1: no truncation)")
-    parser.add_argument("--class", dest="class_idx", type=int, default=None, metavar="IDX",
-                        help="class label of a conditional StyleGAN2")
+    if classes:
+        parser.add_argument("--class", dest="class_idx", type=class_list, default=None, metavar="IDX[,IDX...]",
+                            help="class label(s) of a conditional StyleGAN2 (required there): one, or several "
+                                 "side by side")
+    else:
+        parser.add_argument("--class", dest="class_idx", type=int, default=None, metavar="IDX",
+                            help="class label of a conditional StyleGAN2 (required there)")
     if prng:
         parser.add_argument("--seed", type=int, default=0, metavar="N",
                             help="PRNG seed of the random draws: neighbours, baselines (default 0)")
@@ -136,6 +142,17 @@ def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
     else:
         parser.add_argument("--out", default=out_default, metavar="PATH",
                             help=f"{out_help} (default {out_default})")
+
+
+def class_list(text: str) -> tuple[int, ...]:
+    """``--class 3`` or ``--class 1,3`` -> ``(3,)`` / ``(1, 3)``."""
+    try:
+        classes = tuple(int(t) for t in split_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected class indices like 3 or 1,3, found {text!r}") from None
+    if not classes:
+        raise argparse.ArgumentTypeError(f"expected class indices like 3 or 1,3, found {text!r}")
+    return classes
 
 
 def add_metric_arg(parser: argparse.ArgumentParser, default: str = "geodesic") -> None:

@@ -260,21 +260,26 @@ def _join(static, dyn):
     return jax.tree_util.tree_unflatten(treedef, [next(it) if s is None else s for s in fixed])
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _call_jit(static, dyn, x, rows):
+def _call(static, dyn, x_rows):
+    x, rows = x_rows
     return attach(_join(static, dyn), rows)(x)
 
 
+@functools.partial(jax.jit, static_argnums=(0,))
+def _call_jit(static, dyn, x_rows):
+    return _call(static, dyn, x_rows)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _call_sharded(static, mesh, dyn, x, rows):
-    fn = lambda d, xs, r: attach(_join(static, d), r)(xs)
-    return jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(BATCH_AXIS), P(BATCH_AXIS)), out_specs=P(BATCH_AXIS),
-                         check_vma=False)(dyn, x, rows)
+def _call_sharded(static, mesh, dyn, x_rows):
+    fn = functools.partial(_call, static)
+    return jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(BATCH_AXIS)), out_specs=P(BATCH_AXIS),
+                         check_vma=False)(dyn, x_rows)
 
 
 @functools.lru_cache(maxsize=64)
 def _pmapped(static, devices):
-    return jax.pmap(lambda d, xs, r: attach(_join(static, d), r)(xs), in_axes=(None, 0, 0), devices=list(devices))
+    return jax.pmap(functools.partial(_call, static), in_axes=(None, 0), devices=list(devices))
 
 
 def _rows_of(tree, start, stop, size):
@@ -309,11 +314,11 @@ def _run_chunk(fn, x, mesh, use_pmap, rows=()):
         devices = tuple(mesh.devices.flat) if mesh is not None else tuple(jax.local_devices())
         ndev = len(devices)
         split = lambda a: a.reshape((ndev, a.shape[0] // ndev) + a.shape[1:])  # noqa: E731
-        out = _pmapped(static, devices)(dyn, jax.tree_util.tree_map(split, x), jax.tree_util.tree_map(split, rows))
+        out = _pmapped(static, devices)(dyn, jax.tree_util.tree_map(split, (x, rows)))
         return jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
     if mesh is not None:
-        return _call_sharded(static, mesh, dyn, x, rows)
-    return _call_jit(static, dyn, x, rows)
+        return _call_sharded(static, mesh, dyn, (x, rows))
+    return _call_jit(static, dyn, (x, rows))
 
 
 def map_batched(fn: Callable[[Any], Any], z, *, chunk_size: int | None = None, mesh: Mesh | None = None,

@@ -29,7 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.engine.parallel import map_batched, pad_rows
+from jaxlatent.engine.aligned import aligned_rows, take_rows
+from jaxlatent.engine.parallel import map_batched, pad_rows, progress_wrapper
 from jaxlatent.engine.latents import latents_from_seeds
 
 __all__ = ["Moments", "SeedLatents", "KeyLatents", "Chunk", "stream", "moments", "moments_of", "collect"]
@@ -146,8 +147,11 @@ class Chunk(NamedTuple):
 
 
 def stream(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-           progress: Callable | None = None) -> Iterator[Chunk]:
+           progress: bool | Callable | None = None) -> Iterator[Chunk]:
     """Yield the population ``f(latents)`` chunk by chunk.
+
+    Per-latent inputs of ``f`` (:class:`jaxlatent.engine.aligned.Aligned`, e.g. one label per
+    latent) need N rows; each chunk gets the rows of its latents.
 
     Args:
         f: batched callable ``(n, in) -> pytree of (n, ...)``, samples independent (a
@@ -157,7 +161,7 @@ def stream(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, us
         chunk_size: rows held at once (default 4096, or N if smaller); each chunk is one
             call of ``f`` spread over ``mesh``.
         mesh, use_pmap: see :func:`jaxlatent.engine.parallel.map_batched`.
-        progress: optional wrapper of the chunk iterator (e.g. ``tqdm.tqdm``).
+        progress: ``True`` for a bar, or a wrapper of the chunk iterator (e.g. ``tqdm.tqdm``).
 
     Yields:
         :class:`Chunk` records in order.
@@ -169,15 +173,20 @@ def stream(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, us
         raise ValueError("stream: the population is empty (N = 0)")
     if any(len(p) != n for p in parts):
         raise ValueError(f"stream: latent inputs have different lengths {[len(p) for p in parts]}")
+    rows = aligned_rows(f)
+    if rows is not None and rows != n:
+        raise ValueError(f"stream: the callable carries per-latent inputs for {rows} latents, the population has {n}")
     chunk = min(n, int(chunk_size or DEFAULT_CHUNK))
     starts = range(0, n, chunk)
-    if progress is not None:
-        starts = progress(starts)
+    wrap = progress_wrapper(progress, "population")
+    if wrap is not None:
+        starts = wrap(starts)
     for start in starts:
         count = min(chunk, n - start)
         z = tuple(pad_rows(jnp.asarray(p[start:start + count]), chunk) for p in parts)
         z = z if multi else z[0]
-        x = map_batched(f, z, chunk_size=chunk, mesh=mesh, use_pmap=use_pmap)
+        fc = f if rows is None else take_rows(f, np.minimum(np.arange(start, start + chunk), n - 1))
+        x = map_batched(fc, z, chunk_size=chunk, mesh=mesh, use_pmap=use_pmap)
         yield Chunk(start, count, z, x)
 
 
