@@ -3,19 +3,24 @@
 The public face is this flat namespace, imported explicitly so that editors and type checkers
 see every name. ``import jaxlatent`` never imports PyTorch: only reading a checkpoint file does.
 
-Conventions shared by every analysis (see ``docs/methods.md``):
+Conventions shared by every function here (the table in ``docs/api.md``; ``tests/test_api.py``
+checks them):
 
 * an analysis takes a *batched* callable ``f(z: (N, in)) -> (N, ...)`` whose samples are
   independent (a model tap from ``model.fn(tap)``, or ``jax.vmap(g)`` for a single-sample ``g``);
+  the callables and data arrays are the positional arguments, everything else is keyword-only;
+* randomness comes in as the keyword ``key`` (a typed ``jax.random.key`` or a legacy
+  ``jax.random.PRNGKey``); the number of directions or components is ``k``;
 * outputs with several axes are flattened in C order, so a Jacobian is ``(N, prod(out_shape), in)``;
 * results are NamedTuples (pytrees) whose fields state their shapes;
 * execution options are keyword-only and spelled the same everywhere: ``chunk_size``, ``mesh``,
-  ``use_pmap``, ``progress``.
+  ``use_pmap``, ``progress`` (``True`` or a wrapper of an iterator such as ``tqdm.tqdm``).
 
-The application and infrastructure live in their modules: the report
-(``jaxlatent.report.build.build_report``, ``ReportOptions``), device meshes
-(``jaxlatent.engine.parallel.batch_mesh``, ``shard_batch``), seed lists (``jaxlatent.engine.latents.parse_seeds``)
-and the command line (``jaxlatent.cli``).
+The application and infrastructure live in their packages: the report
+(``jaxlatent.report.build_report``, ``ReportOptions``), model glue shared by the command line,
+the report and runs (``jaxlatent.workflows``), device meshes (``jaxlatent.engine.parallel.batch_mesh``,
+``shard_batch``), seed lists (``jaxlatent.engine.latents.parse_seeds``) and the command line
+(``jaxlatent.cli``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 __version__ = "0.1.0"  # before the imports: jaxlatent.runs records it in every manifest
 
 # loading and models
-
+from jaxlatent.io import load, load_inception, load_lpips, save
 from jaxlatent.models.errors import UnknownTapError
 from jaxlatent.models.fastgan.model import FastGAN
 from jaxlatent.models.fastgan.config import FastGANConfig
@@ -66,8 +71,6 @@ from jaxlatent.correlation.effects import ConceptEffects, EffectIntervals, conce
 from jaxlatent.correlation.interventions import intervene
 from jaxlatent.correlation.translation import Translation, translate
 
-# image feature networks: LPIPS and the FID Inception (weights the user brings)
-from jaxlatent.io import load, load_inception, load_lpips, save
 
 # long runs over many latents: streamed, sharded, resumable
 from jaxlatent.runs.results import RunResult, open_run

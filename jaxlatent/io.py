@@ -308,7 +308,7 @@ def _restore_dtypes(tree, dtypes):
     return np.asarray(tree, dtype=dtypes)
 
 
-def load_lpips(src, net: str = "alex", backbone=None):
+def load_lpips(src, *, net: str = "alex", backbone=None):
     """Load LPIPS (Zhang et al., CVPR 2018) as a pure callable.
 
     Args:

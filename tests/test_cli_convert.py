@@ -21,7 +21,7 @@ GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "rosinality", "small3
 @pytest.fixture()
 def cli(monkeypatch):
     # only this command group: the others are tested in their own files
-    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.convert",))
+    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.convert", "jaxlatent.cli.generate"))
     return jaxlatent.cli.main
 
 

@@ -97,7 +97,7 @@ def test_per_latent_labels_in_dimension_distortion_metric_and_traversal(model, z
     dims = jaxlatent.local_dimension(f, z, chunk_size=3)
     dims1 = [int(jaxlatent.local_dimension(model.fn("w", c=k), z[i:i + 1]).dimension[0]) for i, k in enumerate(classes)]
     assert np.asarray(dims.dimension).tolist() == dims1
-    d = jaxlatent.distortion(f, z, jax.random.PRNGKey(0), k=3)
+    d = jaxlatent.distortion(f, z, key=jax.random.PRNGKey(0), k=3)
     assert np.isfinite(float(d.distortion)) and d.near_distances.shape == (N,)
     # the metric in z, full and LOBPCG (one latent per loop, each with its own label)
     g = model.fn("image", c=c, noise_mode="none")
@@ -108,7 +108,7 @@ def test_per_latent_labels_in_dimension_distortion_metric_and_traversal(model, z
         np.testing.assert_allclose(np.asarray(full.eigenvalues[i]), np.asarray(one.eigenvalues[0]), rtol=2e-3,
                                    atol=1e-6 * float(one.eigenvalues[0, 0]))
         np.testing.assert_allclose(np.asarray(top.eigenvalues[i]), np.asarray(one.eigenvalues[0, :2]), rtol=2e-3)
-    tr = jaxlatent.iterative_traversal(f, z, 0, sigma=0.1, num_steps=4, num_frames=3, chunk_size=3)
+    tr = jaxlatent.iterative_traversal(f, z, index=0, sigma=0.1, steps=4, frames=3, chunk_size=3)
     for i, k in enumerate(classes):
         want = np.asarray(model.fn("w", c=k)(tr.latents[i]))
         np.testing.assert_allclose(np.asarray(tr.values[i]), want, rtol=1e-5, atol=1e-6)

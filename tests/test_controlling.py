@@ -35,17 +35,17 @@ def z():
 ])
 def test_oracle_both_methods_find_dims_3_and_7(z, method, options):
     for target, signs in ((1, [1, -1]), (2, [-1, 1])):
-        cs = controlling_set(oracle_g, oracle_classifier, z, target, source=0, method=method, **options)
+        cs = controlling_set(oracle_g, oracle_classifier, z, target=target, source=0, method=method, **options)
         assert cs.dims.tolist() == [3, 7] and cs.signs.tolist() == signs, (target, cs)
         assert float(cs.success[1]) == 1.0 and float(cs.success[0]) < 0.5   # one of the two is not enough
-        assert cs.directions[3] == signs[0] and cs.directions[7] == signs[1]
+        assert cs.all_signs[3] == signs[0] and cs.all_signs[7] == signs[1]
     if method == "sequential" and not options:
         others = np.delete(np.asarray(cs.scores), [3, 7])
         assert np.abs(others).max() < 1e-6 and cs.success.shape == (D,)
 
 
 def test_follow_up_form_ranks_3_and_7_first(z):
-    cs = controlling_set(oracle_g, oracle_classifier, z, 1, source=0, method="optimize",
+    cs = controlling_set(oracle_g, oracle_classifier, z, target=1, source=0, method="optimize",
                          objective="follow_up", fit=FOLLOW_UP)
     assert cs.dims.tolist() == [3, 7] and cs.signs.tolist() == [1, -1]
     w = np.abs(np.asarray(cs.weights))
@@ -100,8 +100,8 @@ def test_success_curve_matches_a_loop(z):
 
 
 def test_translation_oracle_set_versus_baselines(z):
-    cs = controlling_set(oracle_g, oracle_classifier, z, 1, source=0)
-    tr = translate(oracle_g, oracle_classifier, z, 1, cs.dims, cs.directions, source=0,
+    cs = controlling_set(oracle_g, oracle_classifier, z, target=1, source=0)
+    tr = translate(oracle_g, oracle_classifier, z, target=1, dims=cs.dims, signs=cs.all_signs, source=0,
                    key=jax.random.key(2), num_random=16)
     assert tr.magnitudes.tolist() == [1, 2, 3, 5, 10, 20]
     strong = np.asarray(tr.magnitudes) >= 3

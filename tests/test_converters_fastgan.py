@@ -158,7 +158,7 @@ def test_cli_convert_and_generate_fastgan(golden, tmp_path, monkeypatch, capsys)
     import jaxlatent.cli
     from jaxlatent.engine.latents import latents_from_seeds
 
-    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.convert",))
+    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.convert", "jaxlatent.cli.generate"))
     g, state = golden
     pth = tmp_path / "all_50000.pth"
     torch.save({"g": _tensors(state)}, pth)

@@ -24,7 +24,7 @@ def _line_angle(t1, t2):
 def test_circle_closed_form(x64):
     a, eps, n = 1.3, 0.1, 12
     z = jax.random.normal(jax.random.PRNGKey(0), (n, 1))
-    res = distortion(_circle(a), z, jax.random.PRNGKey(1), k=1, eps=eps,
+    res = distortion(_circle(a), z, key=jax.random.PRNGKey(1), k=1, eps=eps,
                      threshold_fn=relative_threshold(1e-6))
     t = a * np.asarray(z[:, 0])
     far = _line_angle(t[:, None], t[None]).sum() / (n * (n - 1))
@@ -38,7 +38,7 @@ def test_circle_closed_form(x64):
 def test_far_grows_with_curvature(x64):
     z = jax.random.normal(jax.random.PRNGKey(0), (10, 1))
     key, thr = jax.random.PRNGKey(1), relative_threshold(1e-6)
-    fars = [float(distortion(_circle(a), z, key, k=1, threshold_fn=thr).far) for a in (0.1, 0.3, 0.6)]
+    fars = [float(distortion(_circle(a), z, key=key, k=1, threshold_fn=thr).far) for a in (0.1, 0.3, 0.6)]
     assert fars[0] < fars[1] < fars[2]
 
 
@@ -48,7 +48,7 @@ def test_linear_map_has_constant_tangent_space(x64):
     v = np.linalg.qr(rng.normal(size=(32, 4)))[0]
     a = u @ np.diag([8.0, 6, 5, 4]) @ v.T + 0.01 * rng.normal(size=(48, 32))
     z = jnp.asarray(rng.normal(size=(6, 32)))
-    res = distortion(lambda x: x @ a.T, z, jax.random.PRNGKey(2))
+    res = distortion(lambda x: x @ a.T, z, key=jax.random.PRNGKey(2))
     assert int(res.k) == 4  # median of the estimated local dimensions
     np.testing.assert_array_equal(res.dimension, 4)
     assert float(res.far) < 1e-6 and float(res.near) < 1e-6
@@ -61,7 +61,7 @@ def test_numpy_reference_on_a_warped_map(x64):
     f = lambda z: jnp.tanh(z @ w1.T) @ w2.T  # noqa: E731
     z = jnp.asarray(rng.normal(size=(5, 8)))
     key, k = jax.random.PRNGKey(3), 3
-    res = distortion(f, z, key, k=k, threshold_fn=relative_threshold(1e-8))
+    res = distortion(f, z, key=key, k=k, threshold_fn=relative_threshold(1e-8))
 
     def basis(x):
         jac = w2 @ np.diag(1 - np.tanh(w1 @ x) ** 2) @ w1
@@ -71,7 +71,7 @@ def test_numpy_reference_on_a_warped_map(x64):
         c = np.clip(np.linalg.svd(p.T @ q, compute_uv=False), -1, 1)
         return np.sqrt(np.sum(np.arccos(c) ** 2))
 
-    zn = np.asarray(neighbours(jax.random.split(key)[0], z, 0.1))
+    zn = np.asarray(neighbours(key=jax.random.split(key)[0], z=z, eps=0.1))
     bs = [basis(x) for x in np.asarray(z)]
     far = np.array([[geodesic(p, q) if i != j else 0 for j, q in enumerate(bs)] for i, p in enumerate(bs)])
     near = np.array([geodesic(p, basis(x)) for p, x in zip(bs, zn)])
@@ -84,12 +84,12 @@ def test_numpy_reference_on_a_warped_map(x64):
 def test_layer_distortions_and_errors():
     fns = {"slow": _circle(0.2), "fast": _circle(1.0)}
     z = jax.random.normal(jax.random.PRNGKey(0), (6, 1))
-    res = layer_distortions(fns, z, jax.random.PRNGKey(1), k=1, threshold_fn=relative_threshold(1e-6))
+    res = layer_distortions(fns, z, key=jax.random.PRNGKey(1), k=1, threshold_fn=relative_threshold(1e-6))
     assert list(res) == ["slow", "fast"] and float(res["slow"].far) < float(res["fast"].far)
     with pytest.raises(ValueError, match="N >= 2"):
-        distortion(fns["slow"], z[:1], jax.random.PRNGKey(1), k=1)
+        distortion(fns["slow"], z[:1], key=jax.random.PRNGKey(1), k=1)
     with pytest.raises(ValueError, match=r"k must lie in \[1, 1\]"):
-        distortion(fns["slow"], z, jax.random.PRNGKey(1), k=2)
+        distortion(fns["slow"], z, key=jax.random.PRNGKey(1), k=2)
 
 
 def test_cli_distortion(monkeypatch, tmp_path):

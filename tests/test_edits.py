@@ -65,7 +65,7 @@ def test_lifting_a_linear_tap_recovers_its_inverse(x64):
     z -= z.mean(axis=0)
     m = rng.randn(3, 8)
     feats = z @ m
-    res = pca(feats, 3)
+    res = pca(feats, k=3)
     lifted = lift_directions(res, feats, z)
     exact = np.linalg.inv(m @ np.asarray(res.components).T)
     assert float(lifted.residual) < 1e-12

@@ -76,7 +76,7 @@ def test_equals_sklearn_fastica_with_the_same_w_init(algorithm, fun, x64):
     ours = fast_ica(x, k=6, w_init=w_init, algorithm=algorithm, fun=fun, tol=1e-10, max_iter=2000)
     ref = _sklearn(x, 6, w_init, algorithm=algorithm, fun=fun, tol=1e-10, max_iter=2000, whiten_solver="eigh")
     _match(ours, ref)
-    assert int(ours.n_iter) == ref.n_iter_
+    assert int(ours.iterations) == ref.n_iter_
 
 
 def test_sklearn_defaults_the_papers_setting(x64):
@@ -88,7 +88,7 @@ def test_sklearn_defaults_the_papers_setting(x64):
     c = np.asarray(ours.components)
     sign = np.sign(np.sum(c * ref.components_, axis=1))[:, None]
     np.testing.assert_allclose(c * sign, ref.components_, atol=1e-5 * np.abs(ref.components_).max())
-    assert int(ours.n_iter) == ref.n_iter_ and bool(ours.converged) == (ref.n_iter_ < 200)
+    assert int(ours.iterations) == ref.n_iter_ and bool(ours.converged) == (ref.n_iter_ < 200)
 
 
 def test_wide_data_uses_the_sample_gram_and_equals_sklearn(x64):

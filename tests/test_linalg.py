@@ -92,10 +92,10 @@ def test_our_functions_finish_beside_a_callers_decompositions():
         def mine(a, b, c):
             return (grassmann.principal_angles(a, b).sum() + grassmann.principal_angles(a, c).sum()
                     + jnp.linalg.svd(c, compute_uv=False).sum()
-                    + sampling.random_orthonormal(jax.random.key(0), 512, 30, 64).sum())
+                    + sampling.random_orthonormal(key=jax.random.key(0), n=512, k=30, batch=64).sum())
 
         for i in range(3):
-            abc = sampling.random_orthonormal(jax.random.key(i), 512, 30, (3, 64))
+            abc = sampling.random_orthonormal(key=jax.random.key(i), n=512, k=30, batch=(3, 64))
             float(mine(abc[0], abc[1], abc[2]))
         print("done")
     """)
@@ -133,7 +133,7 @@ def test_grassmann_programs_finish_on_deadlock_prone_sizes():
 
         for i in range(3):
             key = jax.random.key(i)
-            ab = sampling.random_orthonormal(key, 512, 30, (2, 64))
+            ab = sampling.random_orthonormal(key=key, n=512, k=30, batch=(2, 64))
             float(grassmann.principal_angles(ab[0], ab[1]).sum())
             float(grassmann.pairwise_grassmann(ab[0, :24], chunk_size=5).sum())
             float(warpage._curves(ab[0], ab[1], tuple(range(1, 31)), "geodesic").sum())
@@ -167,7 +167,7 @@ def test_unordered_lapack_calls_finds_independent_decompositions():
 
 def _programs():
     key = jax.random.key(0)
-    ab = sampling.random_orthonormal(key, 40, 6, (2, 8))
+    ab = sampling.random_orthonormal(key=key, n=40, k=6, batch=(2, 8))
     weights = jax.random.normal(key, (40, 5))
 
     def tap(z):

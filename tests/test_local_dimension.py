@@ -114,7 +114,7 @@ def test_flat_spectra_and_pure_noise():
     np.testing.assert_array_equal(noise.dimension, 0)
     assert bool(np.all(noise.noise_bulk))
     # what the report's --rtol suggests instead: every direction above 1% of the largest
-    np.testing.assert_array_equal(local_dimension(lambda x: x @ g.T, z, relative_threshold(0.01)).dimension, 48)
+    np.testing.assert_array_equal(local_dimension(lambda x: x @ g.T, z, threshold_fn=relative_threshold(0.01)).dimension, 48)
 
 
 def test_dimension_from_spectrum_is_jittable_and_vmappable():
@@ -168,12 +168,14 @@ class _TinyModel:
 def run_cli(monkeypatch, argv):
     import argparse
     import jaxlatent
-    from jaxlatent.cli import local_dim as dimension
+    from jaxlatent.cli import distortion, local_dim
 
     # setitem, not setattr: reading the old value would import jaxlatent.io through the lazy namespace
     monkeypatch.setitem(vars(jaxlatent), "load", lambda path: _TinyModel())
     parser = argparse.ArgumentParser()
-    dimension.register(parser.add_subparsers())
+    sub = parser.add_subparsers()
+    local_dim.register(sub)
+    distortion.register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

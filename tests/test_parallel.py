@@ -131,12 +131,12 @@ SCRIPT = textwrap.dedent("""
     close(local_basis(f, z, k=4, mesh=mesh), lb)
     close(local_basis(f, z, k=4, use_pmap=True, chunk_size=8), lb)
     key = jax.random.key(2)
-    tk = local_basis_topk(f, z, 3, key, tol=1e-5, mesh=single)
+    tk = local_basis_topk(f, z, k=3, key=key, tol=1e-5, mesh=single)
     # an iterative solver stopped at tol 1e-5: on top of rounding, the stop may fall one round
     # apart in the two programs (values and vectors then differ by well under the tolerance)
-    close(local_basis_topk(f, z, 3, key, tol=1e-5, mesh=mesh, chunk_size=4), tk, atol=1e-4)
-    tr = iterative_traversal(f, z[:5], 0, 0.5, num_steps=6, num_frames=3, mesh=single)
-    close(iterative_traversal(f, z[:5], 0, 0.5, num_steps=6, num_frames=3, mesh=mesh), tr)
+    close(local_basis_topk(f, z, k=3, key=key, tol=1e-5, mesh=mesh, chunk_size=4), tk, atol=1e-4)
+    tr = iterative_traversal(f, z[:5], index=0, sigma=0.5, steps=6, frames=3, mesh=single)
+    close(iterative_traversal(f, z[:5], index=0, sigma=0.5, steps=6, frames=3, mesh=mesh), tr)
     print("OK")
 """)
 

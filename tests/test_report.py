@@ -19,6 +19,7 @@ import jaxlatent.cli
 import jaxlatent.report.build
 from jaxlatent.engine.latents import latents_from_seeds as latents
 from jaxlatent.report.build import QUICK, ReportOptions, build_report
+from jaxlatent.report.sections import dimensions, distortion, grassmann, samples, traversal
 from jaxlatent.workflows.taps import default_taps
 from jaxlatent.models.digits import assets_dir
 
@@ -41,6 +42,7 @@ def _add_section(page, model, ctx):
     ctx.arrays["fake/values"] = np.arange(3)
 
 
+BUILT_IN = (samples, dimensions, distortion, grassmann, traversal)
 FAKE_SECTION = types.ModuleType("jaxlatent.report.sections.fake")
 FAKE_SECTION.add_section = _add_section
 
@@ -190,7 +192,8 @@ def test_report_on_any_checkpoint(tmp_path, capsys, monkeypatch):
                              channel_base=64, channel_max=8)
     ckpt = jaxlatent.save(random_stylegan2(config, 3), tmp_path / "ckpt")
     out = tmp_path / "report"
-    monkeypatch.setattr(jaxlatent.report.build, "SECTIONS", (FAKE_SECTION,))
+    # the built-in sections (samples .. traversal), then the fake in place of the further ones
+    monkeypatch.setattr(jaxlatent.report.build, "SECTIONS", BUILT_IN + (FAKE_SECTION,))
     rc = jaxlatent.cli.main(["report", str(ckpt), "--out", str(out), "--no-progress", "--taps", "w",
                              "--traversal-taps", "w", "--n", "8", "--rtol", "0.01", "--trunc", "0.9",
                              "--chunk-size", "4", "--quick"])
@@ -214,7 +217,7 @@ def test_report_errors_speak(tmp_path, capsys):
     rc = jaxlatent.cli.main(["demo", "--quick", "--no-progress", "--out", str(tmp_path), "--taps", "nope"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "unknown taps ['nope']" in err and "mapping.fc0" in err
+    assert "unknown tap(s) ['nope']" in err and "mapping.fc0" in err
     with pytest.raises(ValueError, match="frames must be odd"):
         build_report(jaxlatent.load(assets_dir()), tmp_path, ReportOptions(frames=4), progress=False)
 
@@ -236,7 +239,7 @@ def test_report_on_a_fastgan(tmp_path, monkeypatch):
     model = FastGAN(config, params)
     assert default_taps(model) == ["init", "feat_8", "feat_16"]          # <= 8192 values each
     # the built-in sections only: each further section is tested on a FastGAN in its own file
-    monkeypatch.setattr(jaxlatent.report.build, "SECTIONS", ())
+    monkeypatch.setattr(jaxlatent.report.build, "SECTIONS", BUILT_IN)
     res = build_report(model, tmp_path, dataclasses.replace(QUICK, taps=("init",), n_latents=8),
                        progress=False)
     assert res["options"]["traversal_taps"] == ["init"]

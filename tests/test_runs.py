@@ -44,7 +44,7 @@ def arrays(result):
 
 
 def test_local_dim_run_equals_in_memory_call(model, tmp_path):
-    res = run("local-dim", model, 45, tmp_path / "r", seed=3, chunk_size=16, progress=False)
+    res = run("local-dim", model, 45, tmp_path / "r", first_seed=3, chunk_size=16, progress=False)
     z = latents_from_seeds(range(3, 48), 8)          # latent i is seed 3 + i
     want = local_dimension(model.fn("w"), z)
     got = arrays(res)
@@ -141,8 +141,8 @@ def test_bad_input(model, tmp_path):
         run("local-dim", model, 4, tmp_path / "x", options={"k": 3})
     with pytest.raises(RunError, match=r"--k must lie in \[1, 8\]"):
         run("local-basis", model, 4, tmp_path / "x", options={"k": 9})
-    with pytest.raises(RunError, match=r"seed\.\.seed\+N-1 must lie in \[0, 2\*\*32\)"):
-        run("local-dim", model, 4, tmp_path / "x", seed=2**32 - 2)
+    with pytest.raises(RunError, match=r"first_seed\.\.first_seed\+N-1 must lie in \[0, 2\*\*32\)"):
+        run("local-dim", model, 4, tmp_path / "x", first_seed=2**32 - 2)
     (tmp_path / "file").write_text("")
     with pytest.raises(RunError, match="exists and is not a folder"):
         run("local-dim", model, 4, tmp_path / "file")
@@ -242,7 +242,7 @@ def test_cli_run_and_its_help(model, tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="jaxlatent")
     run_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["run", "local-basis", ckpt, "--tap", "w", "--k", "2", "--n", "6",
-                              "--out", str(tmp_path / "r"), "--seed", "5", "--chunk-size", "4"])
+                              "--out", str(tmp_path / "r"), "--first-seed", "5", "--chunk-size", "4"])
     assert args.func(args) == 0
     res = open_run(tmp_path / "r")
     assert res.manifest["options"]["k"] == 2 and res.manifest["seed"] == 5 and res.complete

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 
 def run_distortion(args) -> int:
     fns, seeds, z = _common.load_taps(args)
-    results = layer_distortions(fns, z, _common.prng_key(args), k=args.k, eps=args.eps, metric=args.metric,
+    results = layer_distortions(fns, z, key=_common.prng_key(args), k=args.k, eps=args.eps, metric=args.metric,
                                 chunk_size=args.chunk_size,
                                 progress=lambda it: tqdm(it, desc="distortion", unit="tap"))
     table, arrays = {}, {}

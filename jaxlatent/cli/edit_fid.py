@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     _common.add_model_args(p, seeds=None, out_help="output directory (edit_fid.json)")
     p.add_argument("directions", nargs="+", metavar="DIRECTIONS",
                    help="directions_<method>.npz files written by 'jaxlatent ganspace', or their directory")
-    p.add_argument("--n", type=int, default=1000, help="images (default 1000, the paper's)")
+    p.add_argument("--n", type=int, default=1000, help="latents, one image each (default 1000, the paper's)")
     p.add_argument("--variant", default="paper", choices=VARIANTS, help="strength distribution (default paper)")
     p.add_argument("--features", default=None,
                    help="feature network: pytorch-fid's Inception weights file (pt_inception-2015-12-05-*.pth) "

@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--tap", default=None, help="tap fitted (default: w for StyleGAN2, else the first feature "
                                                "map; non-latent taps are lifted to z by least squares)")
     p.add_argument("--k", type=int, default=20, help="components (directions) per method (default 20)")
-    p.add_argument("--n", type=int, default=100000, help="population size (default 100000)")
+    p.add_argument("--n", type=int, default=100000, help="latents in the fitted population (default 100000)")
     p.add_argument("--fun", default="logcosh", choices=["logcosh", "exp", "cube"], help="ICA contrast")
     p.add_argument("--algorithm", default="parallel", choices=["parallel", "deflation"], help="ICA algorithm")
     p.add_argument("--max-iter", type=int, default=200, help="ICA iteration limit (default 200)")

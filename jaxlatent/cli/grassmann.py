@@ -50,11 +50,11 @@ def run_grassmann(args) -> int:
                          "or more --seeds")
     bases = local_basis(f, z, k=args.k, chunk_size=args.chunk_size,
                         progress=_common.progress("local-basis")).basis
-    dist = np.asarray(pairwise_grassmann(bases, args.metric))
-    warp = warpage(f, z, _common.prng_key(args), dims=range(1, args.k + 1), eps=args.eps,
+    dist = np.asarray(pairwise_grassmann(bases, metric=args.metric))
+    warp = warpage(f, z, key=_common.prng_key(args), ks=range(1, args.k + 1), eps=args.eps,
                    metric=args.metric, chunk_size=args.chunk_size)
     curves = {name: np.asarray(getattr(warp, name)) for name in _CURVES}
-    dims = np.asarray(warp.dims)
+    dims = np.asarray(warp.ks)
     np.savez_compressed(os.path.join(args.out, "grassmann.npz"), seeds=np.asarray(seeds), distances=dist,
                         dims=dims, **{f"warpage/{k}": v for k, v in curves.items()})
     off = dist[~np.eye(len(seeds), dtype=bool)]

@@ -24,21 +24,21 @@ def register(subparsers) -> None:
     _common.add_model_args(p, prng=False)
     _common.add_tap_arg(p)
     p.add_argument("--k", type=int, default=None, help="triplets kept per latent (default: all)")
-    p.add_argument("--solver", default="svd", choices=["svd", "gram"],
+    p.add_argument("--method", default="svd", choices=["svd", "gram"],
                    help="dense SVD (default) or eigenvectors of the Gram matrix (faster, leading values only)")
     p.set_defaults(func=run_local_basis)
 
 
 def run_local_basis(args) -> int:
     f, seeds, z = _common.load_tap(args)
-    res = local_basis(f, z, k=args.k, chunk_size=args.chunk_size, solver=args.solver,
+    res = local_basis(f, z, k=args.k, chunk_size=args.chunk_size, method=args.method,
                       progress=_common.progress("local-basis"))
     arrays = {name: np.asarray(v) for name, v in res._asdict().items()}
     np.savez_compressed(os.path.join(args.out, "local_basis.npz"), seeds=np.asarray(seeds), z=z, **arrays)
     s = arrays["singular_values"]
     _common.write_json(os.path.join(args.out, "local_basis.json"), {
         "analysis": "local_basis", "checkpoint": args.checkpoint, "tap": args.tap, "seeds": seeds,
-        "truncation_psi": args.truncation_psi, "k": int(s.shape[1]), "solver": args.solver,
+        "truncation_psi": args.truncation_psi, "k": int(s.shape[1]), "method": args.method,
         "mean_singular_values": s.mean(axis=0)})
     plots.plot_spectra(s, os.path.join(args.out, "spectrum.png"),
                      title=f"Local Basis singular values at {args.tap} ({len(seeds)} latents)")

@@ -22,7 +22,7 @@ __all__ = ["register"]
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "run", help="stream an analysis over N latents into a resumable chunked store (zarr v3)",
-        description="Run a per-latent analysis over latents seed..seed+N-1 (NVlabs per-seed "
+        description="Run a per-latent analysis over the latents of seeds F..F+N-1 (--first-seed F; NVlabs per-seed "
                     "convention), chunk by chunk, into a zarr v3 store with a manifest and per-chunk "
                     "checksums. Rerun the same command after a crash to resume.")
     sub = p.add_subparsers(dest="analysis", metavar="ANALYSIS")
@@ -35,9 +35,9 @@ def register(subparsers) -> None:
                                                      "or G; rosinality g_ema (default) or g")
         q.add_argument("--n", type=int, required=True, help="number of latents N (>= 1)")
         q.add_argument("--out", required=True, help="run folder: new, empty, or holding this same run")
-        q.add_argument("--seed", type=int, default=0,
-                       help="latent i is RandomState(seed + i).randn(z_dim); PRNG draws use "
-                            "fold_in(PRNGKey(seed), i) (default 0)")
+        q.add_argument("--first-seed", type=int, default=0,
+                       help="latent i is RandomState(F + i).randn(z_dim); PRNG draws use "
+                            "fold_in(PRNGKey(F), i) (default 0)")
         q.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
                        help=f"latents per chunk: store chunk and compiled batch (default {DEFAULT_CHUNK_SIZE})")
         q.add_argument("--repair", action="store_true",
@@ -76,7 +76,7 @@ def run_command(args) -> int:
                          "the shipped digits model's images; pass a classifier directory trained on this model's "
                          "images (jaxlatent.train.classifier.save_classifier)")
     model = _common.load_model(args)
-    result = run(args.analysis, model, args.n, args.out, seed=args.seed, options=options,
+    result = run(args.analysis, model, args.n, args.out, first_seed=args.first_seed, options=options,
                  chunk_size=args.chunk_size, repair=args.repair, progress=not args.quiet,
                  checkpoint=args.checkpoint)
     if jax.process_index() == 0 and not args.quiet:

@@ -39,7 +39,7 @@ class ControllingSet(NamedTuple):
     """A controlling set of latent dimensions for one target class (a pytree).
 
     dims: (k,) the set, ascending. signs: (k,) +1/-1, the direction of each towards the target.
-    directions: (D,) +1/-1 for every dimension (the same rule; used by the baselines).
+    all_signs: (D,) +1/-1 for every dimension (the same rule; used by the baselines).
     ranking: (K,) dimensions in the order they were added (the set is its first k).
     scores: (D,) ranking score (Method A: sensitivity of ``p_t``; Method B: ``|w|``).
     weights: (D,) signed weights (Method A: effect of ``+a`` over ``-a`` on ``p_t``; Method B:
@@ -51,7 +51,7 @@ class ControllingSet(NamedTuple):
 
     dims: jax.Array
     signs: jax.Array
-    directions: jax.Array
+    all_signs: jax.Array
     ranking: jax.Array
     scores: jax.Array
     weights: jax.Array
@@ -112,7 +112,7 @@ def _finish(ranking, scores, weights, directions, success, target_prob, n, succe
     k = choose_size(success, success_target, saturation)
     dims = np.sort(np.asarray(ranking)[:k])
     return ControllingSet(dims=jnp.asarray(dims, jnp.int32), signs=jnp.asarray(directions[dims]),
-                          directions=jnp.asarray(directions), ranking=jnp.asarray(ranking, jnp.int32),
+                          all_signs=jnp.asarray(directions), ranking=jnp.asarray(ranking, jnp.int32),
                           scores=jnp.asarray(scores), weights=jnp.asarray(weights),
                           success=jnp.asarray(success), target_prob=jnp.asarray(target_prob),
                           num_samples=jnp.asarray(n, jnp.int32))
@@ -231,8 +231,12 @@ def optimized_set(g: Callable, classifier: Callable, z, target: int, *, source: 
                    zs.shape[0], success_target, saturation)
 
 
-def controlling_set(g: Callable, classifier: Callable, z, target: int, *, source: int | None = None,
-                    method: str = "sequential", **kwargs) -> ControllingSet:
+def controlling_set(g: Callable, classifier: Callable, z, *, target: int, source: int | None = None,
+                    method: str = "sequential", magnitude: float = 3.0, success_target: float = 0.9,
+                    saturation: float = 0.02, max_k: int | None = None, min_prob: float = 0.0,
+                    selection: str = "ranked", objective: str = "signed", center=None, scale=None,
+                    key: jax.Array | None = None, fit: dict | None = None, chunk_size: int | None = None,
+                    mesh=None, use_pmap: bool = False, progress: bool | Callable = False) -> ControllingSet:
     """The controlling set of latent dimensions for a target class (Li, Tao, Niu & Li, ICPR 2020).
 
     Args:
@@ -244,16 +248,20 @@ def controlling_set(g: Callable, classifier: Callable, z, target: int, *, source
         with probability >= ``min_prob``); None: every sample not already in ``target``.
       method: ``"sequential"`` (Method A, :func:`sequential_set`) or ``"optimize"`` (Method B,
         :func:`optimized_set`).
-      kwargs: of the method: ``magnitude`` (``a``, default 3, in standard units ``center`` +
-        ``a * scale``), ``success_target`` (0.9), ``saturation`` (0.02), ``max_k``,
-        ``min_prob``, ``selection`` / ``objective``, ``center``, ``scale``, ``key``, ``fit``;
-        ``chunk_size``, ``mesh``, ``use_pmap``, ``progress`` as for every analysis.
+      magnitude: ``a``, in standard units ``center + a * scale``. success_target, saturation,
+        max_k: the size rule (:func:`choose_size`). min_prob: as for ``source``.
+      selection: Method A's sample selection. objective, key, fit: Method B's
+        (:func:`jaxlatent.correlation.tanh_weights.optimize_weights`; ``key`` typed or legacy).
+      chunk_size, mesh, use_pmap, progress: execution options, as for every analysis.
 
     Returns:
       :class:`ControllingSet`: ``dims`` ascending, ``signs`` +1/-1, the success curve ``S(k)``.
     """
+    shared = dict(source=source, min_prob=min_prob, magnitude=magnitude, success_target=success_target,
+                  saturation=saturation, max_k=max_k, center=center, scale=scale, chunk_size=chunk_size,
+                  mesh=mesh, use_pmap=use_pmap, progress=progress)
     if method == "sequential":
-        return sequential_set(g, classifier, z, target, source=source, **kwargs)
+        return sequential_set(g, classifier, z, target, selection=selection, **shared)
     if method == "optimize":
-        return optimized_set(g, classifier, z, target, source=source, **kwargs)
+        return optimized_set(g, classifier, z, target, objective=objective, key=key, fit=fit, **shared)
     raise ValueError(f"controlling_set: method must be one of {METHODS}, found {method!r}")

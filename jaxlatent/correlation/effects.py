@@ -168,7 +168,7 @@ def effects_from_probs(probs, base, values, dims, *, key: jax.Array | None = Non
 def concept_effects(g: Callable, classifier: Callable, z, *, dims=None, values=(-3.0, 3.0),
                     kind: str = "set", center=None, scale=None, key: jax.Array | None = None,
                     num_bootstrap: int = 200, level: float = 0.95, chunk_size: int | None = None,
-                    mesh=None, use_pmap: bool = False, progress: Callable | None = None) -> ConceptEffects:
+                    mesh=None, use_pmap: bool = False, progress: bool | Callable = False) -> ConceptEffects:
     """Sensitivity, signed effect, correlation and flip rate of each latent dim on each concept.
 
     Li, Tao, Niu & Li, ICPR 2020: intervene on single latent variables of a fixed generator and

@@ -162,7 +162,7 @@ def _edit_block(z, mask, amount, kind):
 
 def intervention_probs(g: Callable, classifier: Callable, z, mask, amount, *, kind: str = "set",
                        chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-                       progress: Callable | None = None) -> jax.Array:
+                       progress: bool | Callable = False) -> jax.Array:
     """Class probabilities of the images of M interventions of each of N samples.
 
     The ``N * M`` edited latents are made in blocks of samples (at most ``MAX_ROWS`` latents)

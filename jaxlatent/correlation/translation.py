@@ -47,10 +47,10 @@ class Translation(NamedTuple):
     num_samples: jax.Array
 
 
-def translate(g: Callable, classifier: Callable, z, target: int, dims, directions, *,
-              source: int | None = None, min_prob: float = 0.0,
-              magnitudes: Sequence[float] = MAGNITUDES, key: jax.Array, num_random: int = 8,
-              center=None, scale=None, **options) -> Translation:
+def translate(g: Callable, classifier: Callable, z, *, target: int, dims, signs, source: int | None = None,
+              min_prob: float = 0.0, magnitudes: Sequence[float] = MAGNITUDES, key: jax.Array,
+              num_random: int = 8, center=None, scale=None, chunk_size: int | None = None, mesh=None,
+              use_pmap: bool = False, progress: bool | Callable = False) -> Translation:
     """Translate samples into ``target`` by setting a controlling set to extreme values.
 
     Args:
@@ -58,14 +58,14 @@ def translate(g: Callable, classifier: Callable, z, target: int, dims, direction
       z: (N, D) latents.
       target: class translated to.
       dims: (k,) the controlling set (``ControllingSet.dims``).
-      directions: (D,) +1/-1 for every dimension (``ControllingSet.directions``).
+      signs: (D,) +1/-1 for every dimension (``ControllingSet.all_signs``).
       source: translate samples of this class (probability >= ``min_prob``); None: every
         sample not already in ``target``.
       magnitudes: (A,) values of ``a`` in standard units.
       key: PRNG key of the random-dimension baseline.
       num_random: random draws of k dimensions per magnitude.
       center, scale: (D,) standard units (default 0 and 1).
-      options: chunk_size, mesh, use_pmap, progress.
+      chunk_size, mesh, use_pmap, progress: execution options, as for every analysis.
 
     Returns:
       :class:`Translation`.
@@ -73,9 +73,10 @@ def translate(g: Callable, classifier: Callable, z, target: int, dims, direction
     z = check_latents(z, "translate")
     d = z.shape[1]
     dims = np.asarray(dims, np.int64).reshape(-1)
-    directions = np.asarray(directions, np.float32).reshape(-1)
+    options = dict(chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
+    directions = np.asarray(signs, np.float32).reshape(-1)
     if directions.shape != (d,):
-        raise ValueError(f"translate: directions must have shape ({d},), found {directions.shape}")
+        raise ValueError(f"translate: signs must have shape ({d},), found {directions.shape}")
     if dims.size == 0 or dims.min() < 0 or dims.max() >= d:
         raise ValueError(f"translate: dims must be a non-empty subset of [0, {d}), found {dims.tolist()}")
     if num_random < 1:

@@ -163,7 +163,7 @@ def batched_jacobian(f: Callable, mode: str) -> jax.tree_util.Partial:
     return jax.tree_util.Partial(_jacobian_rows, f, mode)
 
 
-def jacobian(f: Callable, z, mode: str = "auto", *, chunk_size: int | None = None, mesh=None,
+def jacobian(f: Callable, z, *, mode: str = "auto", chunk_size: int | None = None, mesh=None,
              use_pmap: bool = False, progress: bool | Callable = False) -> jax.Array:
     """Jacobian of the tap ``f`` at every latent: ``J[n] = d f(z)[n] / d z[n]``.
 

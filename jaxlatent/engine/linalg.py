@@ -3,7 +3,7 @@
 jaxlib 0.10's batched CPU LAPACK kernels (QR, SVD, eigh, Cholesky, LU, triangular solve) split
 their batch over XLA's intra-op thread pool and block a pool thread until the pieces finish; two
 such calls that one compiled program runs side by side can deadlock the pool. The rule for every
-program of :mod:`jaxlatent.analysis`: batched decompositions run one after another, either chained
+program of the method packages: batched decompositions run one after another, either chained
 by a data dependence (:func:`after`) or done one matrix at a time (:func:`qr_each`: a single-matrix
 call never waits on the pool). :func:`unordered_lapack_calls` lists the pairs of a compiled program
 that break the rule. ``docs/architecture.md`` links here. (jaxlib 0.11.1 and later no longer split

@@ -1,6 +1,6 @@
 """Spreading batched work over chunks and devices.
 
-Every analysis in :mod:`jaxlatent.analysis` is a function of a batch of
+Every analysis of the method packages is a function of a batch of
 independent latents, so it parallelises along the batch axis and nothing
 else. This module holds the one piece of code that does so:
 
@@ -199,6 +199,14 @@ def progress_wrapper(progress: bool | Callable | None, desc: str = "chunks") -> 
     if not callable(progress):
         raise ValueError(f"progress must be True, False or a wrapper of an iterator, found {progress!r}")
     return progress
+
+
+
+def with_progress(items, progress: bool | Callable | None, desc: str = "chunks"):
+    """``items`` as ``progress`` wants them shown: unchanged, in a tqdm bar (``True``) or through a
+    wrapper of an iterator (see :func:`progress_wrapper`)."""
+    wrap = progress_wrapper(progress, desc)
+    return items if wrap is None else wrap(items)
 
 
 def batch_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:

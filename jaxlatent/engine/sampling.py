@@ -7,49 +7,50 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from jaxlatent.engine.keys import as_key
 from jaxlatent.engine.linalg import qr_each
 
 
 @jax.jit
-def neighbours(key: jax.Array, z: jax.Array, eps: float = 0.1) -> jax.Array:
+def neighbours(z: jax.Array, *, key: jax.Array, eps: float = 0.1) -> jax.Array:
     """One neighbour per latent, ``z + eps * u`` with ``u`` uniform on the unit sphere.
 
     The neighbour test of the Local Basis code (Choi et al., ICLR 2022), eps = 0.1 there.
 
     Args:
-      key: PRNG key.
       z: (N, in) latents.
+      key: PRNG key (typed or legacy).
       eps: distance of each neighbour from its latent.
 
     Returns:
       (N, in) neighbours, each exactly ``eps`` from its latent (to float rounding).
     """
-    u = jax.random.normal(key, z.shape, dtype=z.dtype)
+    u = jax.random.normal(as_key(key, "neighbours"), z.shape, dtype=z.dtype)
     return z + eps * u / jnp.linalg.norm(u, axis=-1, keepdims=True)
 
 
-def random_orthonormal(key: jax.Array, n: int, d: int, batch: tuple[int, ...] | int = (),
+def random_orthonormal(*, key: jax.Array, n: int, k: int, batch: tuple[int, ...] | int = (),
                        dtype=jnp.float32) -> jax.Array:
     """Haar-random orthonormal bases, uniform on the Stiefel manifold.
 
     QR of a Gaussian matrix with the signs of R's diagonal folded into Q (Mezzadri 2007), so
-    that span and basis are both Haar distributed; the first ``d`` columns of a
+    that span and basis are both Haar distributed; the first ``k`` columns of a
     ``scipy.stats.ortho_group`` matrix (the Local Basis code's baseline) have this distribution.
 
     Args:
-      key: PRNG key.
+      key: PRNG key (typed or legacy).
       n: dimension of the space.
-      d: number of basis vectors, ``1 <= d <= n``.
+      k: number of basis vectors, ``1 <= k <= n``.
       batch: leading batch shape (an int for one axis).
       dtype: floating dtype of the result.
 
     Returns:
-      (*batch, n, d) orthonormal columns.
+      (*batch, n, k) orthonormal columns.
     """
-    if not 1 <= d <= n:
-        raise ValueError(f"random_orthonormal: need 1 <= d <= n, found n={n}, d={d}")
+    if not 1 <= k <= n:
+        raise ValueError(f"random_orthonormal: need 1 <= k <= n, found n={n}, k={k}")
     batch = (int(batch),) if isinstance(batch, int) else tuple(int(b) for b in batch)
-    return _haar(key, int(n), int(d), batch, jnp.dtype(dtype))
+    return _haar(as_key(key, "random_orthonormal"), int(n), int(k), batch, jnp.dtype(dtype))
 
 
 @functools.partial(jax.jit, static_argnames=("n", "d", "batch", "dtype"))

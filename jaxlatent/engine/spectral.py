@@ -42,15 +42,16 @@ from jaxlatent.engine.parallel import HostLoop, auto_chunk_size, first_device, m
 class TopSingular(NamedTuple):
     """Top-k singular triplets per latent (descending) and how far they converged.
 
-    singular_values: (N, k); left: (N, out, k); right: (N, in, k);
+    singular_values: (N, k); basis: (N, out, k) left singular vectors u_i; directions: (N, in, k)
+        right singular vectors v_i (the Local Basis names);
     residual: (N,) ``max_i ||J^T u_i - s_i v_i|| / s_i`` over the k (``J v_i = s_i u_i``
         exactly), a bound on the relative error of each singular value;
     iterations: (N,) rounds run; converged: (N,) bool, ``residual <= tol``.
     """
 
     singular_values: jax.Array
-    left: jax.Array
-    right: jax.Array
+    basis: jax.Array
+    directions: jax.Array
     residual: jax.Array
     iterations: jax.Array
     converged: jax.Array
@@ -249,7 +250,7 @@ def solver_sizes(k: int, n_in: int, n_out: int, block_size: int | None = None,
     return block, k + oversample + block
 
 
-def top_singular(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-4, iters: int = 200,
+def top_singular(f: Callable, z, *, k: int, key: jax.Array, tol: float = 1e-4, max_iter: int = 200,
                  block_size: int | None = None, oversample: int | None = None,
                  loop: str = "auto", chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
                  progress: bool | Callable = False) -> TopSingular:
@@ -258,7 +259,7 @@ def top_singular(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-4, i
     Converges to ``tol`` by default: it stops when every one of the top k has
     ``||J^T u_i - s_i v_i|| / s_i <= tol`` (``J v_i = s_i u_i`` holds exactly), which puts
     each singular value within relative ``tol`` of the true one; a ``RuntimeWarning`` says
-    when some latent stopped at ``iters`` short of it. Method: thick-restart block Krylov
+    when some latent stopped at ``max_iter`` short of it. Method: thick-restart block Krylov
     on ``J^T J`` (module docstring).
 
     Args:
@@ -269,7 +270,7 @@ def top_singular(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-4, i
         chunking or devices).
       tol: relative residual to reach (default 1e-4; float32 cannot go below about
         ``1e-7 * (s_1 / s_k)^2``).
-      iters: maximum rounds (each ``block`` forward and ``block`` backward products).
+      max_iter: maximum rounds (each ``block`` forward and ``block`` backward products).
       block_size: new directions per round (default ``min(k, 8)``).
       oversample: Ritz vectors kept beyond k at a restart (default ``max(4, k)``).
       loop: where the rounds run: ``"device"`` (a ``while`` loop inside one compiled program),
@@ -297,7 +298,7 @@ def top_singular(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-4, i
         per_latent = z.dtype.itemsize * (3 * n_in * width + 2 * n_out * max(block, k) + width * width)
         chunk_size = auto_chunk_size(per_latent, z.shape[0], mesh=mesh, use_pmap=use_pmap)
     keys = jax.random.key_data(jax.random.split(key, z.shape[0]))
-    sizes = (int(k), int(block), int(basis), int(iters), float(tol))
+    sizes = (int(k), int(block), int(basis), int(max_iter), float(tol))
     if not dense and resolve_loop(loop, f, z, mesh) == "host":
         fn = HostLoop(jax.tree_util.Partial(_start_rows, f, *sizes), jax.tree_util.Partial(_step_rows, f, *sizes),
                       jax.tree_util.Partial(_finish_rows, f, int(k), float(tol)), krylov_active)
@@ -307,8 +308,8 @@ def top_singular(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-4, i
                       progress=progress)
     short = int(jnp.sum(~out.converged))
     if short:
-        warnings.warn(f"top_singular: {short} of {z.shape[0]} latents stopped after iters={iters} "
+        warnings.warn(f"top_singular: {short} of {z.shape[0]} latents stopped after max_iter={max_iter} "
                       f"rounds with a relative residual up to {float(jnp.max(out.residual)):.1e} "
-                      f"> tol={tol:g}; raise iters, or tol (float32 floor ~1e-7 * (s_1/s_k)^2)",
+                      f"> tol={tol:g}; raise max_iter, or tol (float32 floor ~1e-7 * (s_1/s_k)^2)",
                       RuntimeWarning, stacklevel=2)
     return out

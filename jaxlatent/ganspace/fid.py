@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from jaxlatent.engine.keys import as_key
 from jaxlatent.ganspace.edits import edit
 from jaxlatent.ganspace.population import Moments, moments
 
@@ -43,7 +44,7 @@ CODE_SCALE = 6.0      # the reference code's shift = 6 * randn
 CODE_MIN = 0.5        # ... with |shift| raised to at least 0.5
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
+def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps: float = 1e-6) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), pytorch-fid's convention.
 
     Args:
@@ -87,7 +88,7 @@ def _features_of_render(render, features, x):
 
 def feature_statistics(features: Callable, x, *, render: Callable | None = None,
                        chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-                       progress: Callable | None = None) -> Moments:
+                       progress: bool | Callable = False) -> Moments:
     """Streamed float64 mean and covariance of features (FID statistics).
 
     Args:
@@ -155,10 +156,10 @@ class EditFID(NamedTuple):
     edited: Moments
 
 
-def edit_fid(render: Callable, features: Callable, x, directions, key: jax.Array, *,
+def edit_fid(render: Callable, features: Callable, x, directions, *, key: jax.Array,
              variant: str = "paper", max_strength: float = 3.0, layers: tuple[int, int] | None = None,
              original: Moments | None = None, chunk_size: int | None = None, mesh=None,
-             use_pmap: bool = False, progress: Callable | None = None) -> EditFID:
+             use_pmap: bool = False, progress: bool | Callable = False) -> EditFID:
     """FID of GANSpace edits: one random direction and strength per image (Palaev et al. 2023).
 
     Args:
@@ -179,7 +180,7 @@ def edit_fid(render: Callable, features: Callable, x, directions, key: jax.Array
     x = jnp.asarray(x)
     directions = jnp.asarray(directions, x.dtype)
     n = x.shape[0]
-    index, alpha = _draw(key, n, directions.shape[0], variant, max_strength, x.dtype)
+    index, alpha = _draw(as_key(key, "edit_fid"), n, directions.shape[0], variant, max_strength, x.dtype)
     kw = dict(chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
     fn = jax.tree_util.Partial(_edited_features, render, features, directions, layers)
     if original is None:  # the same compiled program, every strength 0
@@ -194,28 +195,27 @@ class EditFIDTable(NamedTuple):
 
     methods: (M,) column names (e.g. "PCA 20", "ICA 100"). strengths: (R,) row names
     ("U[-3, 3]", or "6 N(0,1), |a| >= 0.5" for the code variant). fid: (R, M) float64.
-    variant, seed, n: how the strengths were drawn, the PRNG seed, latents per cell.
+    variant, n: how the strengths were drawn, latents per cell.
     """
 
     methods: tuple
     strengths: tuple
     fid: np.ndarray
     variant: str
-    seed: int
     n: int
 
 
-def edit_fid_table(render: Callable, features: Callable, x, direction_sets: Mapping[str, object], seed: int,
-                   *, variant: str = "paper", max_strengths: Sequence[float] = (3.0, 6.0),
+def edit_fid_table(render: Callable, features: Callable, x, direction_sets: Mapping[str, object], *,
+                   key: jax.Array, variant: str = "paper", max_strengths: Sequence[float] = (3.0, 6.0),
                    layers: tuple[int, int] | None = None, chunk_size: int | None = None, mesh=None,
-                   use_pmap: bool = False, progress: Callable | None = None) -> EditFIDTable:
+                   use_pmap: bool = False, progress: bool | Callable = False) -> EditFIDTable:
     """The paper's FID table: every set of directions at every strength range, one shared original.
 
     Args:
         render, features, x, layers: as :func:`edit_fid`.
         direction_sets: column name -> (K, d) directions (e.g. {"PCA 20": ..., "ICA 20": ...}).
-        seed: PRNG seed; row r uses ``fold_in(key(seed), r)`` for every method, so the columns
-            of one row share their strengths (paired comparison).
+        key: PRNG key (typed or legacy); row r uses ``fold_in(key, r)`` for every method, so the
+            columns of one row share their strengths (paired comparison).
         variant: ``"paper"`` (one row per ``max_strengths`` entry) or ``"code"`` (one row).
         chunk_size, mesh, use_pmap, progress: see :func:`jaxlatent.ganspace.population.stream`.
 
@@ -237,12 +237,12 @@ def edit_fid_table(render: Callable, features: Callable, x, direction_sets: Mapp
     rows = [(f"U[-{a:g}, {a:g}]", a) for a in max_strengths] if variant == "paper" else \
         [(f"{CODE_SCALE:g} N(0,1), |a| >= {CODE_MIN:g}", 0.0)]
     fid = np.zeros((len(rows), len(direction_sets)))
+    key = as_key(key, "edit_fid_table")
     for r, (_, a) in enumerate(rows):
-        key = jax.random.fold_in(jax.random.key(seed), r)
+        row_key = jax.random.fold_in(key, r)
         for m, (dirs, full) in enumerate(zip(sets, padded)):
-            index, alpha = _draw(key, n, dirs.shape[0], variant, a, x.dtype)
+            index, alpha = _draw(row_key, n, dirs.shape[0], variant, a, x.dtype)
             fn = jax.tree_util.Partial(_edited_features, render, features, full, layers)
             edited = moments(fn, (x, index, alpha), **kw)
             fid[r, m] = frechet_distance(original.mean, original.covariance, edited.mean, edited.covariance)
-    return EditFIDTable(tuple(direction_sets), tuple(name for name, _ in rows), fid, variant, int(seed),
-                        int(x.shape[0]))
+    return EditFIDTable(tuple(direction_sets), tuple(name for name, _ in rows), fid, variant, int(x.shape[0]))

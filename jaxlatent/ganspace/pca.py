@@ -86,7 +86,7 @@ def _pca(x, k):
     return PCA(flip_signs(comps), mean, var, var / total, jnp.sqrt(evals))
 
 
-def pca(x, k: int) -> PCA:
+def pca(x, *, k: int) -> PCA:
     """Top-k principal components of the rows of ``x``.
 
     Args:
@@ -104,7 +104,7 @@ def pca(x, k: int) -> PCA:
     return _pca(x, _check_k(k, x.shape[0], x.shape[1], "pca"))
 
 
-def pca_from_moments(m: Moments, k: int) -> PCA:
+def pca_from_moments(m: Moments, *, k: int) -> PCA:
     """Top-k principal components from float64 population moments (eigh of the scatter, numpy float64).
 
     Args:
@@ -123,8 +123,8 @@ def pca_from_moments(m: Moments, k: int) -> PCA:
     return PCA(flip_signs(comps), m.mean, var, var / total, np.sqrt(evals))
 
 
-def population_pca(f: Callable, latents, k: int, *, chunk_size: int | None = None, mesh=None,
-                   use_pmap: bool = False, progress: Callable | None = None) -> PCA:
+def population_pca(f: Callable, latents, *, k: int, chunk_size: int | None = None, mesh=None,
+                   use_pmap: bool = False, progress: bool | Callable = False) -> PCA:
     """GANSpace PCA of a tap's population from streamed float64 moments.
 
     Args:
@@ -138,7 +138,7 @@ def population_pca(f: Callable, latents, k: int, *, chunk_size: int | None = Non
         wide taps use :func:`pca_randomized`.
     """
     m = moments(f, latents, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
-    return pca_from_moments(m, k)
+    return pca_from_moments(m, k=k)
 
 
 @jax.jit
@@ -159,12 +159,12 @@ def _pass(f, latents, mean, q, kw):
     return acc, total
 
 
-def pca_randomized(f: Callable, latents, k: int, key: jax.Array, *, oversample: int = 10, iters: int = 3,
+def pca_randomized(f: Callable, latents, *, k: int, key: jax.Array, oversample: int = 10, steps: int = 3,
                    chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-                   progress: Callable | None = None) -> PCA:
+                   progress: bool | Callable = False) -> PCA:
     """Top-k principal components by a streamed randomized subspace iteration, for wide taps.
 
-    Never forms the d x d covariance C: a first pass accumulates the mean, then ``iters``
+    Never forms the d x d covariance C: a first pass accumulates the mean, then ``steps``
     passes each compute ``Y = C Q`` chunk by chunk (float64 accumulation on the host) and
     re-orthonormalise ``Q = qr(Y)``; a last pass gives the Rayleigh-Ritz projection
     ``Q^T C Q``, whose eigenvectors rotate Q into the principal axes (Halko et al. 2011,
@@ -173,10 +173,10 @@ def pca_randomized(f: Callable, latents, k: int, key: jax.Array, *, oversample: 
     Args:
         f: batched callable ``(n, in) -> (n, ...)``; outputs flattened to d values.
         latents: (N, in) array-like or :class:`~jaxlatent.ganspace.population.SeedLatents`
-            (regenerated in every pass, so N latents cost ``iters + 2`` passes of ``f``).
+            (regenerated in every pass, so N latents cost ``steps + 2`` passes of ``f``).
         k: number of components. key: PRNG key of the random start block.
         oversample: extra columns of the subspace (accuracy of the k-th axis grows with the
-            gap between eigenvalues k and k + oversample). iters: power iterations.
+            gap between eigenvalues k and k + oversample). steps: power iterations.
         chunk_size, mesh, use_pmap, progress: see :func:`jaxlatent.ganspace.population.stream`.
 
     Returns:
@@ -194,7 +194,7 @@ def pca_randomized(f: Callable, latents, k: int, key: jax.Array, *, oversample: 
     k = _check_k(k, n, d, "pca_randomized")
     width = min(k + int(oversample), d, n)
     q = np.linalg.qr(np.asarray(jax.random.normal(key, (d, width)), np.float64))[0]
-    for _ in range(int(iters)):
+    for _ in range(int(steps)):
         y, _ = _pass(f, latents, mean, q, kw)
         q = np.linalg.qr(y)[0]
     y, total = _pass(f, latents, mean, q, kw)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlatent.engine.aligned import aligned_rows, take_rows
-from jaxlatent.engine.parallel import map_batched, pad_rows, progress_wrapper
+from jaxlatent.engine.parallel import map_batched, pad_rows, with_progress
 from jaxlatent.engine.latents import latents_from_seeds
 
 __all__ = ["Moments", "SeedLatents", "KeyLatents", "Chunk", "stream", "moments", "moments_of", "collect"]
@@ -147,7 +147,7 @@ class Chunk(NamedTuple):
 
 
 def stream(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-           progress: bool | Callable | None = None) -> Iterator[Chunk]:
+           progress: bool | Callable = False) -> Iterator[Chunk]:
     """Yield the population ``f(latents)`` chunk by chunk.
 
     Per-latent inputs of ``f`` (:class:`jaxlatent.engine.aligned.Aligned`, e.g. one label per
@@ -161,7 +161,7 @@ def stream(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, us
         chunk_size: rows held at once (default 4096, or N if smaller); each chunk is one
             call of ``f`` spread over ``mesh``.
         mesh, use_pmap: see :func:`jaxlatent.engine.parallel.map_batched`.
-        progress: ``True`` for a bar, or a wrapper of the chunk iterator (e.g. ``tqdm.tqdm``).
+        progress: ``True`` for a bar over the chunks, or a wrapper of the chunk iterator (e.g. ``tqdm.tqdm``).
 
     Yields:
         :class:`Chunk` records in order.
@@ -178,9 +178,7 @@ def stream(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, us
         raise ValueError(f"stream: the callable carries per-latent inputs for {rows} latents, the population has {n}")
     chunk = min(n, int(chunk_size or DEFAULT_CHUNK))
     starts = range(0, n, chunk)
-    wrap = progress_wrapper(progress, "population")
-    if wrap is not None:
-        starts = wrap(starts)
+    starts = with_progress(starts, progress)
     for start in starts:
         count = min(chunk, n - start)
         z = tuple(pad_rows(jnp.asarray(p[start:start + count]), chunk) for p in parts)
@@ -212,7 +210,7 @@ def fold(acc: Moments | None, x, count: int) -> Moments:
 
 
 def moments(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-            progress: Callable | None = None):
+            progress: bool | Callable = False):
     """Float64 mean and scatter of a tap's population, streamed.
 
     Args:
@@ -244,7 +242,7 @@ def moments_of(x, *, chunk_size: int | None = None) -> Moments:
 
 
 def collect(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-            progress: Callable | None = None) -> np.ndarray:
+            progress: bool | Callable = False) -> np.ndarray:
     """The whole population ``f(latents)`` as one host array, for decompositions that need every
     sample (FastICA's iterations); use :func:`moments` when mean and covariance suffice.
 

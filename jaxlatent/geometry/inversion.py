@@ -106,7 +106,7 @@ def _basis_array(basis):
 def invert(g: Callable, targets, z0, *, distance: Callable | None = None, basis=None, k: int | None = None,
            optimizer: optax.GradientTransformation | None = None, steps: int = 200,
            chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-           progress: Callable | None = None) -> Inversion:
+           progress: bool | Callable = False) -> Inversion:
     """Invert a generator: ``argmin_z distance(target, g(z))`` per target, optionally in eigen-coordinates.
 
     Wang & Ponce 2021, section 5 (Hessian-aware optimisation): ``z = z0 + V c``, optimising ``c``.

@@ -224,10 +224,10 @@ def resolve_method(method: str, n_in: int, n_out: int, k: int | None) -> str:
     return "full"
 
 
-def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | None = None,
-                  method: str = "auto", key: jax.Array | None = None, iters: int = 200,
+def metric_tensor(g: Callable, z, *, distance: Callable | None = None, k: int | None = None,
+                  method: str = "auto", key: jax.Array | None = None, max_iter: int = 200,
                   tol: float | None = None, loop: str = "auto", chunk_size: int | None = None, mesh=None,
-                  use_pmap: bool = False, progress: Callable | None = None) -> Metric:
+                  use_pmap: bool = False, progress: bool | Callable = False) -> Metric:
     """The Riemannian metric H(z0) of the image manifold at each latent (Wang & Ponce 2021, eq. 2).
 
     H(z0) is the Hessian of ``z -> distance(g(z0), g(z))`` at ``z = z0``, computed as
@@ -248,7 +248,7 @@ def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | 
         :func:`resolve_method`).
       key: PRNG key for the random start blocks of the top-k methods (one block per latent,
         split from it, so results do not depend on chunking); required for them.
-      iters: the top-k methods' maximum iterations (rounds).
+      max_iter: the top-k methods' maximum iterations (rounds).
       tol: "krylov": the relative residual ``||H v - l v|| / l`` every one of the top k must
         reach (default 1e-4; a ``RuntimeWarning`` says when a latent stopped short).
         "lobpcg": a pair converges when ``|H v - l v| < tol * 10 * in * (l + |H v|)`` (default:
@@ -288,7 +288,7 @@ def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | 
         raise ValueError(f"metric_tensor: method {method!r} needs an explicit jax.random key (key=...)")
     if method == "krylov":
         block, basis = solver_sizes(k, n_in, n_out)
-        sizes = (int(k), int(block), int(basis), int(iters), 1e-4 if tol is None else float(tol))
+        sizes = (int(k), int(block), int(basis), int(max_iter), 1e-4 if tol is None else float(tol))
         keys = jax.random.key_data(jax.random.split(key, z.shape[0]))
         if resolve_loop(loop, g, z, mesh) == "host":
             fn = HostLoop(jax.tree_util.Partial(_krylov_start_rows, g, dist, mse, sizes),
@@ -299,12 +299,12 @@ def metric_tensor(g: Callable, z, distance: Callable | None = None, *, k: int | 
         metric, worst = map_batched(fn, (z, keys), **options)
         short = int(jnp.sum(worst > sizes[-1]))
         if short:
-            warnings.warn(f"metric_tensor: {short} of {z.shape[0]} latents stopped after iters={iters} rounds "
+            warnings.warn(f"metric_tensor: {short} of {z.shape[0]} latents stopped after max_iter={max_iter} rounds "
                           f"with a relative residual up to {float(jnp.max(worst)):.1e} > tol={sizes[-1]:g}",
                           RuntimeWarning, stacklevel=2)
         return metric
     start = jax.vmap(lambda kk: jax.random.normal(kk, (n_in, k), z.dtype))(jax.random.split(key, z.shape[0]))
-    fn = _TopK(g, dist, int(k), int(iters), None if tol is None else float(tol), mse)
+    fn = _TopK(g, dist, int(k), int(max_iter), None if tol is None else float(tol), mse)
     return map_batched(fn, (z, start), **options)
 
 
@@ -323,7 +323,7 @@ def metric_matrix(metric: Metric) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("n_side",))
-def equal_distance_steps(eigenvalues: jax.Array, length: float, n_side: int,
+def equal_distance_steps(eigenvalues: jax.Array, *, length: float, n_side: int,
                          max_step: float | None = None) -> jax.Array:
     """Step sizes along each eigenvector that space images by equal metric length.
 
@@ -350,7 +350,7 @@ def equal_distance_steps(eigenvalues: jax.Array, length: float, n_side: int,
 
 
 @functools.partial(jax.jit, static_argnames=("n_side",))
-def eigen_axis_latents(z: jax.Array, metric: Metric, length: float, n_side: int,
+def eigen_axis_latents(z: jax.Array, metric: Metric, *, length: float, n_side: int,
                        max_step: float | None = None) -> jax.Array:
     """Latents along each eigenvector of the metric, equally spaced in metric length.
 
@@ -364,6 +364,6 @@ def eigen_axis_latents(z: jax.Array, metric: Metric, length: float, n_side: int,
       (N, k, 2 n_side + 1, in): ``z + t_ij v_i``.
     """
     z = jnp.atleast_2d(jnp.asarray(z))
-    t = equal_distance_steps(metric.eigenvalues, length, n_side, max_step)     # (N|1, k, S)
+    t = equal_distance_steps(metric.eigenvalues, length=length, n_side=n_side, max_step=max_step)     # (N|1, k, S)
     moves = jnp.einsum("nik,nks->nksi", metric.eigenvectors, t)
     return z[:, None, None, :] + moves

@@ -81,7 +81,7 @@ def spectrum_summary(eigenvalues: jax.Array) -> SpectrumSummary:
 
 
 @functools.partial(jax.jit, static_argnames=("fractions",))
-def anisotropy(eigenvalues: jax.Array, fractions: Sequence[float] = (0.99, 0.999)) -> Anisotropy:
+def anisotropy(eigenvalues: jax.Array, *, fractions: Sequence[float] = (0.99, 0.999)) -> Anisotropy:
     """Eigen-dimensions holding given fractions of the trace, and the spectrum's decay.
 
     Args:

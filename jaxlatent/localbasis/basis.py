@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlatent.engine.jacobian import batched_jacobian, check_latents, output_size, resolve_mode, tangent_bytes
-from jaxlatent.engine.spectral import top_singular
+from jaxlatent.engine.spectral import TopSingular, top_singular
 from jaxlatent.engine.parallel import Pieces, auto_chunk_size, map_batched, piece_size
 
 
@@ -106,7 +106,7 @@ def _check_k(k, n_out, n_in, where):
     return k
 
 
-def local_basis(f: Callable, z, k: int | None = None, *, mode: str = "auto", solver: str = "svd",
+def local_basis(f: Callable, z, *, k: int | None = None, mode: str = "auto", method: str = "svd",
                 chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
                 progress: bool | Callable = False) -> LocalBasis:
     """Local Basis of the tap ``f`` at each latent, from the full Jacobian and a dense SVD.
@@ -121,7 +121,7 @@ def local_basis(f: Callable, z, k: int | None = None, *, mode: str = "auto", sol
       z: ``(N, in)`` latents.
       k: number of leading triplets kept (default ``min(out, in)``).
       mode: Jacobian mode, ``"auto"`` (forward when ``in <= out``), ``"fwd"`` or ``"rev"``.
-      solver: ``"svd"`` (dense SVD, as the reference's ``torch.svd``; accurate to float
+      method: ``"svd"`` (dense SVD, as the reference's ``torch.svd``; accurate to float
         rounding: the default) or ``"gram"`` (eigenvectors of the smaller Gram matrix, see
         :func:`gram_triplets`: relative error ``~eps * (s_1 / s_i)^2`` on the i-th value).
       chunk_size: latents per compiled call; peak memory ``chunk_size *``
@@ -138,9 +138,9 @@ def local_basis(f: Callable, z, k: int | None = None, *, mode: str = "auto", sol
     z = check_latents(z, "local_basis")
     n_out = output_size(f, z)
     _check_k(k, n_out, z.shape[1], "local_basis")
-    if solver not in SOLVERS:
-        raise ValueError(f"local_basis: solver must be one of {SOLVERS}, found {solver!r}")
-    decompose = jax.tree_util.Partial(svd_triplets if solver == "svd" else gram_triplets, k=k)
+    if method not in SOLVERS:
+        raise ValueError(f"local_basis: method must be one of {SOLVERS}, found {method!r}")
+    decompose = jax.tree_util.Partial(svd_triplets if method == "svd" else gram_triplets, k=k)
     return decompose_jacobians(f, z, decompose, resolve_mode(mode, z.shape[1], n_out), chunk_size=chunk_size,
                                mesh=mesh, use_pmap=use_pmap, progress=progress)
 
@@ -177,25 +177,22 @@ def decompose_jacobians(f: Callable, z: jax.Array, decompose: Callable, mode: st
                        progress=progress)
 
 
-class LocalBasisTopK(NamedTuple):
+class LocalBasisTopK(TopSingular):
     """Local Basis from :func:`local_basis_topk` and how far its solver converged (a pytree).
+
+    The fields of :class:`jaxlatent.engine.spectral.TopSingular` (the same names in the same
+    order), with the Local Basis sign convention applied:
 
     singular_values: (N, k), descending. basis: (N, out, k). directions: (N, in, k).
     residual: (N,) ``max_i ||J^T u_i - s_i v_i|| / s_i`` over the k triplets (``J v_i = s_i u_i``
         holds by construction), which bounds each value's relative error.
-    converged: (N,) bool, ``residual <= tol``.
-    iterations: (N,) solver rounds run.
+    iterations: (N,) solver rounds run. converged: (N,) bool, ``residual <= tol``.
     """
 
-    singular_values: jax.Array
-    basis: jax.Array
-    directions: jax.Array
-    residual: jax.Array
-    converged: jax.Array
-    iterations: jax.Array
+    __slots__ = ()
 
 
-def local_basis_topk(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-4, iters: int = 200,
+def local_basis_topk(f: Callable, z, *, k: int, key: jax.Array, tol: float = 1e-4, max_iter: int = 200,
                      block_size: int | None = None, oversample: int | None = None, loop: str = "auto",
                      chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
                      progress: bool | Callable = False) -> LocalBasisTopK:
@@ -212,7 +209,7 @@ def local_basis_topk(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-
       k: triplets wanted.
       key: PRNG key for the random start blocks (one per latent: results do not depend on
         chunking or devices).
-      tol, iters, block_size, oversample, loop: the solver's, see
+      tol, max_iter, block_size, oversample, loop: the solver's, see
         :func:`jaxlatent.engine.spectral.top_singular`.
       chunk_size, mesh, use_pmap, progress: execution options, as in :func:`local_basis`.
 
@@ -223,8 +220,8 @@ def local_basis_topk(f: Callable, z, k: int, key: jax.Array, *, tol: float = 1e-
     """
     z = check_latents(z, "local_basis_topk")
     _check_k(k, output_size(f, z), z.shape[1], "local_basis_topk")
-    top = top_singular(f, z, k, key, tol=tol, iters=iters, block_size=block_size, oversample=oversample, loop=loop,
-                       chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
-    u, v = fix_signs(top.left, top.right)
+    top = top_singular(f, z, k=k, key=key, tol=tol, max_iter=max_iter, block_size=block_size,
+                       oversample=oversample, loop=loop, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
+    u, v = fix_signs(top.basis, top.directions)
     return LocalBasisTopK(singular_values=top.singular_values, basis=u, directions=v,
                           residual=top.residual, converged=top.converged, iterations=top.iterations)

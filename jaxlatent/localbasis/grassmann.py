@@ -99,16 +99,16 @@ def distance_from_angles(theta: jax.Array, metric: str = "geodesic", equal_dims:
     raise ValueError(f"grassmann metric must be one of {METRICS}, found {metric!r}")
 
 
-# jitted: one compiled program per (shapes, metric, d) instead of one per array operation
-@functools.partial(jax.jit, static_argnames=("metric", "d"))
-def grassmann_distance(a: jax.Array, b: jax.Array, metric: str = "geodesic", d: int | None = None) -> jax.Array:
-    """Grassmannian distance between span(a[..., :d]) and span(b[..., :d]).
+# jitted: one compiled program per (shapes, metric, k) instead of one per array operation
+@functools.partial(jax.jit, static_argnames=("metric", "k"))
+def grassmann_distance(a: jax.Array, b: jax.Array, *, metric: str = "geodesic", k: int | None = None) -> jax.Array:
+    """Grassmannian distance between span(a[..., :k]) and span(b[..., :k]).
 
     Args:
       a: (..., n, k_a) orthonormal bases (e.g. ``LocalBasis.basis``).
       b: (..., n, k_b) orthonormal bases; batch axes broadcast against ``a``'s.
       metric: one of :data:`METRICS` (see :func:`distance_from_angles`).
-      d: use the first ``d`` columns of each (the Local Basis code's ``subspace_dim``;
+      k: use the first ``k`` columns of each (the Local Basis code's ``subspace_dim``;
         default all).
 
     Returns:
@@ -118,33 +118,33 @@ def grassmann_distance(a: jax.Array, b: jax.Array, metric: str = "geodesic", d: 
         raise ValueError(f"grassmann_distance: metric must be one of {METRICS}, found {metric!r}")
     a = jnp.asarray(a)
     b = jnp.asarray(b)
-    if d is not None:
-        if not 1 <= d <= min(a.shape[-1], b.shape[-1]):
-            raise ValueError(f"grassmann_distance: d must lie in [1, {min(a.shape[-1], b.shape[-1])}] "
-                             f"for bases of shapes {a.shape} and {b.shape}, found {d}")
-        a, b = a[..., :d], b[..., :d]
+    if k is not None:
+        if not 1 <= k <= min(a.shape[-1], b.shape[-1]):
+            raise ValueError(f"grassmann_distance: k must lie in [1, {min(a.shape[-1], b.shape[-1])}] "
+                             f"for bases of shapes {a.shape} and {b.shape}, found {k}")
+        a, b = a[..., :k], b[..., :k]
     theta = principal_angles(a, b)
     return distance_from_angles(theta, metric, equal_dims=a.shape[-1] == b.shape[-1])
 
 
-def pairwise_grassmann(bases: jax.Array, metric: str = "geodesic", d: int | None = None,
+def pairwise_grassmann(bases: jax.Array, *, metric: str = "geodesic", k: int | None = None,
                        formula: str = "stable", chunk_size: int | None = None,
                        memory_bytes: float = 2 ** 28) -> jax.Array:
     """Distances between every pair of N subspaces, a symmetric matrix with zero diagonal.
 
     Two formulas for the principal angles. ``"stable"``: :func:`principal_angles` for every
     ordered pair, ``chunk_size`` rows of the matrix per compiled block (default: as many as
-    keep the O(rows * N * n * k) intermediate of the sine formula under ``memory_bytes``).
-    ``"cosine"``: only the N(N-1)/2 pairs ``i < j``, from the SVD of the k x k matrix
+    keep the O(rows * N * n * width) intermediate of the sine formula under ``memory_bytes``).
+    ``"cosine"``: only the N(N-1)/2 pairs ``i < j``, from the SVD of the width x width matrix
     ``B_i^T B_j`` alone, 16 pairs per step: the cheap half of the stable formula (10x faster
-    at n = 512, k = 200), with an error of ~sqrt(machine eps) per angle near 0 (4e-4 rad in
+    at n = 512, width = 200), with an error of ~sqrt(machine eps) per angle near 0 (4e-4 rad in
     float32), negligible for distant subspaces. Either runs inside ``jax.jit``; every block
     waits for the one before, so no two decompositions run side by side (linalg module).
 
     Args:
-      bases: (N, n, k) orthonormal bases.
+      bases: (N, n, width) orthonormal bases.
       metric: one of :data:`METRICS`.
-      d: use the first ``d`` columns of each basis (default all).
+      k: use the first ``k`` columns of each basis (default all).
       formula: ``"stable"`` or ``"cosine"``.
       chunk_size: rows per block of the stable formula.
       memory_bytes: bound on the stable formula's intermediate when ``chunk_size`` is None.
@@ -154,18 +154,18 @@ def pairwise_grassmann(bases: jax.Array, metric: str = "geodesic", d: int | None
     """
     bases = jnp.asarray(bases)
     if bases.ndim != 3:
-        raise ValueError(f"pairwise_grassmann: expected bases of shape (N, n, k), found {bases.shape}")
+        raise ValueError(f"pairwise_grassmann: expected bases of shape (N, n, width), found {bases.shape}")
     if metric not in METRICS:
         raise ValueError(f"pairwise_grassmann: metric must be one of {METRICS}, found {metric!r}")
     if formula not in FORMULAS:
         raise ValueError(f"pairwise_grassmann: formula must be one of {FORMULAS}, found {formula!r}")
-    if d is not None:
-        bases = bases[..., :d]
+    if k is not None:
+        bases = bases[..., :k]
     if formula == "cosine":
         return _pairwise_cosine(bases, metric)
-    n_items, n, k = bases.shape
+    n_items, n, width = bases.shape
     if chunk_size is None:
-        chunk_size = max(1, int(memory_bytes // (n_items * n * k * bases.dtype.itemsize)))
+        chunk_size = max(1, int(memory_bytes // (n_items * n * width * bases.dtype.itemsize)))
     chunk = min(chunk_size, n_items)
     blocks = []
     for start in range(0, n_items, chunk):

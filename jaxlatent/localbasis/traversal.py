@@ -3,14 +3,14 @@
 ``linear_traversal`` moves in a straight line, ``z + t v``. The paper's
 *iterative curve traversal* (Choi et al., "Do Not Escape From the Manifold",
 section 3.2; reference ``get_iter_trvs_latent`` in ``notebooks/localbasis_utils.py``)
-follows the direction field instead: from ``z`` it takes ``num_steps // 2``
+follows the direction field instead: from ``z`` it takes ``steps // 2``
 small steps each way along the chosen right singular vector, recomputing the
 Local Basis after every step, so that the curve stays on the image of the
 latent neighbourhood where a straight line would leave it.
 
-Step rule (as the reference): step length ``2 sigma / num_steps``, divided by
+Step rule (as the reference): step length ``2 sigma / steps``, divided by
 the current singular value when ``scale_by_singular_value`` (so that the tap
-moves by about ``2 sigma / num_steps`` per step). After each recomputation the
+moves by about ``2 sigma / steps`` per step). After each recomputation the
 new direction's sign is aligned with the previous one (flipped when their
 inner product is negative). With ``follow_basis`` the followed index may
 change: it becomes the index of the new tap-space basis vector most parallel
@@ -54,11 +54,11 @@ def linear_traversal(z, direction, *, strengths) -> jax.Array:
 class Traversal(NamedTuple):
     """Result of :func:`iterative_traversal` (a pytree, batched on axis 0).
 
-    latents: (N, num_frames, in) frames along the curve, from the negative end through
+    latents: (N, frames, in) frames along the curve, from the negative end through
         ``z`` (the middle frame) to the positive end.
-    values: (N, num_frames, *out_shape) the tap at those frames (what the reference returns).
-    path: (N, 2 * (num_steps // 2) + 1, in) every step of the curve, same order.
-    index: (N, 2 * (num_steps // 2) + 1) the basis index followed at each step.
+    values: (N, frames, *out_shape) the tap at those frames (what the reference returns).
+    path: (N, 2 * (steps // 2) + 1, in) every step of the curve, same order.
+    index: (N, 2 * (steps // 2) + 1) the basis index followed at each step.
     """
 
     latents: jax.Array
@@ -181,14 +181,14 @@ def traversal_program(f: Callable, mode: str, sigma: float, num_steps: int,
                                  bool(scale_by_singular_value), bool(follow_basis), int(keep))
 
 
-def iterative_traversal(f: Callable, z, index, sigma: float, num_steps: int = 100,
-                        num_frames: int = 5, *, scale_by_singular_value: bool = False,
+def iterative_traversal(f: Callable, z, *, index, sigma: float, steps: int = 100,
+                        frames: int = 5, scale_by_singular_value: bool = False,
                         follow_basis: bool = False, mode: str = "auto", loop: str = "auto",
                         chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
                         progress: bool | Callable = False) -> Traversal:
     """Iterative curve traversal along the ``index``-th Local Basis direction.
 
-    Choi et al., Local Basis (ICLR 2022), section 3.2: from ``z``, ``num_steps // 2`` small
+    Choi et al., Local Basis (ICLR 2022), section 3.2: from ``z``, ``steps // 2`` small
     steps each way along the chosen right singular vector, recomputing the Local Basis after
     every step (module docstring for the step rule).
 
@@ -200,8 +200,8 @@ def iterative_traversal(f: Callable, z, index, sigma: float, num_steps: int = 10
         compiled batch: repeat the latent, vary the index).
       sigma: half-length of the traversal (about ``sigma`` each way in the latent space, or
         in the tap with ``scale_by_singular_value``).
-      num_steps: total steps (``num_steps // 2`` each way), one Jacobian and SVD each.
-      num_frames: odd number of frames returned (reference default: 5 frames, 100 steps).
+      steps: total steps (``steps // 2`` each way), one Jacobian and SVD each.
+      frames: odd number of frames returned (reference default: 5 frames, 100 steps).
       scale_by_singular_value: divide each step by the current singular value.
       follow_basis: re-pick the index by the most parallel tap-space basis vector
         (reference ``compare_basis``).
@@ -215,15 +215,15 @@ def iterative_traversal(f: Callable, z, index, sigma: float, num_steps: int = 10
       mesh, use_pmap, progress: execution options, see :func:`jaxlatent.engine.parallel.map_batched`.
 
     Returns:
-      :class:`Traversal`: ``latents (N, num_frames, in)``, ``values (N, num_frames, *out_shape)``,
-      ``path (N, 2 * (num_steps // 2) + 1, in)``, ``index`` (same length as ``path``).
+      :class:`Traversal`: ``latents (N, frames, in)``, ``values (N, frames, *out_shape)``,
+      ``path (N, 2 * (steps // 2) + 1, in)``, ``index`` (same length as ``path``).
     """
     z = check_latents(z, "iterative_traversal")
-    if num_frames < 1 or num_frames % 2 == 0:
-        raise ValueError(f"iterative_traversal: num_frames must be odd and positive, found {num_frames}")
-    if num_steps < 2 or num_steps // 2 < num_frames // 2:
-        raise ValueError(f"iterative_traversal: num_steps ({num_steps}) must give at least one step per "
-                         f"frame each way ({num_frames // 2})")
+    if frames < 1 or frames % 2 == 0:
+        raise ValueError(f"iterative_traversal: frames must be odd and positive, found {frames}")
+    if steps < 2 or steps // 2 < frames // 2:
+        raise ValueError(f"iterative_traversal: steps ({steps}) must give at least one step per "
+                         f"frame each way ({frames // 2})")
     n_out = output_size(f, z)
     m = min(n_out, z.shape[1])
     index = np.asarray(index)
@@ -241,19 +241,18 @@ def iterative_traversal(f: Callable, z, index, sigma: float, num_steps: int = 10
                                      z.shape[0], mesh=mesh, use_pmap=use_pmap)
     mode = resolve_mode(mode, z.shape[1], n_out)
     if resolve_loop(loop, f, z, mesh) == "host":
-        args = (f, mode, float(sigma), int(num_steps), bool(scale_by_singular_value), bool(follow_basis), int(keep))
+        args = (f, mode, float(sigma), int(steps), bool(scale_by_singular_value), bool(follow_basis), int(keep))
         fn = HostLoop(jax.tree_util.Partial(_host_start, *args), jax.tree_util.Partial(_host_step, *args),
-                      _host_finish, functools.partial(_host_active, int(num_steps)))
+                      _host_finish, functools.partial(_host_active, int(steps)))
     else:
-        fn = traversal_program(f, mode, sigma, num_steps, scale_by_singular_value, follow_basis, keep)
+        fn = traversal_program(f, mode, sigma, steps, scale_by_singular_value, follow_basis, keep)
     path, idx = map_batched(fn, (z, jnp.asarray(index, jnp.int32)), chunk_size=chunk_size, mesh=mesh,
                             use_pmap=use_pmap, progress=progress)
-    half = num_steps // 2
-    cols = [half - s for s in frame_steps(num_frames, num_steps)[::-1]] + [half] + \
-           [half + s for s in frame_steps(num_frames, num_steps)]
+    half = steps // 2
+    cols = [half - s for s in frame_steps(frames, steps)[::-1]] + [half] + \
+           [half + s for s in frame_steps(frames, steps)]
     latents = path[:, jnp.asarray(cols)]
     flat = latents.reshape((-1, z.shape[1]))
-    values = map_batched(repeat_rows(f, latents.shape[1]), flat, chunk_size=chunk_size * latents.shape[1], mesh=mesh,
-                         use_pmap=use_pmap)
+    values = map_batched(repeat_rows(f, frames), flat, chunk_size=chunk_size * frames, mesh=mesh, use_pmap=use_pmap)
     values = values.reshape(latents.shape[:2] + values.shape[1:])
     return Traversal(latents=latents, values=values, path=path, index=idx)

@@ -20,22 +20,23 @@ import numpy as np
 
 from jaxlatent.engine.aligned import take_rows
 from jaxlatent.localbasis.grassmann import grassmann_distance
+from jaxlatent.engine.keys import as_key
 from jaxlatent.engine.linalg import after
 from jaxlatent.localbasis.basis import local_basis
 from jaxlatent.engine.sampling import neighbours, random_orthonormal
 
 
 class Warpage(NamedTuple):
-    """The warpage curves: distances (n_pairs, D), one column per subspace dimension in ``dims``.
+    """The warpage curves: distances (n_pairs, D), one column per subspace dimension in ``ks``.
 
-    dims: (D,) int32 subspace dimensions.
+    ks: (D,) int32 subspace dimensions k.
     random_pairs: (n_pairs, D) Local Bases at two independent latents.
     neighbours: (n_pairs, D) Local Bases at ``z`` and at ``z + eps u`` (u a random unit vector).
     to_global: (n_pairs, D) Local Basis at ``z`` against one global basis (GANSpace PCA by default).
     haar: (n_pairs, D) two Haar-random bases (the baseline of no structure at all).
     """
 
-    dims: jax.Array
+    ks: jax.Array
     random_pairs: jax.Array
     neighbours: jax.Array
     to_global: jax.Array
@@ -66,46 +67,48 @@ def pca_basis(values: jax.Array, k: int) -> jax.Array:
 def _curves(a, b, dims, metric):
     out = []
     for d in dims:   # one dimension after another (linalg module docstring)
-        out.append(grassmann_distance(after(a, *out[-1:]), b, metric=metric, d=d))
+        out.append(grassmann_distance(after(a, *out[-1:]), b, metric=metric, k=d))
     return jnp.stack(out, axis=-1)
 
 
-def warpage(f: Callable, z, key: jax.Array, dims=range(1, 51), eps: float = 0.1, metric: str = "geodesic",
-            global_basis: jax.Array | None = None, population=None, chunk_size: int | None = None,
-            solver: str = "svd") -> Warpage:
+def warpage(f: Callable, z, *, key: jax.Array, ks=range(1, 51), eps: float = 0.1, metric: str = "geodesic",
+            global_basis: jax.Array | None = None, population=None, method: str = "svd",
+            chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
+            progress: bool | Callable = False) -> Warpage:
     """The warpage curves of the tap ``f`` (Local Basis paper's Grassmannian experiment).
 
     Args:
       f: batched tap ``(N, in) -> (N, *out_shape)``.
       z: (N, in) latents, N >= 2: split into N // 2 random pairs; the first N // 2 latents also
         serve the neighbour and global comparisons.
-      key: PRNG key (neighbour directions, Haar bases).
-      dims: subspace dimensions d (the reference sweeps 1..50); each distance uses the first d
+      key: PRNG key (neighbour directions, Haar bases), typed or legacy.
+      ks: subspace dimensions k (the reference sweeps 1..50); each distance uses the first k
         Local Basis vectors.
       eps: neighbour distance (reference 0.1).
       metric: see :func:`jaxlatent.localbasis.grassmann.grassmann_distance` (the reference reports
         ``geodesic`` and ``proj``).
-      global_basis: (prod(out_shape), >= max(dims)) orthonormal; default the GANSpace PCA of
+      global_basis: (prod(out_shape), >= max(ks)) orthonormal; default the GANSpace PCA of
         ``f(population)``.
       population: (P, in) latents of the default global basis (default ``z``).
-      chunk_size: latents per compiled Local Basis call.
-      solver: Local Basis solver, ``"svd"`` or ``"gram"``.
+      method: Local Basis method, ``"svd"`` or ``"gram"``.
+      chunk_size, mesh, use_pmap, progress: of the Local Basis calls
+        (:func:`jaxlatent.localbasis.basis.local_basis`).
 
     Returns:
       :class:`Warpage`; each field's mean over axis 0 is one curve of the paper's figure.
     """
     z = jnp.asarray(z)
-    dim_list = tuple(int(d) for d in dims)
-    dims = jnp.asarray(dim_list, jnp.int32)
+    dim_list = tuple(int(d) for d in ks)
+    ks = jnp.asarray(dim_list, jnp.int32)
     if z.ndim != 2 or z.shape[0] < 2:
         raise ValueError(f"warpage: expected latents of shape (N >= 2, in), found {z.shape}")
-    k = int(jnp.max(dims))
+    k = int(jnp.max(ks))
     m = z.shape[0] // 2
-    k_near, k_haar = jax.random.split(key)
+    k_near, k_haar = jax.random.split(as_key(key, "warpage"))
+    run = dict(k=k, method=method, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
     # per-latent inputs of f (labels) follow the latents each call takes
-    bases = local_basis(take_rows(f, np.arange(2 * m)), z[:2 * m], k=k, chunk_size=chunk_size, solver=solver).basis
-    near = local_basis(take_rows(f, np.arange(m)), neighbours(k_near, z[:m], eps), k=k, chunk_size=chunk_size,
-                       solver=solver).basis
+    bases = local_basis(take_rows(f, np.arange(2 * m)), z[:2 * m], **run).basis
+    near = local_basis(take_rows(f, np.arange(m)), neighbours(z[:m], key=k_near, eps=eps), **run).basis
     if global_basis is None:
         pop = z if population is None else jnp.asarray(population)
         global_basis = pca_basis(f(pop), k)
@@ -113,8 +116,8 @@ def warpage(f: Callable, z, key: jax.Array, dims=range(1, 51), eps: float = 0.1,
     if global_basis.shape[0] != bases.shape[1] or global_basis.shape[1] < k:
         raise ValueError(f"warpage: global_basis must be ({bases.shape[1]}, >= {k}), found {global_basis.shape}")
     n_out = bases.shape[1]
-    ha = random_orthonormal(k_haar, n_out, k, (2, m), bases.dtype)
-    return Warpage(dims=dims,
+    ha = random_orthonormal(key=k_haar, n=n_out, k=k, batch=(2, m), dtype=bases.dtype)
+    return Warpage(ks=ks,
                    random_pairs=_curves(bases[:m], bases[m:2 * m], dim_list, metric),
                    neighbours=_curves(bases[:m], near, dim_list, metric),
                    to_global=_curves(bases[:m], global_basis[None, :, :k], dim_list, metric),

@@ -29,6 +29,7 @@ import numpy as np
 
 from jaxlatent.engine.jacobian import check_latents, output_size, resolve_mode
 from jaxlatent.engine.linalg import singular_values
+from jaxlatent.engine.parallel import with_progress
 from jaxlatent.localbasis.basis import decompose_jacobians, svd_triplets
 from jaxlatent.localdim.thresholds import ThresholdFn, noise_bulk, optimal_threshold, rank_tolerance
 
@@ -78,9 +79,9 @@ class LayerDimensions(NamedTuple):
     dimension: np.ndarray  # (N,) the per-latent estimates
 
 
-def jacobian_spectrum(f: Callable, z, keep: int | None = 0, *, mode: str = "auto",
+def jacobian_spectrum(f: Callable, z, *, keep: int | None = 0, mode: str = "auto",
                       chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-                      progress: Callable | None = None):
+                      progress: bool | Callable = False):
     """Singular values (and optionally the leading left singular vectors) of the tap Jacobian.
 
     Work runs ``chunk_size`` latents at a time and only the spectrum (and ``keep`` vectors) of
@@ -135,9 +136,9 @@ def dimension_from_spectrum(singular_values: jax.Array, shape: tuple,
                           noise_bulk=noise_bulk(singular_values, shape))
 
 
-def local_dimension(f: Callable, z, threshold_fn: ThresholdFn = optimal_threshold, *, mode: str = "auto",
+def local_dimension(f: Callable, z, *, threshold_fn: ThresholdFn = optimal_threshold, mode: str = "auto",
                     chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-                    progress: Callable | None = None) -> LocalDimension:
+                    progress: bool | Callable = False) -> LocalDimension:
     """Local dimension of the tap ``f`` at each latent (Choi et al.'s estimate; our rule, module doc).
 
     Args:
@@ -171,24 +172,22 @@ def summarize_dimensions(dimension) -> LayerDimensions:
                            min=int(d.min()), max=int(d.max()), dimension=d)
 
 
-def layer_dimensions(model_fns: Mapping[str, Callable], z, threshold_fn: ThresholdFn = optimal_threshold, *,
+def layer_dimensions(fns: Mapping[str, Callable], z, *, threshold_fn: ThresholdFn = optimal_threshold,
                      mode: str = "auto", chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
-                     progress: Callable | None = None) -> dict[str, LayerDimensions]:
+                     progress: bool | Callable = False) -> dict[str, LayerDimensions]:
     """Per-layer local dimension over a population: the paper's table for the mapping network.
 
     Args:
-      model_fns: ``name -> f`` (e.g. ``{t: model.fn(t) for t in ["mapping.fc0", ..., "w"]}``).
+      fns: ``name -> f`` (e.g. ``{t: model.fn(t) for t in ["mapping.fc0", ..., "w"]}``).
       z: (N, in) latents shared by every tap.
       threshold_fn: see :func:`local_dimension`.
       mode, chunk_size, mesh, use_pmap: see :func:`local_dimension`.
-      progress: optional wrapper of the tap iteration (e.g. ``tqdm.tqdm``).
+      progress: ``True`` for a bar over the taps, or a wrapper of the tap iteration (e.g. ``tqdm.tqdm``).
 
     Returns:
       ``name -> LayerDimensions``, in the order given.
     """
-    items = list(model_fns.items())
-    if progress is not None:
-        items = progress(items)
-    return {name: summarize_dimensions(local_dimension(fn, z, threshold_fn, mode=mode, chunk_size=chunk_size,
-                                                       mesh=mesh, use_pmap=use_pmap).dimension)
-            for name, fn in items}
+    return {name: summarize_dimensions(local_dimension(fn, z, threshold_fn=threshold_fn, mode=mode,
+                                                       chunk_size=chunk_size, mesh=mesh,
+                                                       use_pmap=use_pmap).dimension)
+            for name, fn in with_progress(list(fns.items()), progress, "taps")}

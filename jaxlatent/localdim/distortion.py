@@ -33,7 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlatent.localbasis.grassmann import grassmann_distance, pairwise_grassmann
+from jaxlatent.engine.keys import as_key
 from jaxlatent.engine.linalg import after
+from jaxlatent.engine.parallel import with_progress
 from jaxlatent.localdim.dimension import dimension_from_spectrum, jacobian_spectrum
 from jaxlatent.engine.sampling import neighbours, random_orthonormal
 from jaxlatent.localdim.thresholds import ThresholdFn, optimal_threshold
@@ -67,13 +69,14 @@ class Distortion(NamedTuple):
 @functools.partial(jax.jit, static_argnames=("n_pairs", "dim", "k", "dtype", "metric"))
 def _random_baseline(key, n_pairs: int, dim: int, k: int, dtype, metric: str):
     # both sides from one draw
-    ab = random_orthonormal(key, dim, k, (2, n_pairs), dtype)
+    ab = random_orthonormal(key=key, n=dim, k=k, batch=(2, n_pairs), dtype=dtype)
     return jnp.mean(grassmann_distance(ab[0], ab[1], metric=metric))
 
 
-def distortion(f: Callable, z, key: jax.Array, k: int | None = None, eps: float = 0.1,
-               metric: str = "geodesic", threshold_fn: ThresholdFn = optimal_threshold, *,
-               mode: str = "auto", chunk_size: int | None = None, baseline_pairs: int = 64) -> Distortion:
+def distortion(f: Callable, z, *, key: jax.Array, k: int | None = None, eps: float = 0.1,
+               metric: str = "geodesic", threshold_fn: ThresholdFn = optimal_threshold, mode: str = "auto",
+               baseline_pairs: int = 64, chunk_size: int | None = None, mesh=None, use_pmap: bool = False,
+               progress: bool | Callable = False) -> Distortion:
     """Distortion of the tap ``f`` over the latents ``z`` (Choi et al.'s metric; our formula, module doc).
 
     With ``k=None`` every latent's full left basis (N, out, min(out, in)) is held at once; for
@@ -82,14 +85,16 @@ def distortion(f: Callable, z, key: jax.Array, k: int | None = None, eps: float 
     Args:
       f: batched callable ``(N, in) -> (N, *out_shape)``.
       z: (N, in) latents, N >= 2.
-      key: PRNG key for the neighbours and the random baseline.
+      key: PRNG key for the neighbours and the random baseline (typed or legacy).
       k: tangent-space dimension (default: the median estimated local dimension, at least 1).
       eps: neighbour distance in the input space.
       metric: a metric of :func:`jaxlatent.localbasis.grassmann.grassmann_distance` (``"geodesic"``:
         2-norm of the principal angles).
       threshold_fn: the local-dimension rule (see :func:`jaxlatent.localdim.dimension.local_dimension`).
-      mode, chunk_size: see :func:`jaxlatent.localdim.dimension.jacobian_spectrum`.
+      mode: see :func:`jaxlatent.engine.jacobian.jacobian`.
       baseline_pairs: Haar-random subspace pairs of the baseline.
+      chunk_size, mesh, use_pmap, progress: of the two Jacobian spectra
+        (:func:`jaxlatent.localdim.dimension.jacobian_spectrum`).
 
     Returns:
       :class:`Distortion`: scalars ``distortion``, ``far``, ``near``, ``baseline``, ``k``;
@@ -98,8 +103,9 @@ def distortion(f: Callable, z, key: jax.Array, k: int | None = None, eps: float 
     z = jnp.asarray(z)
     if z.ndim != 2 or z.shape[0] < 2:
         raise ValueError(f"distortion needs latents of shape (N >= 2, z_dim), found shape {z.shape}")
-    k_near, k_base = jax.random.split(key)
-    s, basis, shape = jacobian_spectrum(f, z, keep=k, mode=mode, chunk_size=chunk_size)
+    k_near, k_base = jax.random.split(as_key(key, "distortion"))
+    run = dict(mode=mode, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
+    s, basis, shape = jacobian_spectrum(f, z, keep=k, **run)
     dims = dimension_from_spectrum(s, shape, threshold_fn).dimension
     m = min(shape)
     if k is None:
@@ -107,7 +113,7 @@ def distortion(f: Callable, z, key: jax.Array, k: int | None = None, eps: float 
     elif not 1 <= k <= m:
         raise ValueError(f"distortion: k must lie in [1, {m}] for a {shape[0]}x{shape[1]} Jacobian, found {k}")
     basis = basis[..., :k]
-    _, basis_nb, _ = jacobian_spectrum(f, neighbours(k_near, z, eps), keep=k, mode=mode, chunk_size=chunk_size)
+    _, basis_nb, _ = jacobian_spectrum(f, neighbours(z, key=k_near, eps=eps), keep=k, **run)
     far_d, near_d, far, near = _far_near(basis, basis_nb, metric)
     base = _random_baseline(k_base, int(baseline_pairs), int(shape[0]), k, jnp.dtype(basis.dtype), metric)
     return Distortion(distortion=far / near, far=far, near=near, baseline=base,
@@ -118,34 +124,32 @@ def distortion(f: Callable, z, key: jax.Array, k: int | None = None, eps: float 
 @functools.partial(jax.jit, static_argnames=("metric",))
 def _far_near(basis, basis_nb, metric):
     """Distances between the tangent spaces of distinct latents and of each latent and its neighbour."""
-    far_d = pairwise_grassmann(basis, metric, formula="cosine")
+    far_d = pairwise_grassmann(basis, metric=metric, formula="cosine")
     # the near pairs' decompositions start once the far pairs' are done (linalg module docstring)
     near_d = grassmann_distance(after(basis, far_d), basis_nb, metric=metric)
     n = basis.shape[0]
     return far_d, near_d, jnp.sum(far_d) / (n * (n - 1)), jnp.mean(near_d)
 
 
-def layer_distortions(model_fns: Mapping[str, Callable], z, key: jax.Array, k: int | None = None,
-                      eps: float = 0.1, metric: str = "geodesic", threshold_fn: ThresholdFn = optimal_threshold, *,
-                      mode: str = "auto", chunk_size: int | None = None, baseline_pairs: int = 64,
-                      progress: Callable | None = None) -> dict[str, Distortion]:
+def layer_distortions(fns: Mapping[str, Callable], z, *, key: jax.Array, k: int | None = None,
+                      eps: float = 0.1, metric: str = "geodesic", threshold_fn: ThresholdFn = optimal_threshold,
+                      mode: str = "auto", baseline_pairs: int = 64, chunk_size: int | None = None, mesh=None,
+                      use_pmap: bool = False, progress: bool | Callable = False) -> dict[str, Distortion]:
     """:func:`distortion` for each named tap on the same latents and key, as ``layer_dimensions`` does.
 
     Sharing latents and neighbours across taps makes the per-layer values comparable.
 
     Args:
-      model_fns: ``name -> f`` batched taps.
+      fns: ``name -> f`` batched taps.
       z: (N, in) latents shared by every tap, N >= 2.
       key: PRNG key shared by every tap.
-      k, eps, metric, threshold_fn, mode, chunk_size, baseline_pairs: see :func:`distortion`.
-      progress: optional wrapper of the tap iteration (e.g. ``tqdm.tqdm``).
+      k, eps, metric, threshold_fn, mode, baseline_pairs, chunk_size, mesh, use_pmap: see
+        :func:`distortion`.
+      progress: ``True`` for a bar over the taps, or a wrapper of the tap iteration (e.g. ``tqdm.tqdm``).
 
     Returns:
       ``name -> Distortion``, in the order given.
     """
-    items = list(model_fns.items())
-    if progress is not None:
-        items = progress(items)
-    return {name: distortion(fn, z, key, k, eps, metric, threshold_fn, mode=mode, chunk_size=chunk_size,
-                             baseline_pairs=baseline_pairs)
-            for name, fn in items}
+    return {name: distortion(fn, z, key=key, k=k, eps=eps, metric=metric, threshold_fn=threshold_fn, mode=mode,
+                             baseline_pairs=baseline_pairs, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap)
+            for name, fn in with_progress(list(fns.items()), progress, "taps")}

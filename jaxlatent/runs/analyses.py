@@ -38,8 +38,8 @@ def _local_basis_outputs(model, options):
 
 
 def _local_basis(model, z, options, keys, *, mesh=None):
-    res = local_basis(tap_fn(model, options), z, k=options["k"], solver=options["solver"],
-                      **execution(local_basis, z, mesh))
+    res = local_basis(tap_fn(model, options), z, k=options["k"], method=options["method"],
+                      **execution(z, mesh))
     return res._asdict()
 
 
@@ -47,7 +47,7 @@ register(Analysis(
     name="local-basis",
     help="Local Basis (Choi et al., ICLR 2022): singular values, basis and latent directions of a tap's Jacobian",
     options=(TAP, Option("k", "--k", int, None, "triplets kept per latent (default: all)"),
-             Option("solver", "--solver", str, "svd", "dense SVD (default) or Gram eigenvectors", SOLVERS),
+             Option("method", "--method", str, "svd", "dense SVD (default) or Gram eigenvectors", SOLVERS),
              TRUNC, CLASS),
     outputs=_local_basis_outputs, compute=_local_basis, spectrum="singular_values"))
 
@@ -62,7 +62,7 @@ def _local_dim_outputs(model, options):
 
 
 def _local_dim(model, z, options, keys, *, mesh=None):
-    res = local_dimension(tap_fn(model, options), z, **execution(local_dimension, z, mesh))
+    res = local_dimension(tap_fn(model, options), z, **execution(z, mesh))
     return res._asdict()
 
 
@@ -98,7 +98,7 @@ def _geometry(model, z, options, keys, *, mesh=None):
     # LOBPCG's start blocks come from one key per chunk (metric_tensor splits it per row): the
     # chunk's first latent's key, so a resumed run repeats them exactly
     res = metric_tensor(g, x, k=options["k"], method=options["method"], key=keys[0],
-                        **execution(metric_tensor, z, mesh))
+                        **execution(z, mesh))
     return {"eigenvalues": res.eigenvalues, "eigenvectors": res.eigenvectors}
 
 
@@ -157,7 +157,7 @@ def _concept_effects(model, z, options, keys, *, mesh=None):
     mask = jnp.concatenate([jnp.zeros((1, d)), mask])
     amount = jnp.concatenate([jnp.zeros((1, d)), amount])
     probs = intervention_probs(tap_fn(model, options), _classifier(options["classifier"]).logits, z, mask,
-                               amount, kind=kind, **execution(intervention_probs, z, mesh))
+                               amount, kind=kind, **execution(z, mesh))
     n, c = probs.shape[0], probs.shape[-1]
     return {"base_probs": probs[:, 0], "probs": probs[:, 1:].reshape(n, len(dims), len(values), c)}
 

@@ -16,7 +16,6 @@ which the package imports.
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -137,16 +136,12 @@ def tap_jacobian_shape(model, options: dict) -> tuple[int, int]:
     return math.prod(out.shape[1:]), z_dim
 
 
-def execution(fn: Callable, z, mesh) -> dict:
+def execution(z, mesh) -> dict:
     """Execution options for one chunk: the whole chunk as one batch, over ``mesh``.
 
     ``chunk_size = len(z)``: the run's chunk is already the memory bound, and a chunk size of
     the analysis's own choosing (which may follow the free memory) would change the compiled
-    program between runs and with it the last bits of the results. ``mesh`` is passed to
-    analyses that take it (the execution options of docs/architecture.md).
+    program between runs and with it the last bits of the results. Every analysis takes both
+    (the execution options of docs/api.md).
     """
-    params = inspect.signature(fn).parameters
-    options = {"chunk_size": int(z.shape[0])} if "chunk_size" in params else {}
-    if "mesh" in params:
-        options["mesh"] = mesh
-    return options
+    return {"chunk_size": int(z.shape[0]), "mesh": mesh}

@@ -216,10 +216,10 @@ def _finish(store: ChunkedStore, spec, manifest: dict) -> None:
     write_manifest(store.path, dict(manifest, complete=True, chunks_done=store.n_chunks))
 
 
-def run(analysis: str, model, n: int, out, *, seed: int = 0, options: dict | None = None,
+def run(analysis: str, model, n: int, out, *, first_seed: int = 0, options: dict | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE, repair: bool = False, progress: bool = True,
         checkpoint: str | None = None, mesh=None) -> RunResult:
-    """Run a registered analysis over latents ``0..n-1`` of ``seed``, streamed into the store ``out``.
+    """Run a registered analysis over latents ``0..n-1`` (seeds ``first_seed + i``), streamed into ``out``.
 
     Killed at any moment, the same call resumes from the chunks not yet committed and ends with
     the arrays an unbroken run writes; called on a finished run it checks the store and does
@@ -231,7 +231,9 @@ def run(analysis: str, model, n: int, out, *, seed: int = 0, options: dict | Non
       model: a loaded generator (``jaxlatent.load``).
       n: number of latents N >= 1.
       out: the run folder (new, empty, or holding this same run).
-      seed: latent ``i`` is ``RandomState(seed + i).randn(z_dim)``; ``seed + n <= 2**32``.
+      first_seed: latent ``i`` is ``RandomState(first_seed + i).randn(z_dim)``, the seed naming of
+        ``--seeds``; ``first_seed + n <= 2**32``. Analyses that draw random numbers get the key
+        ``fold_in(PRNGKey(first_seed), i)`` for latent ``i``, so the run is one integer's function.
       options: the analysis's options (``{"tap": "w", "k": 8}``), as its own command takes them.
       chunk_size: latents per chunk (store chunk and compiled batch).
       repair: rewrite a damaged manifest and recompute damaged chunks instead of stopping.
@@ -247,8 +249,10 @@ def run(analysis: str, model, n: int, out, *, seed: int = 0, options: dict | Non
         raise RunError(f"{analysis}: the number of latents N must be an integer >= 1, found {n!r}")
     if chunk_size is None or int(chunk_size) < 1:
         raise RunError(f"{analysis}: chunk_size must be >= 1, found {chunk_size!r}")
+    seed = int(first_seed)
     if not 0 <= seed or seed + n > 2**32:
-        raise RunError(f"{analysis}: latent seeds seed..seed+N-1 must lie in [0, 2**32), found seed {seed}, N {n}")
+        raise RunError(f"{analysis}: latent seeds first_seed..first_seed+N-1 must lie in [0, 2**32), "
+                       f"found first_seed {seed}, N {n}")
     options = registry.resolve_options(spec, options)
     outputs = spec.outputs(model, options)
     wanted = build_manifest(analysis=analysis, options=options, model=model, n=int(n), seed=int(seed),

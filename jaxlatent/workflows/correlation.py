@@ -135,7 +135,7 @@ def analyse(space: Population, logits: Callable, sizes: Sizes, *, key: jax.Array
     rand_rank = np.asarray(jax.random.permutation(k_rand, x.shape[1]))[:max_k]
     rand_curve, _ = success_curve(g, logits, x[label == s], t, rand_rank, directions[t], magnitude=a,
                                   **units, **opts)
-    tr = translate(g, logits, x, t, a_set, directions[t], source=s, key=k_rand, num_random=4,
+    tr = translate(g, logits, x, target=t, dims=a_set, signs=directions[t], source=s, key=k_rand, num_random=4,
                    **units, **opts)
     return dict(base=base, label=label, counts=counts, effects=eff, rankings=rankings,
                 directions=directions, size=size, success=success, curves=curves, pair=(s, t),

@@ -54,7 +54,7 @@ def _activations(f, result, z):
 
 
 def fit_directions(model, tap: str, method: str, latents, *, k: int, key: jax.Array,
-                   truncation_psi: float | None = None, class_idx: int | None = None,
+                   truncation_psi: float | None = None, class_idx: int | None = None, where: str = "ganspace",
                    ica_options: dict | None = None, chunk_size: int | None = None,
                    progress: bool | Callable = False, where: str = "ganspace") -> Directions:
     """Fit PCA or FastICA to ``tap`` over ``latents`` and turn its components into edit directions.
@@ -65,7 +65,8 @@ def fit_directions(model, tap: str, method: str, latents, *, k: int, key: jax.Ar
         method: "pca" or "ica". latents: (N, z_dim) array or
             :class:`~jaxlatent.ganspace.population.SeedLatents`. k: components.
         key: PRNG key (ICA's ``w_init``; the randomized PCA of wide taps).
-        truncation_psi, class_idx: the model options (:func:`jaxlatent.workflows.spaces.model_options`).
+        truncation_psi, class_idx, where: the model options and the name errors give
+            (:func:`jaxlatent.workflows.spaces.model_options`).
         ica_options: keyword arguments of :func:`~jaxlatent.ganspace.ica.fast_ica`.
         chunk_size, progress: see :func:`jaxlatent.ganspace.population.stream`.
         where: what error messages name (the checkpoint).

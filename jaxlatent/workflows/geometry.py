@@ -90,7 +90,7 @@ def strip_images(g: Callable, x: jax.Array, metric: Metric, axes: int, length: f
     m = Metric(metric.eigenvalues[:1, :axes], metric.eigenvectors[:1, :, :axes], None)
     # the longest step stays within twice the point's distance from the origin
     limit = 2.0 * float(jnp.linalg.norm(x)) + 1.0
-    lat = eigen_axis_latents(x, m, length, n_side, max_step=limit)[0]           # (axes, S, in)
+    lat = eigen_axis_latents(x, m, length=length, n_side=n_side, max_step=limit)[0]           # (axes, S, in)
     imgs = g(jnp.reshape(lat, (-1, lat.shape[-1])))
     return np.asarray(imgs).reshape(lat.shape[:2] + imgs.shape[1:])
 

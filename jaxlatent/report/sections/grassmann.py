@@ -32,7 +32,7 @@ def grassmann_distances(fns, taps, z_pop, options, key):
         bases = local_basis(fns[t], z, k=k, chunk_size=options.chunk_size).basis
         k = min(k, bases.shape[1])
         dist = np.asarray(pairwise_grassmann(bases[..., :k]))
-        warp = warpage(fns[t], z_pop, key=jax.random.fold_in(key, i), dims=range(1, k + 1),
+        warp = warpage(fns[t], z_pop, key=jax.random.fold_in(key, i), ks=range(1, k + 1),
                        chunk_size=options.chunk_size)
         out[t] = (dist, warp)
     return out
@@ -53,12 +53,12 @@ def grassmann_section(page, taps, grass, options, arrays):
         curves = {name: np.asarray(getattr(warp, name)) for name in ("random_pairs", "neighbours",
                                                                      "to_global", "haar")}
         res[t] = {"pairwise_mean": float(off.mean()), "pairwise_std": float(off.std()),
-                  "warpage_dims": np.asarray(warp.dims).tolist(),
+                  "warpage_ks": np.asarray(warp.ks).tolist(),
                   "warpage_mean": {k: v.mean(axis=0).tolist() for k, v in curves.items()}}
         arrays[f"grassmann/{t}"] = dist.astype(np.float32)
         plots.plot_heatmap(dist, page.path(f"grassmann_{tag}.png"), colorbar_label="geodesic",
                          title=f"distance between Local Bases at {t}")
-        dims = np.asarray(warp.dims)
+        dims = np.asarray(warp.ks)
         plots.plot_lines(dims, {k: v.mean(axis=0) for k, v in curves.items()}, page.path(f"warpage_{tag}.png"),
                        title=f"warpage at {t}", xlabel="subspace dimension", ylabel="geodesic distance",
                        bands={k: (v.mean(0) - v.std(0), v.mean(0) + v.std(0)) for k, v in curves.items()})

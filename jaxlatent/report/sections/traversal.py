@@ -39,8 +39,8 @@ def traversal_section(page, model, f, tap, options, z_dim, classifier):
     frames = options.frames
     tag = tap.replace(".", "_")
     # iterative curve traversal: every (latent, direction) pair in one compiled batch
-    tr = iterative_traversal(f, jnp.repeat(z, n_dir, axis=0), np.tile(np.arange(n_dir), len(seeds)),
-                             sigma=options.sigma, num_steps=options.steps, num_frames=frames,
+    tr = iterative_traversal(f, jnp.repeat(z, n_dir, axis=0), index=np.tile(np.arange(n_dir), len(seeds)),
+                             sigma=options.sigma, steps=options.steps, frames=frames,
                              chunk_size=options.chunk_size)
     iter_z = np.asarray(tr.latents).reshape(len(seeds), n_dir, frames, z_dim)
     # linear traversal: in W along the Local Basis (scaled by s_i), else in z along v_i
