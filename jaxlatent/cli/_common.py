@@ -167,10 +167,15 @@ def load_model(args: argparse.Namespace):
     return jaxlatent.load(args.checkpoint) if which is None else jaxlatent.load(args.checkpoint, which=which)
 
 
-def load_model_and_latents(args: argparse.Namespace) -> Loaded:
-    """Load ``CKPT``, draw one latent per ``--seeds`` entry and create ``--out``."""
+def load_model_and_latents(args: argparse.Namespace, check: Callable | None = None) -> Loaded:
+    """Load ``CKPT``, draw one latent per ``--seeds`` entry and create ``--out``.
+
+    ``check(model)``: the command's own checks of its flags against the model, run (like those of
+    ``--trunc`` and ``--class``) before anything is written or computed."""
     model = load_model(args)
     model_options(model, **model_kwargs(args))  # a flag that does not apply to this model stops before any work
+    if check is not None:
+        check(model)
     seeds = parse_seeds(args.seeds)
     z = latents_from_seeds(seeds, int(model.z_dim))
     os.makedirs(args.out, exist_ok=True)

@@ -63,8 +63,10 @@ def _distance(args):
 
 
 def run(args) -> None:
-    model, seeds, z = _common.load_model_and_latents(args)
-    args.space = check_space(model, args.space, where=args.checkpoint)
+    def check(model):
+        args.space = check_space(model, args.space, where=args.checkpoint)
+
+    model, seeds, z = _common.load_model_and_latents(args, check)
     space = latent_space(model, args.space, **_common.model_kwargs(args))
     g, x = space.image, space.points(z)
     distance = _distance(args)

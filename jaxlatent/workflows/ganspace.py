@@ -56,7 +56,7 @@ def _activations(f, result, z):
 def fit_directions(model, tap: str, method: str, latents, *, k: int, key: jax.Array,
                    truncation_psi: float | None = None, class_idx: int | None = None, where: str = "ganspace",
                    ica_options: dict | None = None, chunk_size: int | None = None,
-                   progress: bool | Callable = False, where: str = "ganspace") -> Directions:
+                   progress: bool | Callable = False) -> Directions:
     """Fit PCA or FastICA to ``tap`` over ``latents`` and turn its components into edit directions.
 
     Args:
@@ -69,7 +69,6 @@ def fit_directions(model, tap: str, method: str, latents, *, k: int, key: jax.Ar
             (:func:`jaxlatent.workflows.spaces.model_options`).
         ica_options: keyword arguments of :func:`~jaxlatent.ganspace.ica.fast_ica`.
         chunk_size, progress: see :func:`jaxlatent.ganspace.population.stream`.
-        where: what error messages name (the checkpoint).
 
     Returns:
         :class:`Directions`.
