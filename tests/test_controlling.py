@@ -15,6 +15,7 @@ from jaxlatent.engine.linalg import unordered_lapack_calls
 from jaxlatent.correlation.tanh_weights import FOLLOW_UP, optimize_weights
 from jaxlatent.correlation.translation import translate
 from jaxlatent.cli import correlation as cli
+from jaxlatent.workflows.features import classifier_for
 from jaxlatent.report.page import ReportPage
 from jaxlatent.report.build import QUICK, section_context
 from jaxlatent.report.sections import correlation as section
@@ -152,5 +153,5 @@ def test_report_section_and_cli_on_the_shipped_model(tmp_path):
     assert same
     np.testing.assert_array_equal(np.asarray(written["set_size"])[same], sizes[same])
     assert (out / "report.html").exists() and (out / "arrays.npz").exists()
-    with pytest.raises(ValueError, match="--classifier is needed"):
-        cli.default_classifier(str(tmp_path), None)
+    with pytest.raises(ValueError, match="--classifier DIR is needed"):
+        classifier_for(model, str(tmp_path), None)

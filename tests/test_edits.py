@@ -127,10 +127,19 @@ def test_fastgan_feature_tap_directions_are_lifted_to_z():
 
 
 def test_features_flag(tmp_path):
-    assert callable(edit_fid_cli.features_from_flag(os.path.join(assets_dir(), "classifier")))
+    digits = jaxlatent.load(assets_dir())
+    flag = lambda text, model=digits, ckpt=assets_dir(): edit_fid_cli.features_from_flag(model, ckpt, text)  # noqa: E731
+    assert callable(flag(os.path.join(assets_dir(), "classifier")))
+    assert callable(flag(None)) and callable(flag("classifier"))
     with pytest.raises(ValueError, match="pytorch-fid's weights file"):
-        edit_fid_cli.features_from_flag("inception")
+        flag("inception")
     with pytest.raises(FileNotFoundError, match="no such file"):
-        edit_fid_cli.features_from_flag(str(tmp_path / "missing.pth"))
+        flag(str(tmp_path / "missing.pth"))
     with pytest.raises(ValueError, match="must be a classifier"):
-        edit_fid_cli.features_from_flag(str(tmp_path))
+        flag(str(tmp_path))
+    # another model gets no default, and the digit classifier cannot read 3-channel 256x256 images
+    other = FastGAN.init(FastGANConfig(im_size=256, nz=8, ngf=2), jax.random.key(0))
+    with pytest.raises(ValueError, match="--features is needed"):
+        flag(None, other, str(tmp_path))
+    with pytest.raises(ValueError, match=r"cannot read this model's images of shape \(3, 256, 256\)"):
+        flag(os.path.join(assets_dir(), "classifier"), other, str(tmp_path))

@@ -57,7 +57,8 @@ Functions (stable API; other command modules import them):
 * ``model_kwargs(args) -> dict``: ``truncation_psi``, ``class_idx`` (``--trunc``, ``--class``) and
   ``where`` (``CKPT``) as keywords of :mod:`jaxlatent.workflows.spaces` (``tap_fn``,
   ``latent_space``, ``render``, ``model_options``), which build every callable from a model.
-* ``add_tap_arg(parser, default="w")``: ``--tap NAME``, the one tap a command analyses.
+* ``add_tap_arg(parser)``: ``--tap NAME``, the one tap a command analyses (default: the family's,
+  :func:`jaxlatent.workflows.taps.default_tap`).
 * ``load_tap(args) -> (f, seeds, z)``: ``load_model_and_latents`` and the callable of ``--tap``.
 * ``add_taps_arg(parser)`` / ``load_taps(args) -> (fns, seeds, z)``: the same for ``--taps LIST``.
 * ``layer_range(text)``: ``--layers START:STOP`` -> ``(start, stop)`` or ``None``.
@@ -84,10 +85,10 @@ from jaxlatent.localdim.thresholds import RULES, threshold_rule
 from jaxlatent.report.page import to_jsonable
 from jaxlatent.engine.latents import latents_from_seeds, parse_seeds
 from jaxlatent.workflows.spaces import model_options, tap_fn
-from jaxlatent.workflows.taps import check_taps, mapping_taps
+from jaxlatent.workflows.taps import check_taps, default_tap, mapping_taps
 
 __all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "load_model",
-           "load_model_and_latents", "seed_latents", "refuse_family", "add_rule_arg", "rule_name", "model_kwargs", "add_tap_arg", "load_tap", "add_taps_arg", "load_taps", "layer_range", "split_list", "prng_key",
+           "load_model_and_latents", "seed_latents", "refuse_family", "add_rule_arg", "rule_name", "model_kwargs", "add_tap_arg", "load_tap", "add_taps_arg", "load_taps", "layer_range", "split_list", "class_list", "prng_key",
            "progress", "write_json"]
 
 
@@ -101,15 +102,16 @@ class Loaded(NamedTuple):
 
 def add_model_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
                    out_help: str = "output directory", prng: bool = True,
-                   chunk_size: int | None = None) -> None:
+                   chunk_size: int | None = None, classes: bool = False) -> None:
     """Add ``CKPT --which [--seeds] --trunc --class [--seed] --chunk-size --out`` to ``parser``.
 
     ``seeds``: default of ``--seeds`` (``None``: no ``--seeds``, for commands that choose their
     own latents). ``prng=False``: no ``--seed``, for commands that draw nothing at random.
-    ``chunk_size``: default of ``--chunk-size`` (``None``: the library chooses).
+    ``chunk_size``: default of ``--chunk-size`` (``None``: the library chooses). ``classes``:
+    ``--class`` takes a list (``3`` or ``1,3``) parsed to a tuple of ints.
     """
     add_checkpoint_args(parser)
-    add_run_args(parser, seeds=seeds, out_help=out_help, prng=prng, chunk_size=chunk_size)
+    add_run_args(parser, seeds=seeds, out_help=out_help, prng=prng, chunk_size=chunk_size, classes=classes)
 
 
 def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
@@ -123,7 +125,7 @@ def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
 
 def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
                  out_help: str = "output directory", out_default: str | None = None, prng: bool = True,
-                 chunk_size: int | None = None) -> None:
+                 chunk_size: int | None = None, classes: bool = False) -> None:
     """Add ``[--seeds] --trunc --class [--seed] --chunk-size --out`` (see :func:`add_model_args`).
 
     ``out_default``: default of ``--out`` (``None``: required).
@@ -133,8 +135,13 @@ def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
                             help=f"latent seeds, e.g. 0-63 or 1,5,9-12 (default {seeds})")
     parser.add_argument("--trunc", dest="truncation_psi", type=float, default=None, metavar="PSI",
                         help="truncation psi (StyleGAN2; default 1: no truncation)")
-    parser.add_argument("--class", dest="class_idx", type=int, default=None, metavar="IDX",
-                        help="class label of a conditional StyleGAN2")
+    if classes:
+        parser.add_argument("--class", dest="class_idx", type=class_list, default=None, metavar="IDX[,IDX...]",
+                            help="class label(s) of a conditional StyleGAN2 (required there): one, or several "
+                                 "side by side")
+    else:
+        parser.add_argument("--class", dest="class_idx", type=int, default=None, metavar="IDX",
+                            help="class label of a conditional StyleGAN2 (required there)")
     if prng:
         parser.add_argument("--seed", type=int, default=0, metavar="N",
                             help="PRNG seed of the random draws: neighbours, baselines (default 0)")
@@ -146,6 +153,17 @@ def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
     else:
         parser.add_argument("--out", default=out_default, metavar="PATH",
                             help=f"{out_help} (default {out_default})")
+
+
+def class_list(text: str) -> tuple[int, ...]:
+    """``--class 3`` or ``--class 1,3`` -> ``(3,)`` / ``(1, 3)``."""
+    try:
+        classes = tuple(int(t) for t in split_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected class indices like 3 or 1,3, found {text!r}") from None
+    if not classes:
+        raise argparse.ArgumentTypeError(f"expected class indices like 3 or 1,3, found {text!r}")
+    return classes
 
 
 def add_metric_arg(parser: argparse.ArgumentParser, default: str = "geodesic") -> None:
@@ -178,10 +196,15 @@ def load_model(args: argparse.Namespace):
     return jaxlatent.load(args.checkpoint) if which is None else jaxlatent.load(args.checkpoint, which=which)
 
 
-def load_model_and_latents(args: argparse.Namespace) -> Loaded:
-    """Load ``CKPT``, draw one latent per ``--seeds`` entry and create ``--out``."""
+def load_model_and_latents(args: argparse.Namespace, check: Callable | None = None) -> Loaded:
+    """Load ``CKPT``, draw one latent per ``--seeds`` entry and create ``--out``.
+
+    ``check(model)``: the command's own checks of its flags against the model, run (like those of
+    ``--trunc`` and ``--class``) before anything is written or computed."""
     model = load_model(args)
     model_options(model, **model_kwargs(args))  # a flag that does not apply to this model stops before any work
+    if check is not None:
+        check(model)
     seeds = parse_seeds(args.seeds)
     z = seed_latents(model, seeds, args)
     os.makedirs(args.out, exist_ok=True)
@@ -213,14 +236,22 @@ def model_kwargs(args: argparse.Namespace) -> dict:
                 where=getattr(args, "checkpoint", "model"))
 
 
-def add_tap_arg(parser: argparse.ArgumentParser, default: str = "w") -> None:
-    """Add ``--tap NAME``: the one tap a command analyses."""
-    parser.add_argument("--tap", default=default, metavar="NAME", help=f"tap name (default {default}); see docs/taps.md")
+def add_tap_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--tap NAME``: the one tap a command analyses (default
+    :func:`jaxlatent.workflows.taps.default_tap`: ``w`` for StyleGAN2, ``init`` for FastGAN)."""
+    parser.add_argument("--tap", default=None, metavar="NAME",
+                        help="tap name (default: w for StyleGAN2, the first feature map init for FastGAN); "
+                             "see docs/taps.md")
 
 
 def load_tap(args: argparse.Namespace) -> tuple[Callable, list[int], np.ndarray]:
-    """``(f, seeds, z)``: the callable of ``--tap`` (with ``--trunc``/``--class``), the seeds and latents."""
+    """``(f, seeds, z)``: the callable of ``--tap`` (with ``--trunc``/``--class``), the seeds and latents.
+
+    A missing ``--tap`` becomes the family's default, written back to ``args.tap`` and printed."""
     model, seeds, z = load_model_and_latents(args)
+    if args.tap is None:
+        args.tap = default_tap(model)
+        print(f"--tap {args.tap} (the default for {model.config.family})")
     check_taps(model, [args.tap], flag="--tap")
     return tap_fn(model, args.tap, **model_kwargs(args)), seeds, z
 
@@ -228,15 +259,16 @@ def load_tap(args: argparse.Namespace) -> tuple[Callable, list[int], np.ndarray]
 def add_taps_arg(parser: argparse.ArgumentParser) -> None:
     """Add ``--taps LIST``: the taps a command analyses side by side (default: the mapping taps and w)."""
     parser.add_argument("--taps", default=None, metavar="LIST",
-                        help="comma-separated tap names, e.g. mapping.fc0,mapping.fc1,w "
-                             "(default: every mapping tap and w); see docs/taps.md")
+                        help="comma-separated tap names, e.g. mapping.fc0,mapping.fc1,w (default: every "
+                             "mapping tap and w for StyleGAN2, the feature maps init,feat_8 for FastGAN); "
+                             "see docs/taps.md")
 
 
 def load_taps(args: argparse.Namespace) -> tuple[dict[str, Callable], list[int], np.ndarray]:
     """``(fns, seeds, z)``: tap -> callable for every tap of ``--taps`` (default
     :func:`jaxlatent.workflows.taps.mapping_taps`), the seeds and latents."""
     model, seeds, z = load_model_and_latents(args)
-    taps = check_taps(model, split_list(args.taps)) if args.taps else mapping_taps(model)
+    taps = check_taps(model, split_list(args.taps)) if args.taps is not None else mapping_taps(model)
     return {t: tap_fn(model, t, **model_kwargs(args)) for t in taps}, seeds, z
 
 

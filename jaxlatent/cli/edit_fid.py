@@ -7,16 +7,13 @@ from __future__ import annotations
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxlatent.cli import _common
 from jaxlatent.ganspace.fid import VARIANTS, edit_fid_table
 from jaxlatent.ganspace.population import KeyLatents
-from jaxlatent.io import load_inception
-from jaxlatent.models.digits import FORMAT_NAME as CLASSIFIER_FORMAT
-from jaxlatent.models.digits import load_classifier
-from jaxlatent.workflows.spaces import latent_space
+from jaxlatent.workflows.features import features_for
+from jaxlatent.workflows.spaces import check_space, latent_space, model_options
 
 __all__ = ["register", "features_from_flag"]
 
@@ -37,32 +34,17 @@ def register(subparsers) -> None:
                    help="directions_<method>.npz files written by 'jaxlatent ganspace', or their directory")
     p.add_argument("--n", type=int, default=1000, help="latents, one image each (default 1000, the paper's)")
     p.add_argument("--variant", default="paper", choices=VARIANTS, help="strength distribution (default paper)")
-    p.add_argument("--features", default="classifier",
-                   help="feature network: 'classifier' (the shipped digits classifier), a classifier "
-                        "directory, or pytorch-fid's Inception weights file (pt_inception-2015-12-05-*.pth)")
+    p.add_argument("--features", default=None,
+                   help="feature network: pytorch-fid's Inception weights file (pt_inception-2015-12-05-*.pth) "
+                        "or a classifier directory; required except for the shipped digits model, whose "
+                        "digit classifier is the default ('classifier')")
     p.add_argument("--layers", default=None, help="W+ layer range START:STOP of the edits (StyleGAN2 w only)")
     p.set_defaults(func=run_edit_fid)
 
 
-def _gray_to_rgb(features, images):
-    return features(images if images.shape[1] == 3 else jnp.repeat(images, 3, axis=1))
-
-
-def features_from_flag(text: str):
-    """The feature callable named by ``--features`` (classifier, a classifier directory, an Inception file)."""
-    if text == "classifier":
-        return load_classifier().features
-    if text == "inception":
-        raise ValueError("--features inception: give the path of pytorch-fid's weights file "
-                         "(pt_inception-2015-12-05-6726825d.pth) instead; none can be downloaded here")
-    if os.path.isdir(text):
-        if not os.path.exists(os.path.join(text, "config.json")):
-            raise ValueError(f"--features {text}: a directory must be a classifier ({CLASSIFIER_FORMAT}) "
-                             "with config.json")
-        return load_classifier(text).features
-    if not os.path.exists(text):
-        raise FileNotFoundError(f"--features {text}: no such file or directory")
-    return jax.tree_util.Partial(_gray_to_rgb, load_inception(text))
+def features_from_flag(model, checkpoint: str | None, text: str | None):
+    """The feature callable named by ``--features`` (:func:`jaxlatent.workflows.features.features_for`)."""
+    return features_for(model, checkpoint, text, flag="--features")
 
 
 def _direction_files(paths):
@@ -81,7 +63,8 @@ def _direction_files(paths):
 def run_edit_fid(args) -> int:
     model = _common.load_model(args)
     opts = _common.model_kwargs(args)
-    features = features_from_flag(args.features)
+    model_options(model, **opts)      # --trunc / --class that do not apply stop here, before any work
+    features = features_from_flag(model, args.checkpoint, args.features)
     sets, spaces = {}, set()
     for path in _direction_files(args.directions):
         with np.load(path) as data:
@@ -93,16 +76,19 @@ def run_edit_fid(args) -> int:
             spaces.add(str(data["space"]))
     if len(spaces) != 1:
         raise ValueError(f"DIRECTIONS: the files mix latent spaces {sorted(spaces)}; score one space at a time")
-    os.makedirs(args.out, exist_ok=True)
+    space = check_space(model, spaces.pop(), flag="DIRECTIONS (space)", where=args.checkpoint)
     layers = _common.layer_range(args.layers)
+    if layers is not None and space != "w":
+        raise ValueError(f"--layers: layer ranges apply to StyleGAN2 W+ edits; these directions are in {space}")
+    os.makedirs(args.out, exist_ok=True)
     z = KeyLatents(FID_SEED_OFFSET + args.seed, args.n, int(model.z_dim))[:]
-    edit_space = latent_space(model, spaces.pop(), layers=layers is not None, **opts)
+    edit_space = latent_space(model, space, layers=layers is not None, **opts)
     x, render = edit_space.points(z), edit_space.image
     table = edit_fid_table(render, features, x, sets, key=jax.random.PRNGKey(args.seed), variant=args.variant,
                            layers=layers,
                            chunk_size=args.chunk_size, progress=_common.progress("edit-fid"))
     _common.write_json(os.path.join(args.out, "edit_fid.json"), {
-        "analysis": "edit_fid", "checkpoint": args.checkpoint, "features": args.features,
+        "analysis": "edit_fid", "checkpoint": args.checkpoint, "features": args.features or "classifier",
         "latents": f"KeyLatents({FID_SEED_OFFSET + args.seed}, {args.n})", "layers": layers, "seed": args.seed, **table._asdict()})
     width = max(len(s) for s in table.strengths)
     print(f"edit FID, {table.n} images, variant {table.variant}, seed {args.seed}")

@@ -16,8 +16,8 @@ from jaxlatent.cli import _common
 from jaxlatent.engine.latents import latents_from_seeds, parse_seeds
 from jaxlatent.ganspace.population import KeyLatents
 from jaxlatent.report import plots
-from jaxlatent.workflows.ganspace import METHODS, direction_images, fit_directions
-from jaxlatent.workflows.spaces import latent_space
+from jaxlatent.workflows.ganspace import METHODS, direction_images, edit_space_of, fit_directions
+from jaxlatent.workflows.spaces import latent_space, model_options
 from jaxlatent.workflows.taps import default_edit_tap
 
 __all__ = ["register"]
@@ -47,14 +47,21 @@ def register(subparsers) -> None:
 
 
 def run_ganspace(args) -> int:
-    model = _common.load_model(args)
-    opts = _common.model_kwargs(args)
     methods = _common.split_list(args.method)
     bad = [m for m in methods if m not in METHODS]
     if not methods or bad:
         raise ValueError(f"--method: expected pca, ica or pca,ica, found {args.method!r}")
+    model = _common.load_model(args)
+    opts = _common.model_kwargs(args)
+    model_options(model, **opts)      # --trunc / --class that do not apply stop here, before any work
+    if args.tap is None:
+        print(f"--tap {default_edit_tap(model)} (the default for {model.config.family})")
     tap = args.tap or default_edit_tap(model)
     _common.check_taps(model, [tap], flag="--tap")
+    layers = _common.layer_range(args.layers)
+    if layers is not None and edit_space_of(model, tap) != "w":
+        raise ValueError(f"--layers: layer ranges apply to edits in StyleGAN2's W+ (--tap w); directions of "
+                         f"tap {tap!r} are lifted to z, where every layer moves together: leave --layers out")
     os.makedirs(args.out, exist_ok=True)
     latents = KeyLatents(args.seed, args.n, int(model.z_dim))
     key = _common.prng_key(args)
@@ -73,7 +80,6 @@ def run_ganspace(args) -> int:
         note = "" if m == "pca" else (f", {int(fit.result.iterations)} iterations, "
                                       + ("converged" if bool(fit.result.converged) else "NOT converged"))
         print(f"{m}: {args.k} components of {tap} over {args.n} latents{note}; wrote {path}")
-    layers = _common.layer_range(args.layers)
     space = fits[methods[0]].space
     strengths = np.linspace(-args.max_strength, args.max_strength, args.strengths).astype(np.float32)
     z = latents_from_seeds(parse_seeds(args.seeds), int(model.z_dim))
@@ -86,6 +92,7 @@ def run_ganspace(args) -> int:
         print(f"seed {seed}: {' | '.join(grids)} edit grid -> {path}")
     _common.write_json(os.path.join(args.out, "ganspace.json"), {
         "analysis": "ganspace", "checkpoint": args.checkpoint, "tap": tap, "space": space, "n": args.n,
+        "class_idx": args.class_idx, "truncation_psi": args.truncation_psi,
         "seed": args.seed, "k": args.k, "methods": list(methods), "layers": layers,
         "grid_strengths": strengths, "grid_seeds": parse_seeds(args.seeds),
         "pca_explained_variance_ratio": fits["pca"].result.explained_variance_ratio if "pca" in fits else None,

@@ -19,7 +19,7 @@ from jaxlatent.geometry.stats import average_metric, spectrum_summary
 from jaxlatent.io import load_lpips
 from jaxlatent.report import plots
 from jaxlatent.workflows.geometry import strip_images, summarize
-from jaxlatent.workflows.spaces import SPACES, latent_space, model_options
+from jaxlatent.workflows.spaces import SPACES, check_space, latent_space
 
 __all__ = ["register"]
 
@@ -35,7 +35,9 @@ def register(subparsers) -> None:
                     "homogeneity (correlation of v^T H_j v over latent i's eigenvectors with H_j's "
                     "eigenvalues) and eigen-axis image strips.")
     _common.add_model_args(p)
-    p.add_argument("--space", default="w", choices=SPACES, help="latent space (default w; z for FastGAN)")
+    p.add_argument("--space", default=None, choices=SPACES,
+                   help="latent space: w (StyleGAN2's default, one w for every layer) or z (FastGAN's default "
+                        "and only space; Wang & Ponce's analysis of class-conditional and non-style GANs)")
     p.add_argument("--distance", default="mse", choices=DISTANCES,
                    help="image distance: mean squared pixel difference (default) or LPIPS")
     p.add_argument("--lpips-weights", default=None,
@@ -61,14 +63,12 @@ def _distance(args):
 
 
 def run(args) -> None:
-    model, seeds, z = _common.load_model_and_latents(args)
-    if model.config.family == "biggan":  # class-conditional: the class rides with the generator
-        if args.space != "z":
-            raise ValueError(f"{args.checkpoint}: BigGAN has one latent space: pass --space z")
-        g, x = model.fn("image", **model_options(model, **_common.model_kwargs(args))), z
-    else:
-        space = latent_space(model, args.space, **_common.model_kwargs(args))
-        g, x = space.image, space.points(z)
+    def check(model):
+        args.space = check_space(model, args.space, where=args.checkpoint)
+
+    model, seeds, z = _common.load_model_and_latents(args, check)
+    space = latent_space(model, args.space, **_common.model_kwargs(args))
+    g, x = space.image, space.points(z)
     distance = _distance(args)
     metric = metric_tensor(g, x, distance=distance, k=args.k, method=args.method, key=_common.prng_key(args),
                            chunk_size=args.chunk_size, progress=_common.progress("geometry"))
@@ -94,7 +94,8 @@ def run(args) -> None:
         plots.save_image_grid(strip_images(g, x[i], one, axes, args.step, 3),
                               os.path.join(args.out, f"axes_seed{seeds[i]}.png"))
     _common.write_json(os.path.join(args.out, "results.json"), {
-        "space": args.space, "distance": args.distance, "seeds": seeds, "summary": summary._asdict(),
+        "space": args.space, "distance": args.distance, "seeds": seeds, "class_idx": args.class_idx,
+        "truncation_psi": args.truncation_psi, "summary": summary._asdict(),
         "mean_spectrum": spec.mean, "average_metric_eigenvalues": avg.eigenvalues[0]})
     print(f"geometry ({label}): {len(seeds)} latents, eigen-dims for 99 % of the trace {summary.dims_99:.1f}, "
           f"for 99.9 % {summary.dims_999:.1f}; homogeneity (log) {summary.corr_log[0]:.3f} -> {args.out}")

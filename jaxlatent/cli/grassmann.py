@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from jaxlatent.cli import _common
+from jaxlatent.engine.jacobian import output_size
 from jaxlatent.localbasis.basis import local_basis
 from jaxlatent.localbasis.grassmann import pairwise_grassmann
 from jaxlatent.localbasis.warpage import warpage
@@ -28,7 +29,8 @@ def register(subparsers) -> None:
                     "the GANSpace global basis and a Haar-random baseline, for subspace dimensions 1..k.")
     _common.add_model_args(p)
     _common.add_tap_arg(p)
-    p.add_argument("--k", type=int, default=10, help="subspace dimension (default 10)")
+    p.add_argument("--k", type=int, default=None,
+                   help="subspace dimension (default 10, or min(tap size, z_dim, number of latents) if smaller)")
     _common.add_metric_arg(p)
     p.add_argument("--eps", type=float, default=0.1, help="neighbour distance for warpage (default 0.1)")
     p.set_defaults(func=run_grassmann)
@@ -38,6 +40,14 @@ def run_grassmann(args) -> int:
     f, seeds, z = _common.load_tap(args)
     if len(seeds) < 2:
         raise ValueError(f"--seeds: the Grassmannian comparison needs at least 2 latents, found {len(seeds)}")
+    # the warpage's global basis is a PCA of the tap over these latents: at most N axes
+    bound = min(output_size(f, z), z.shape[1], len(seeds))
+    if args.k is None:
+        args.k = min(10, bound)
+    elif not 1 <= args.k <= bound:
+        raise ValueError(f"--k {args.k}: the subspace dimension must lie in [1, {bound}] (the tap's Jacobian "
+                         f"rank bound and the {len(seeds)} latents of the global PCA basis); pass a smaller --k "
+                         "or more --seeds")
     bases = local_basis(f, z, k=args.k, chunk_size=args.chunk_size,
                         progress=_common.progress("local-basis")).basis
     dist = np.asarray(pairwise_grassmann(bases, metric=args.metric))

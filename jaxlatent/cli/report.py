@@ -20,7 +20,8 @@ import time
 
 from jaxlatent.cli import _common
 from jaxlatent.models.digits import load_classifier
-from jaxlatent.report.build import QUICK, ReportOptions, build_report
+from jaxlatent.workflows.spaces import model_options
+from jaxlatent.report.build import QUICK, ReportOptions, build_class_reports, build_report
 from jaxlatent.report.from_run import build_run_report
 
 __all__ = ["register", "add_report_args", "report_options", "read_quality", "run_and_print"]
@@ -38,10 +39,12 @@ def register(subparsers) -> None:
                    help="network inside a training file: NVlabs G_ema (default) or G; rosinality g_ema (default) or g")
     p.add_argument("--run", default=None, metavar="DIR",
                    help="build the report of the run in DIR (jaxlatent run ... --out DIR) from its store")
-    _common.add_run_args(p, seeds=None, chunk_size=ReportOptions.chunk_size)
+    _common.add_run_args(p, seeds=None, chunk_size=ReportOptions.chunk_size, classes=True)
     p.add_argument("--classifier", default=None, metavar="DIR",
-                   help="digit classifier directory naming traversal frames (default: classifier/ "
-                        "beside a converted checkpoint, when present)")
+                   help="classifier directory (jaxlatent.models.digits format) trained on the model's images: "
+                        "names traversal frames, gives the geometry's feature metric, the edit FID and the "
+                        "correlation section's concepts (default: classifier/ beside a converted checkpoint, when "
+                        "present; without one those parts are skipped with a note)")
     add_report_args(p)
     p.set_defaults(func=run_report)
 
@@ -80,7 +83,8 @@ def report_options(args: argparse.Namespace) -> ReportOptions:
     if args.truncation_psi is not None:
         change["truncation_psi"] = args.truncation_psi
     if args.class_idx is not None:
-        change["class_idx"] = args.class_idx
+        classes = args.class_idx if isinstance(args.class_idx, tuple) else (args.class_idx,)
+        change["class_idx"] = classes[0]
     if args.seed is not None:
         change["seed"] = args.seed
     if args.chunk_size is not None:
@@ -104,10 +108,19 @@ def read_quality(directory: str) -> dict | None:
 def run_and_print(model, args, source: str, classifier, quality, title: str) -> int:
     """Build the report into ``--out`` and print its local dimensions and Distortions."""
     t0 = time.perf_counter()
+    classes = args.class_idx if isinstance(args.class_idx, tuple) else None
+    if classes is not None and len(classes) > 1:
+        results = build_class_reports(model, args.out, classes, report_options(args), title=title, source=source,
+                                      classifier=classifier, quality=quality, progress=not args.no_progress)
+        print(f"{source}: classes {', '.join(map(str, classes))}, {time.perf_counter() - t0:.1f} s")
+        for c, res in results["classes"].items():
+            _print_taps(res, f"class {c}: ")
+        print(f"wrote {os.path.join(args.out, 'report.html')} (one report per class in class_<c>/)")
+        return 0
     results = build_report(model, args.out, report_options(args), title=title, source=source,
                            classifier=classifier, quality=quality, progress=not args.no_progress)
-    dims = results["local_dimension"]
-    print(f"{source}: {len(dims)} taps, {results['options']['n_latents']} latents, "
+    _print_taps(results, "")
+    print(f"{source}: {len(results['local_dimension'])} taps, {results['options']['n_latents']} latents, "
           f"{time.perf_counter() - t0:.1f} s")
     print(f"  local dimension by the {results['local_dimension_rule']} rule (mean +- std), numerical rank "
           f"(mean), Distortion with k the median local dimension")
@@ -115,6 +128,8 @@ def run_and_print(model, args, source: str, classifier, quality, title: str) -> 
         dist = results['distortion'][tap]
         print(f"  {tap:<22s} local dim {d['mean_dimension']:6.2f} +- {d['std_dimension']:.2f}   "
               f"numerical rank {d['numerical_rank_mean']:6.2f}   Distortion {dist['distortion']:.3f} (k {dist['k']})")
+    for name, why in results.get("skipped", {}).items():
+        print(f"  skipped {name}: {why}")
     print(f"wrote {os.path.join(args.out, 'report.html')} (results.json, arrays.npz, figures beside it)")
     ex = results.get("explorer")
     if ex:
@@ -125,6 +140,12 @@ def run_and_print(model, args, source: str, classifier, quality, title: str) -> 
               f"direction of a budget of {b['strip_budget'] / 1024:.1f} KB; page budget "
               f"{b['page_budget'] / 1024:.0f} KB{'' if ex['within_budget'] else ': OVER BUDGET'})")
     return 0
+
+
+def _print_taps(results: dict, prefix: str) -> None:
+    for tap, d in results["local_dimension"].items():
+        print(f"  {prefix}{tap:<22s} local dim {d['mean_dimension']:6.2f} +- {d['std_dimension']:.2f}   "
+              f"Distortion {results['distortion'][tap]['distortion']:.3f}")
 
 
 def run_report(args) -> int:
@@ -140,6 +161,10 @@ def run_report(args) -> int:
     directory = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(args.checkpoint)
     if args.classifier and not os.path.isdir(args.classifier):
         raise FileNotFoundError(f"--classifier {args.classifier}: no such directory")
+    options = report_options(args)
+    for c in (args.class_idx if isinstance(args.class_idx, tuple) else (options.class_idx,)):
+        # every flag and class checked against the model before any work
+        model_options(model, truncation_psi=options.truncation_psi, class_idx=c, where=args.checkpoint)
     clf_dir = args.classifier or os.path.join(directory, "classifier")
     classifier = load_classifier(clf_dir) if os.path.isdir(clf_dir) else None
     quality = read_quality(directory) if os.path.isdir(args.checkpoint) else None

@@ -18,6 +18,7 @@ from jaxlatent.cli import _common
 from jaxlatent.runs import registry
 from jaxlatent.runs.runner import DEFAULT_CHUNK_SIZE, run
 from jaxlatent.runs.status import format_status, run_status
+from jaxlatent.workflows.features import is_shipped_digits
 
 __all__ = ["register"]
 
@@ -56,7 +57,8 @@ def register(subparsers) -> None:
         for opt in analysis.options:
             kind = None if opt.type is str else opt.type
             q.add_argument(opt.flag, dest=f"opt_{opt.name}", type=kind, default=opt.default,
-                           choices=opt.choices, help=opt.help,
+                           choices=None if opt.choices is None else [c for c in opt.choices if c is not None],
+                           help=opt.help,
                            metavar=None if opt.choices else opt.flag.lstrip("-").upper())
         q.set_defaults(func=run_command)
 
@@ -84,6 +86,10 @@ def run_command(args) -> int:
                                    process_id=args.process_id)
     analysis = registry.get(args.analysis)
     options = {o.name: getattr(args, f"opt_{o.name}") for o in analysis.options}
+    if "classifier" in options and options["classifier"] is None and not is_shipped_digits(args.checkpoint):
+        raise ValueError(f"{args.checkpoint}: --classifier DIR is needed: the shipped digit classifier reads only "
+                         "the shipped digits model's images; pass a classifier directory trained on this model's "
+                         "images (jaxlatent.train.classifier.save_classifier)")
     model = _common.load_model(args)
     _common.refuse_family(model, args, "run")
     result = run(args.analysis, model, args.n, args.out, first_seed=args.first_seed, options=options,

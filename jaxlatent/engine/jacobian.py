@@ -21,6 +21,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxlatent.engine.aligned import shape_view
 from jaxlatent.engine.parallel import auto_chunk_size, map_batched, piece_size
 
 MODES = ("auto", "fwd", "rev")
@@ -49,7 +50,7 @@ def check_latents(z, where: str = "jacobian") -> jax.Array:
 
 def output_size(f: Callable, z: jax.Array) -> int:
     """``prod(out_shape)`` of the tap, found by tracing ``f`` on one latent (no computation)."""
-    out = jax.eval_shape(f, jax.ShapeDtypeStruct((1,) + z.shape[1:], z.dtype))
+    out = jax.eval_shape(shape_view(f), jax.ShapeDtypeStruct((1,) + z.shape[1:], z.dtype))
     return math.prod(out.shape[1:])
 
 
@@ -92,7 +93,7 @@ def has_convolution(f: Callable, z: jax.Array) -> bool:
     Iterative solvers ask this on CPU, where XLA runs convolutions inside a compiled ``while``
     loop many times slower than outside one (:class:`jaxlatent.engine.parallel.HostLoop`).
     """
-    jaxpr = jax.make_jaxpr(f)(jax.ShapeDtypeStruct((1,) + z.shape[1:], z.dtype)).jaxpr
+    jaxpr = jax.make_jaxpr(shape_view(f))(jax.ShapeDtypeStruct((1,) + z.shape[1:], z.dtype)).jaxpr
     return "conv_general_dilated" in _primitives(jaxpr)
 
 
@@ -104,6 +105,8 @@ def tangent_bytes(f: Callable, z: jax.Array, mode: str) -> int:
     grow with the batch, such as weights scaled at run time, cancels). Tracing only, no
     computation. :func:`jaxlatent.engine.parallel.piece_size` turns it into rows per program.
     """
+    f = shape_view(f)
+
     def traced(n):
         return _value_bytes(jax.make_jaxpr(f)(jax.ShapeDtypeStruct((n,) + z.shape[1:], z.dtype)).jaxpr)
 
@@ -122,14 +125,19 @@ def resolve_mode(mode: str, n_in: int, n_out: int) -> str:
 
 
 def _jacobian_rows(f: Callable, mode: str, z: jax.Array) -> jax.Array:
+    n, n_in = z.shape
+    flat = lambda x: jnp.reshape(f(x), (n, -1))  # noqa: E731
     if mode == "rev":
-        return jax.vmap(jax.jacrev(per_sample(f)))(z)
+        # reverse mode on the whole batch too: cotangent e_i in every row pulls back row i of
+        # every sample's Jacobian (f is only ever called on the batch, so callables carrying
+        # per-latent inputs work unchanged)
+        out, pull = jax.vjp(flat, z)
+        back = lambda u: pull(jnp.broadcast_to(u, out.shape))[0]  # noqa: E731
+        return jax.vmap(back, in_axes=0, out_axes=1)(jnp.eye(out.shape[1], dtype=out.dtype))
     # forward mode on the whole batch: tangent e_j in every row gives column j of every
     # sample's Jacobian (samples are independent). One vmap over the in tangents, not a vmap
     # over samples around jacfwd: XLA 0.10 on CPU computed the latter wrong for batches of 8
     # or more on a StyleGAN2 mapping network (every row but the first off by ~10 %)
-    n, n_in = z.shape
-    flat = lambda x: jnp.reshape(f(x), (n, -1))  # noqa: E731
     push = lambda t: jax.jvp(flat, (z,), (jnp.broadcast_to(t, z.shape),))[1]  # noqa: E731
     return jax.vmap(push, in_axes=0, out_axes=2)(jnp.eye(n_in, dtype=z.dtype))
 

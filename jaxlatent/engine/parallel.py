@@ -46,6 +46,7 @@ import numpy as np
 import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxlatent.engine.aligned import attach, detach, num_rows
 from jaxlatent.engine.threads import single_blas_thread
 
 BATCH_AXIS = "batch"
@@ -267,54 +268,65 @@ def _join(static, dyn):
     return jax.tree_util.tree_unflatten(treedef, [next(it) if s is None else s for s in fixed])
 
 
+def _call(static, dyn, x_rows):
+    x, rows = x_rows
+    return attach(_join(static, dyn), rows)(x)
+
+
 @functools.partial(jax.jit, static_argnums=(0,))
-def _call_jit(static, dyn, x):
-    return _join(static, dyn)(x)
+def _call_jit(static, dyn, x_rows):
+    return _call(static, dyn, x_rows)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _call_sharded(static, mesh, dyn, x):
-    fn = lambda d, xs: _join(static, d)(xs)
+def _call_sharded(static, mesh, dyn, x_rows):
+    fn = functools.partial(_call, static)
     return jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(BATCH_AXIS)), out_specs=P(BATCH_AXIS),
-                         check_vma=False)(dyn, x)
+                         check_vma=False)(dyn, x_rows)
 
 
 @functools.lru_cache(maxsize=64)
 def _pmapped(static, devices):
-    return jax.pmap(lambda d, xs: _join(static, d)(xs), in_axes=(None, 0), devices=list(devices))
+    return jax.pmap(functools.partial(_call, static), in_axes=(None, 0), devices=list(devices))
 
 
-def _run_chunk(fn, x, mesh, use_pmap):
+def _rows_of(tree, start, stop, size):
+    return jax.tree_util.tree_map(lambda a: pad_rows(jnp.asarray(a[start:stop]), size), tree)
+
+
+def _run_chunk(fn, x, mesh, use_pmap, rows=()):
+    """One chunk through ``fn``'s stages; ``rows``: the chunk's per-latent rows of the callables
+    inside ``fn`` (:mod:`jaxlatent.engine.aligned`), split with ``x`` wherever ``x`` is split."""
     if isinstance(fn, HostLoop):
-        state = _run_chunk(fn.start, x, mesh, use_pmap)
+        state = _run_chunk(fn.start, x, mesh, use_pmap, rows)
         while bool(np.any(np.asarray(fn.active(state)))):
-            state = _run_chunk(fn.step, (x, state), mesh, use_pmap)
-        return _run_chunk(fn.finish, (x, state), mesh, use_pmap)
+            state = _run_chunk(fn.step, (x, state), mesh, use_pmap, rows)
+        return _run_chunk(fn.finish, (x, state), mesh, use_pmap, rows)
     if isinstance(fn, Pieces):         # one stage, a few rows at a time
         n, ndev = jax.tree_util.tree_leaves(x)[0].shape[0], _device_count(mesh, use_pmap)
-        rows = math.ceil(max(1, fn.rows) / ndev) * ndev
-        if rows >= n:
-            return _run_chunk(fn.fn, x, mesh, use_pmap)
+        rows_per = math.ceil(max(1, fn.rows) / ndev) * ndev
+        if rows_per >= n:
+            return _run_chunk(fn.fn, x, mesh, use_pmap, rows)
         outs = []
-        for start in range(0, n, rows):   # the last piece padded: one program for all pieces
-            piece = jax.tree_util.tree_map(lambda a: pad_rows(a[start:start + rows], rows), x)
-            out = _run_chunk(fn.fn, piece, mesh, use_pmap)
-            outs.append(jax.tree_util.tree_map(lambda a: a[:min(rows, n - start)], out))
+        for start in range(0, n, rows_per):   # the last piece padded: one program for all pieces
+            piece = _rows_of(x, start, start + rows_per, rows_per)
+            out = _run_chunk(fn.fn, piece, mesh, use_pmap, _rows_of(rows, start, start + rows_per, rows_per))
+            outs.append(jax.tree_util.tree_map(lambda a: a[:min(rows_per, n - start)], out))
         return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0), *outs)
     if isinstance(fn, tuple):          # stages: one compiled program each, in order
         for stage in fn:
-            x = _run_chunk(stage, x, mesh, use_pmap)
+            x = _run_chunk(stage, x, mesh, use_pmap, rows)
         return x
     static, dyn = split_callable(fn)
     if use_pmap:
         devices = tuple(mesh.devices.flat) if mesh is not None else tuple(jax.local_devices())
         ndev = len(devices)
-        shaped = jax.tree_util.tree_map(lambda a: a.reshape((ndev, a.shape[0] // ndev) + a.shape[1:]), x)
-        out = _pmapped(static, devices)(dyn, shaped)
+        split = lambda a: a.reshape((ndev, a.shape[0] // ndev) + a.shape[1:])  # noqa: E731
+        out = _pmapped(static, devices)(dyn, jax.tree_util.tree_map(split, (x, rows)))
         return jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
     if mesh is not None:
-        return _call_sharded(static, mesh, dyn, x)
-    return _call_jit(static, dyn, x)
+        return _call_sharded(static, mesh, dyn, (x, rows))
+    return _call_jit(static, dyn, (x, rows))
 
 
 def map_batched(fn: Callable[[Any], Any], z, *, chunk_size: int | None = None, mesh: Mesh | None = None,
@@ -343,6 +355,10 @@ def map_batched(fn: Callable[[Any], Any], z, *, chunk_size: int | None = None, m
       progress: ``True`` for a progress bar over chunks, or a wrapper of the chunk iterator
         (e.g. ``tqdm.tqdm``); see :func:`progress_wrapper`.
 
+    Callables inside ``fn`` that carry per-latent inputs (:class:`jaxlatent.engine.aligned.Aligned`,
+    e.g. ``model.fn(tap, c=c)`` with a label per latent) must have N rows: each chunk, piece and
+    device share gets the rows of its latents.
+
     Returns:
       The pytree of results, concatenated to leading axis N.
     """
@@ -352,6 +368,11 @@ def map_batched(fn: Callable[[Any], Any], z, *, chunk_size: int | None = None, m
     n = leaves[0].shape[0]
     if n == 0:
         raise ValueError("map_batched: the batch is empty (N = 0)")
+    fn, rows = detach(fn)
+    if rows and num_rows(rows) != n:
+        raise ValueError(f"map_batched: the callable carries per-latent inputs for {num_rows(rows)} latents "
+                         f"(e.g. labels c of shape ({num_rows(rows)}, c_dim)), but {n} latents were given; "
+                         "pass one row per latent, or a single row to use for every latent")
     ndev = _device_count(mesh, use_pmap)
     chunk = n if chunk_size is None else max(1, int(chunk_size))
     chunk = math.ceil(min(chunk, n) / ndev) * ndev
@@ -362,12 +383,15 @@ def map_batched(fn: Callable[[Any], Any], z, *, chunk_size: int | None = None, m
     pieces = []
     with single_blas_thread():
         for start in starts:
-            part = jax.tree_util.tree_map(lambda a: pad_rows(jnp.asarray(a[start:start + chunk]), chunk), z)
+            part = _rows_of(z, start, start + chunk, chunk)
+            part_rows = _rows_of(rows, start, start + chunk, chunk)
             if mesh is not None and not use_pmap:
                 part, _ = shard_batch(part, mesh)
-            out = _run_chunk(fn, part, mesh, use_pmap)
-            rows = min(chunk, n - start)
-            pieces.append(jax.tree_util.tree_map(lambda a: a[:rows], out))
+                if rows:
+                    part_rows, _ = shard_batch(part_rows, mesh)
+            out = _run_chunk(fn, part, mesh, use_pmap, part_rows)
+            kept = min(chunk, n - start)
+            pieces.append(jax.tree_util.tree_map(lambda a: a[:kept], out))
         if len(pieces) == 1:
             result = pieces[0]
         else:

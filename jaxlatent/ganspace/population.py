@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlatent.engine.aligned import aligned_rows, take_rows
 from jaxlatent.engine.parallel import map_batched, pad_rows, with_progress
 from jaxlatent.engine.latents import latents_from_seeds
 
@@ -149,6 +150,9 @@ def stream(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, us
            progress: bool | Callable = False) -> Iterator[Chunk]:
     """Yield the population ``f(latents)`` chunk by chunk.
 
+    Per-latent inputs of ``f`` (:class:`jaxlatent.engine.aligned.Aligned`, e.g. one label per
+    latent) need N rows; each chunk gets the rows of its latents.
+
     Args:
         f: batched callable ``(n, in) -> pytree of (n, ...)``, samples independent (a
             ``model.fn(tap)``, or any function of a latent batch).
@@ -169,6 +173,9 @@ def stream(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, us
         raise ValueError("stream: the population is empty (N = 0)")
     if any(len(p) != n for p in parts):
         raise ValueError(f"stream: latent inputs have different lengths {[len(p) for p in parts]}")
+    rows = aligned_rows(f)
+    if rows is not None and rows != n:
+        raise ValueError(f"stream: the callable carries per-latent inputs for {rows} latents, the population has {n}")
     chunk = min(n, int(chunk_size or DEFAULT_CHUNK))
     starts = range(0, n, chunk)
     starts = with_progress(starts, progress)
@@ -176,7 +183,8 @@ def stream(f: Callable, latents, *, chunk_size: int | None = None, mesh=None, us
         count = min(chunk, n - start)
         z = tuple(pad_rows(jnp.asarray(p[start:start + count]), chunk) for p in parts)
         z = z if multi else z[0]
-        x = map_batched(f, z, chunk_size=chunk, mesh=mesh, use_pmap=use_pmap)
+        fc = f if rows is None else take_rows(f, np.minimum(np.arange(start, start + chunk), n - 1))
+        x = map_batched(fc, z, chunk_size=chunk, mesh=mesh, use_pmap=use_pmap)
         yield Chunk(start, count, z, x)
 
 

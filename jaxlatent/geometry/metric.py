@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental.sparse.linalg import lobpcg_standard
 
+from jaxlatent.engine.aligned import attach, detach, shape_view
 from jaxlatent.engine.jacobian import batched_jacobian, check_latents, output_size, tangent_bytes
 from jaxlatent.localbasis.basis import fix_signs
 from jaxlatent.engine.spectral import (KrylovState, krylov_active, krylov_device_loop, krylov_start, krylov_step,
@@ -144,7 +145,7 @@ class _MetricMatrix:
     mse: bool
 
     def __call__(self, z):
-        shape = jax.eval_shape(self.g, z[:1]).shape[1:]
+        shape = jax.eval_shape(shape_view(self.g), z[:1]).shape[1:]
         jac = batched_jacobian(self.g, self.mode)(z)                   # (n, out, in)
         if self.mse:
             mj = jac * (2.0 / jac.shape[1])
@@ -190,13 +191,15 @@ class _TopK:
 
     def __call__(self, batch):
         z, start = batch
+        g, rows = detach(self.g)    # per-latent inputs of g go with their latent into the vmap
 
-        def one(z1, x_init):   # LOBPCG's loop runs one latent at a time: a batch of one
-            h_times = _metric_operator(self.g, self.distance, self.mse, z1[None])
+        def one(z1, x_init, rows1):   # LOBPCG's loop runs one latent at a time: a batch of one
+            g1 = attach(g, jax.tree_util.tree_map(lambda a: a[None], rows1))
+            h_times = _metric_operator(g1, self.distance, self.mse, z1[None])
             theta, vecs, _ = lobpcg_standard(lambda v: h_times(v[None])[0], x_init, m=self.iters, tol=self.tol)
             return theta, vecs
 
-        vals, vecs = jax.vmap(one)(z, start)
+        vals, vecs = jax.vmap(one)(z, start, rows)
         return Metric(vals, fix_signs(vecs, vecs)[1], None)
 
 

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlatent.engine.aligned import repeat_rows
 from jaxlatent.engine.jacobian import batched_jacobian, check_latents, output_size, resolve_mode
 from jaxlatent.ganspace.edits import edit_grid
 from jaxlatent.localbasis.basis import decomposition_bytes, svd_triplets
@@ -83,7 +84,7 @@ def _start(f, mode, keep, inputs):
     chunk split over devices keeps each latent's halves on its device."""
     z, index = inputs
     zz = jnp.repeat(z, 2, axis=0)
-    lb = svd_triplets(batched_jacobian(f, mode)(zz), keep)
+    lb = svd_triplets(batched_jacobian(repeat_rows(f, 2), mode)(zz), keep)   # per-latent inputs: both halves
     idx0 = jnp.repeat(index, 2).astype(jnp.int32)
     return (zz, _take(lb.directions, idx0), _take(lb.basis, idx0),
             jnp.take_along_axis(lb.singular_values, idx0[:, None], axis=-1)[:, 0], idx0)
@@ -95,7 +96,7 @@ def _step(f, mode, sigma, num_steps, scale, follow, keep, carry):
     sign = jnp.tile(jnp.asarray([1.0, -1.0], zc.dtype), zc.shape[0] // 2)
     size = 2.0 * sigma / num_steps / s if scale else jnp.full_like(s, 2.0 * sigma / num_steps)
     zn = zc + (sign * size)[:, None] * v
-    new = svd_triplets(batched_jacobian(f, mode)(zn), keep)
+    new = svd_triplets(batched_jacobian(repeat_rows(f, 2), mode)(zn), keep)
     if follow:
         cos = jnp.abs(jnp.einsum("bo,bok->bk", u, new.basis))
         idx = jnp.argmax(cos, axis=-1).astype(jnp.int32)
@@ -252,6 +253,6 @@ def iterative_traversal(f: Callable, z, *, index, sigma: float, steps: int = 100
            [half + s for s in frame_steps(frames, steps)]
     latents = path[:, jnp.asarray(cols)]
     flat = latents.reshape((-1, z.shape[1]))
-    values = map_batched(f, flat, chunk_size=chunk_size * frames, mesh=mesh, use_pmap=use_pmap)
+    values = map_batched(repeat_rows(f, frames), flat, chunk_size=chunk_size * frames, mesh=mesh, use_pmap=use_pmap)
     values = values.reshape(latents.shape[:2] + values.shape[1:])
     return Traversal(latents=latents, values=values, path=path, index=idx)

@@ -16,7 +16,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxlatent.engine.aligned import take_rows
 from jaxlatent.localbasis.grassmann import grassmann_distance
 from jaxlatent.engine.keys import as_key
 from jaxlatent.engine.linalg import after
@@ -104,8 +106,9 @@ def warpage(f: Callable, z, *, key: jax.Array, ks=range(1, 51), eps: float = 0.1
     m = z.shape[0] // 2
     k_near, k_haar = jax.random.split(as_key(key, "warpage"))
     run = dict(k=k, method=method, chunk_size=chunk_size, mesh=mesh, use_pmap=use_pmap, progress=progress)
-    bases = local_basis(f, z[:2 * m], **run).basis
-    near = local_basis(f, neighbours(z[:m], key=k_near, eps=eps), **run).basis
+    # per-latent inputs of f (labels) follow the latents each call takes
+    bases = local_basis(take_rows(f, np.arange(2 * m)), z[:2 * m], **run).basis
+    near = local_basis(take_rows(f, np.arange(m)), neighbours(z[:m], key=k_near, eps=eps), **run).basis
     if global_basis is None:
         pop = z if population is None else jnp.asarray(population)
         global_basis = pca_basis(f(pop), k)

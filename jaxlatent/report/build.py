@@ -33,10 +33,12 @@ from jaxlatent.report.explorer import build_explorer
 from jaxlatent.report.page import ReportPage
 from jaxlatent.report.sections import (correlation, dimensions, distortion, ganspace, geometry, grassmann, samples,
                                        traversal)
+from jaxlatent.workflows.features import check_reads_images
 from jaxlatent.workflows.spaces import model_options, tap_fn
 from jaxlatent.workflows.taps import check_taps, default_taps, default_traversal_taps
 
-__all__ = ["ReportOptions", "QUICK", "SECTIONS", "build_report", "section_context", "section_name"]
+__all__ = ["ReportOptions", "QUICK", "SECTIONS", "build_report", "build_class_reports", "section_context",
+           "section_name", "skipped_sections"]
 
 #: The report's sections, in page order: modules with ``add_section(page, model, ctx)`` (see
 #: :mod:`jaxlatent.report.context`): samples, local dimensions and Distortion (Choi et al. 2022),
@@ -152,6 +154,8 @@ def section_context(model, options: ReportOptions = ReportOptions(), *, classifi
                          f"{options.n_latents} and {options.n_grassmann}")
     model_options(model, truncation_psi=options.truncation_psi, class_idx=options.class_idx, where="report")
     threshold_rule(options.rule)  # an unknown local-dimension rule stops before any work
+    if classifier is not None:   # a classifier the user named must read this model's images
+        check_reads_images(model, classifier.logits, flag="report: classifier", what="classifier")
     fns = {t: tap_fn(model, t, truncation_psi=options.truncation_psi, class_idx=options.class_idx, where="report")
            for t in taps + [t for t in trav_taps if t not in taps]}
     seeds = range(options.population_seed, options.population_seed + options.n_latents)
@@ -162,13 +166,27 @@ def section_context(model, options: ReportOptions = ReportOptions(), *, classifi
                           frames={})
 
 
+def skipped_sections(model, ctx: SectionContext, sections=None) -> dict[str, str]:
+    """``section name -> why it cannot apply`` for every section whose ``applies(model, ctx)`` (an
+    optional function of a section module) gives a reason; asked before any section computes."""
+    out = {}
+    for module in SECTIONS if sections is None else sections:
+        check = getattr(module, "applies", None)
+        reason = check(model, ctx) if check is not None else None
+        if reason:
+            out[section_name(module)] = reason
+    return out
+
+
 def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = ReportOptions(),
                  title: str | None = None, source: str = "", classifier=None, quality: dict | None = None,
                  progress: bool = True) -> dict:
     """Run every analysis on ``model`` and write ``report.html``, ``results.json``, ``arrays.npz``.
 
     Each module of :data:`SECTIONS` adds its part of the page in turn, with its own key
-    ``fold_in(PRNGKey(options.seed), index)``; then the explorer
+    ``fold_in(PRNGKey(options.seed), index)``. Before any of them computes, every section is
+    checked against the model (:func:`skipped_sections`); one that cannot apply is skipped with
+    a note on the page saying why (``results["skipped"]``). Then the explorer
     (:func:`jaxlatent.report.explorer.build_explorer`: ``explorer.html`` and ``explorer.npz``)
     when ``options.explorer``.
 
@@ -192,6 +210,7 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     arrays: dict[str, np.ndarray] = {}
     ctx = section_context(model, options, classifier=classifier, arrays=arrays, progress=progress, quality=quality)
     taps, trav_taps = list(ctx.taps), list(ctx.traversal_taps)
+    skipped = skipped_sections(model, ctx)
 
     family = model.config.family
     page = ReportPage(out_dir, title or f"jaxlatent report: {family}",
@@ -204,11 +223,21 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     results["options"] = dataclasses.asdict(options) | {"taps": taps, "traversal_taps": trav_taps}
     results["machine"] = {"backend": jax.default_backend(), "devices": len(jax.devices()),
                           "cpu_count": os.cpu_count(), "platform": platform.platform()}
+    results["skipped"] = skipped
+    if options.class_idx is not None:
+        page.text(f"Conditional model: every section analyses class {options.class_idx} "
+                  "(the label given to the mapping network for every latent).")
+    if skipped:
+        page.text("Skipped sections: " + "; ".join(f"{name}: {why}" for name, why in skipped.items()) + ".")
     steps = _Steps([section_name(m) for m in SECTIONS] + (["explorer"] if options.explorer else []), progress)
     try:
         for index, module in enumerate(SECTIONS):
+            name = section_name(module)
+            if name in skipped:
+                page.section(getattr(module, "TITLE", name), f"Skipped: {skipped[name]}.")
+                continue
             own = ctx._replace(key=jax.random.fold_in(ctx.key, index))
-            steps.run(section_name(module), lambda module=module, own=own: module.add_section(page, model, own))
+            steps.run(name, lambda module=module, own=own: module.add_section(page, model, own))
         if options.explorer:
             results["explorer"] = steps.run("explorer", lambda: build_explorer(
                 page, model, options=options, seeds=options.traversal_seeds, traversals=ctx.frames,
@@ -222,3 +251,51 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     return results
 
 
+
+
+def build_class_reports(model, out_dir: str | os.PathLike, classes, options: ReportOptions = ReportOptions(),
+                        title: str | None = None, **kwargs) -> dict:
+    """One report per class of a conditional model, side by side: ``class_<c>/report.html`` each, and
+    ``report.html`` comparing their local dimensions and Distortions per tap in one table.
+
+    Every class is checked (:func:`section_context`) before any report computes.
+
+    Args:
+      model: a conditional generator. out_dir: directory written. classes: class indices.
+      options: as :func:`build_report` (its ``class_idx`` is replaced by each class).
+      title, kwargs: passed to :func:`build_report` (``source``, ``classifier``, ``quality``, ``progress``).
+
+    Returns:
+      ``{"classes": {c: results of class c}}``, also written to ``results.json``.
+    """
+    classes = [int(c) for c in classes]
+    if not classes:
+        raise ValueError("report: no class given")
+    for c in classes:
+        section_context(model, dataclasses.replace(options, class_idx=c), classifier=kwargs.get("classifier"))
+    out_dir = os.fspath(out_dir)
+    per_class = {}
+    for c in classes:
+        per_class[c] = build_report(model, os.path.join(out_dir, f"class_{c}"),
+                                    dataclasses.replace(options, class_idx=c),
+                                    title=f"{title or 'jaxlatent report'}: class {c}", **kwargs)
+    page = ReportPage(out_dir, f"{title or 'jaxlatent report'}: classes {', '.join(map(str, classes))} side by side",
+                      subtitle=kwargs.get("source", ""))
+    page.section("Per class", "One report per class (every latent of a report gets that class's label).")
+    page.table(["class", "report"], [[c, f"class_{c}/report.html"] for c in classes])
+    taps = list(per_class[classes[0]].get("local_dimension", {}))
+    if taps:
+        page.section("Local dimension and Distortion per class",
+                     "Mean local dimension and Distortion of each tap, one column pair per class.")
+        rows = []
+        for t in taps:
+            row = [t]
+            for c in classes:
+                r = per_class[c]
+                row += [r.get("local_dimension", {}).get(t, {}).get("mean_dimension", float("nan")),
+                        r.get("distortion", {}).get(t, {}).get("distortion", float("nan"))]
+            rows.append(row)
+        page.table(["tap"] + [f"{h} (class {c})" for c in classes for h in ("local dim", "Distortion")], rows)
+    page.results["classes"] = per_class
+    page.write()
+    return page.results

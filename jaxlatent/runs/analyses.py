@@ -20,9 +20,11 @@ from jaxlatent.localdim.dimension import local_dimension
 from jaxlatent.localdim.thresholds import RULES, threshold_rule
 from jaxlatent.models.digits import load_classifier
 from jaxlatent.engine.parallel import map_batched
-from jaxlatent.runs.registry import TAP, TRUNC, Analysis, Option, execution, register, tap_fn, tap_jacobian_shape
+from jaxlatent.runs.registry import (CLASS, TAP, TRUNC, Analysis, Option, execution, model_kwargs, register, tap_fn,
+                                     tap_jacobian_shape, tap_name)
 from jaxlatent.runs.store import Output, RunError
-from jaxlatent.workflows.spaces import latent_space
+from jaxlatent.workflows.features import check_reads_images
+from jaxlatent.workflows.spaces import check_space, latent_space
 
 # -- Local Basis (Choi et al., ICLR 2022) ----------------------------------------------------
 
@@ -32,7 +34,7 @@ def _local_basis_outputs(model, options):
     k = options["k"] if options["k"] is not None else m
     if not 1 <= k <= m:
         raise RunError(f"local-basis: --k must lie in [1, {m}] for the {n_out}x{n_in} Jacobian of tap "
-                       f"{options['tap']!r}, found {k}")
+                       f"{tap_name(model, options)!r}, found {k}")
     return (Output("singular_values", (k,), "float32"), Output("basis", (n_out, k), "float32"),
             Output("directions", (n_in, k), "float32"))
 
@@ -48,7 +50,7 @@ register(Analysis(
     help="Local Basis (Choi et al., ICLR 2022): singular values, basis and latent directions of a tap's Jacobian",
     options=(TAP, Option("k", "--k", int, None, "triplets kept per latent (default: all)"),
              Option("method", "--method", str, "svd", "dense SVD (default) or Gram eigenvectors", SOLVERS),
-             TRUNC),
+             TRUNC, CLASS),
     outputs=_local_basis_outputs, compute=_local_basis, spectrum="singular_values"))
 
 
@@ -79,7 +81,7 @@ register(Analysis(
                          "paper (default: Gavish-Donoho, omega(beta) times the median singular value), bulk "
                          "(Gavish-Donoho where the spectrum shows a noise bulk, else the numerical rank), "
                          "numerical, or a relative cut R in (0, 1)"),
-             TRUNC), outputs=_local_dim_outputs, compute=_local_dim,
+             TRUNC, CLASS), outputs=_local_dim_outputs, compute=_local_dim,
     spectrum="singular_values", dimension="dimension"))
 
 
@@ -88,7 +90,8 @@ register(Analysis(
 def _metric_space(model, options):
     """The chosen latent space: ``points`` maps z to it, ``image`` generates from it."""
     try:
-        return latent_space(model, options["space"], truncation_psi=options["truncation_psi"], where="geometry")
+        space = check_space(model, options["space"], where="geometry")
+        return latent_space(model, space, **model_kwargs(options), where="geometry")
     except ValueError as err:
         raise RunError(str(err)) from None
 
@@ -135,7 +138,8 @@ register(Analysis(
     name="geometry",
     help="Riemannian metric of the image manifold, H = J^T M J for the mean squared pixel distance or LPIPS "
          "(Wang & Ponce, ICLR 2021): eigenvalues and eigenvectors at each latent",
-    options=(Option("space", "--space", str, "w", "latent space: w (default; StyleGAN2) or z", ("z", "w")),
+    options=(Option("space", "--space", str, None, "latent space: w (StyleGAN2's default) or z (FastGAN's default "
+                                                   "and only space)", (None, "z", "w")),
              Option("k", "--k", int, None, "eigenpairs kept (default all)"),
              Option("method", "--method", str, "auto", "full metric and eigh, or the top --k by LOBPCG", METHODS),
              Option("distance", "--distance", str, "mse", "image distance: mean squared pixels (default) or LPIPS",
@@ -143,7 +147,7 @@ register(Analysis(
              Option("lpips_weights", "--lpips-weights", str, None,
                     "LPIPS state dict (.pth/.npz of the whole lpips.LPIPS module) for --distance lpips"),
              Option("lpips_net", "--lpips-net", str, "alex", "LPIPS backbone", ("alex", "vgg", "squeeze")),
-             TRUNC),
+             TRUNC, CLASS),
     outputs=_geometry_outputs, compute=_geometry, spectrum="eigenvalues"))
 
 
@@ -175,8 +179,10 @@ def _concept_grid(model, options):
 def _concept_outputs(model, options):
     dims, values = _concept_grid(model, options)
     clf = _classifier(options["classifier"])
-    image = jax.eval_shape(tap_fn(model, options), jax.ShapeDtypeStruct((1, int(model.z_dim)), np.float32))
-    c = jax.eval_shape(clf.logits, jax.ShapeDtypeStruct(image.shape, np.float32)).shape[-1]
+    try:
+        c = check_reads_images(model, clf.logits, flag="--classifier", what="classifier")
+    except ValueError as err:
+        raise RunError(f"concept-effects: {err}") from None
     return (Output("base_probs", (c,), "float32"), Output("probs", (len(dims), len(values), c), "float32"))
 
 
@@ -202,6 +208,7 @@ register(Analysis(
              Option("values", "--values", str, "-3,3", "intervention values in standard units (default -3,3)"),
              Option("kind", "--kind", str, "set", "set (default), shift or scale", KINDS),
              Option("classifier", "--classifier", str, None,
-                    "classifier folder (jaxlatent.train.classifier.save_classifier; default: the shipped digits classifier)"),
-             TRUNC),
+                    "classifier folder (jaxlatent.train.classifier.save_classifier) trained on the model's images; "
+                    "default: the shipped digit classifier, for the shipped digits model only"),
+             TRUNC, CLASS),
     outputs=_concept_outputs, compute=_concept_effects))

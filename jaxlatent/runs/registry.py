@@ -28,9 +28,10 @@ import numpy as np
 
 from jaxlatent.runs.store import Output, RunError
 from jaxlatent.workflows import spaces
+from jaxlatent.workflows.taps import default_tap
 
-__all__ = ["Analysis", "Option", "Output", "register", "names", "get", "resolve_options", "TAP", "TRUNC",
-           "tap_fn", "tap_jacobian_shape", "execution"]
+__all__ = ["Analysis", "Option", "Output", "register", "names", "get", "resolve_options", "TAP", "TRUNC", "CLASS",
+           "tap_name", "model_kwargs", "tap_fn", "tap_jacobian_shape", "execution"]
 
 
 class Option(NamedTuple):
@@ -103,15 +104,32 @@ def resolve_options(analysis: Analysis, options: dict | None) -> dict:
 
 # -- shared pieces of the model-tap analyses ----------------------------------------------
 
-TAP = Option("tap", "--tap", str, "w", "tap name (default w); see model.taps()")
+TAP = Option("tap", "--tap", str, None, "tap name (default: w for StyleGAN2, the first feature map init for "
+                                         "FastGAN); see model.taps()")
 TRUNC = Option("truncation_psi", "--trunc", float, None, "truncation psi for the tap (StyleGAN2; default: none)")
+CLASS = Option("class_idx", "--class", int, None, "class label of a conditional StyleGAN2 (required there), "
+                                                  "the same for every latent of the run")
+
+
+def tap_name(model, options: dict) -> str:
+    """The tap of ``options``; ``None`` is the family's default (:func:`jaxlatent.workflows.taps.default_tap`)."""
+    tap = options.get("tap")
+    tap = default_tap(model) if tap is None else tap
+    if tap not in model.taps():
+        raise RunError(f"--tap: unknown tap {tap!r}; this model has {model.taps()}")
+    return tap
+
+
+def model_kwargs(options: dict) -> dict:
+    """``truncation_psi`` and ``class_idx`` of ``options`` as keywords of :mod:`jaxlatent.workflows.spaces`."""
+    return dict(truncation_psi=options.get("truncation_psi"), class_idx=options.get("class_idx"))
 
 
 def tap_fn(model, options: dict):
     """The batched callable ``z (n, z_dim) -> (n, ...)`` of the tap named in ``options`` (with its
-    ``truncation_psi``): :func:`jaxlatent.workflows.spaces.tap_fn`."""
+    ``truncation_psi`` and ``class_idx``): :func:`jaxlatent.workflows.spaces.tap_fn`."""
     try:
-        return spaces.tap_fn(model, options["tap"], truncation_psi=options.get("truncation_psi"), where="run")
+        return spaces.tap_fn(model, tap_name(model, options), **model_kwargs(options), where="run")
     except ValueError as err:
         raise RunError(str(err)) from None
 

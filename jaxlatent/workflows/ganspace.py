@@ -20,7 +20,7 @@ from jaxlatent.ganspace.pca import pca_randomized, population_pca, transform
 from jaxlatent.ganspace.population import KeyLatents, collect
 from jaxlatent.workflows.spaces import is_stylegan2, tap_fn
 
-__all__ = ["Directions", "fit_directions", "direction_images", "METHODS"]
+__all__ = ["Directions", "fit_directions", "direction_images", "edit_space_of", "METHODS"]
 
 METHODS = ("pca", "ica")
 MAX_MOMENT_DIM = 4096     # wider taps use the streamed randomized PCA (no d x d matrix)
@@ -41,6 +41,12 @@ class Directions(NamedTuple):
     directions: np.ndarray
     result: Any
     residual: float
+
+
+def edit_space_of(model, tap: str) -> str:
+    """Where the directions fitted at ``tap`` act: ``"w"`` for StyleGAN2's ``w`` (edits move w, or a
+    W+ layer range), ``"z"`` for every other tap (lifted to the latent)."""
+    return "w" if tap == "w" and is_stylegan2(model) else "z"
 
 
 def _activations(f, result, z):
@@ -79,7 +85,7 @@ def fit_directions(model, tap: str, method: str, latents, *, k: int, key: jax.Ar
     else:
         x = collect(f, latents, **kw)
         result = fast_ica(x, k=k, key=key, **(ica_options or {}))
-    if tap == "w" and is_stylegan2(model):
+    if edit_space_of(model, tap) == "w":
         return Directions(method, tap, "w", np.asarray(normalize(result.components)), result, 0.0)
     z = np.concatenate([np.asarray(latents[i:i + 4096]) for i in range(0, len(latents), 4096)])
     if x is not None:

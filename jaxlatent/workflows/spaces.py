@@ -15,7 +15,8 @@ import numpy as np
 
 from jaxlatent.engine.latents import class_labels
 
-__all__ = ["SPACES", "Space", "is_stylegan2", "model_options", "tap_fn", "render", "latent_space"]
+__all__ = ["SPACES", "Space", "is_stylegan2", "is_conditional", "default_space", "check_space", "model_options",
+           "tap_fn", "render", "latent_space"]
 
 SPACES = ("z", "w")
 
@@ -23,6 +24,30 @@ SPACES = ("z", "w")
 def is_stylegan2(model) -> bool:
     """StyleGAN2 (mapping network, W, labels, truncation) rather than FastGAN (z straight in)."""
     return model.config.family == "stylegan2"
+
+
+def is_conditional(model) -> bool:
+    """A class-conditional generator (StyleGAN2 with ``c_dim > 0``): every call needs a class."""
+    return is_stylegan2(model) and int(model.config.c_dim or 0) > 0
+
+
+def default_space(model) -> str:
+    """The latent space analysed when none is named: ``w`` for StyleGAN2 (one w broadcast to every
+    layer, as Wang & Ponce and GANSpace use it), ``z`` for generators without a mapping network."""
+    return "w" if is_stylegan2(model) else "z"
+
+
+def check_space(model, space: str | None, *, flag: str = "--space", where: str = "model") -> str:
+    """``space`` (or :func:`default_space` for ``None``) when the model has it; else a ``ValueError``
+    that says what to pass instead."""
+    if space is None:
+        return default_space(model)
+    if space not in SPACES:
+        raise ValueError(f"{where}: {flag} must be one of {SPACES}, found {space!r}")
+    if space == "w" and not is_stylegan2(model):
+        raise ValueError(f"{where}: {flag} w needs a mapping network (StyleGAN2); this model is a "
+                         f"{model.config.family}, whose only latent space is z: pass {flag} z")
+    return space
 
 
 def model_options(model, *, truncation_psi: float | None = None, class_idx: int | None = None,
@@ -101,14 +126,11 @@ def latent_space(model, space: str, *, truncation_psi: float | None = None, clas
     callable, in W inside ``points``. ``layers=True`` gives W+ points ``(N, num_ws, w_dim)``
     for edits restricted to a layer range (GANSpace).
     """
-    if space not in SPACES:
-        raise ValueError(f"{where}: space must be one of {SPACES}, found {space!r}")
+    check_space(model, space, flag="space", where=where)
     opts = model_options(model, truncation_psi=truncation_psi, class_idx=class_idx, where=where)
     if space == "z":
         if layers:
             raise ValueError(f"{where}: layer ranges apply to StyleGAN2 W+ edits, not to latent (z) directions")
         return Space("z", _identity, model.fn("image", **opts))
-    if not is_stylegan2(model):
-        raise ValueError(f"{where}: space 'w' needs a StyleGAN2; this model is a {model.config.family}")
     wrt = "ws" if layers else "w"
     return Space("w", model.fn(wrt, **opts), model.fn("image", wrt=wrt))

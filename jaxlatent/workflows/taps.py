@@ -8,7 +8,7 @@ import numpy as np
 
 from jaxlatent.workflows.spaces import is_stylegan2
 
-__all__ = ["default_taps", "default_traversal_taps", "default_edit_tap", "mapping_taps", "check_taps"]
+__all__ = ["default_taps", "default_traversal_taps", "default_edit_tap", "default_tap", "mapping_taps", "check_taps"]
 
 
 def default_taps(model, max_tap_size: int = 8192) -> list[str]:
@@ -51,17 +51,33 @@ def default_edit_tap(model) -> str:
     return next(t for t in model.taps() if t != "image")
 
 
+def default_tap(model) -> str:
+    """The one tap a single-tap command analyses by default (``local-basis``, ``grassmann``, runs):
+    ``w`` for StyleGAN2 (the Local Basis paper's space); for a FastGAN, which has no mapping
+    network, its first feature map (``init``, the 4x4 features right after z)."""
+    return "w" if is_stylegan2(model) else default_edit_tap(model)
+
+
 def mapping_taps(model) -> list[str]:
-    """Every mapping-network tap and ``w`` (StyleGAN2): the layers whose local dimension and Distortion
-    Choi et al. compare; a FastGAN has none, so its first tap stands in."""
+    """The taps whose local dimension and Distortion are compared by default.
+
+    StyleGAN2: every mapping-network tap and ``w`` (the layers Choi et al. compare). FastGAN has
+    no mapping network: its first two feature maps (``init``, ``feat_8``) stand in.
+    """
     taps = [t for t in model.taps() if t.startswith("mapping.") or t == "w"]
-    return taps or model.taps()[:1]
+    if taps:
+        return taps
+    return [t for t in model.taps() if t != "image" and len(model.tap_shape(t)) == 3][:2] or model.taps()[:1]
 
 
 def check_taps(model, names: Iterable[str], flag: str = "--taps") -> list[str]:
-    """``names`` as a list when every one is a tap of ``model``; else a ``ValueError`` naming them."""
+    """``names`` as a list when every one is a tap of ``model``; else a ``ValueError`` naming them.
+
+    An empty selection is an error too (an analysis of no tap would write empty results)."""
     names = list(names)
     available = list(model.taps())
+    if not names:
+        raise ValueError(f"{flag}: no tap selected; this model has {available}")
     unknown = [t for t in names if t not in available]
     if unknown:
         raise ValueError(f"{flag}: unknown tap(s) {unknown}; this model has {available}")

@@ -25,7 +25,7 @@ from jaxlatent.models.fastgan.config import (BATCHNORM_MODES, DEFAULT_BATCHNORM,
                                              random_params, tap_shapes)
 from jaxlatent.models.fastgan.net import Generator, draw_noise, forward
 
-__all__ = ["FastGAN", "FastGANConfig", "Generator", "expected_shapes", "random_params"]
+__all__ = ["FastGAN", "FastGANConfig", "Generator", "expected_shapes", "random_params", "resolve_noise_mode"]
 
 
 @functools.partial(jax.jit, static_argnames=("config", "batchnorm", "taps"))
@@ -68,6 +68,13 @@ def _noises(config: FastGANConfig, batch, dtype, noise, noise_mode, key, where) 
         return draw_noise(config, key, batch, dtype)
     raise ValueError(f"{where}: noise_mode must be one of {NOISE_MODES} (or pass noise=[...]); "
                      f"got {noise_mode!r}")
+
+
+def resolve_noise_mode(noise_mode: str | None, key) -> str:
+    """The noise mode a call uses: as given, or for ``None`` ``"random"`` with a key and ``"none"`` without."""
+    if noise_mode is None:
+        return "none" if key is None else "random"
+    return noise_mode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +183,7 @@ class FastGAN:
             raise UnknownTapError(f"unknown FastGAN tap {tap!r}; known taps: {list(shapes)}")
         return shapes[tap]
 
-    def features(self, z, taps: Sequence[str] = ("image", "image128"), noise=None, noise_mode="random",
+    def features(self, z, taps: Sequence[str] = ("image", "image128"), noise=None, noise_mode: str | None = None,
                  key=None, batchnorm: str = DEFAULT_BATCHNORM) -> dict:
         """Several taps from one jitted forward pass.
 
@@ -193,25 +200,26 @@ class FastGAN:
         _check(self.config, z, batchnorm, "FastGAN.features")
         for t in taps:
             self.tap_shape(t)
-        if noise is None and noise_mode == "random" and key is None:
-            # a fixed default keeps generate() usable from generic callers; pass key to vary it
-            key = jax.random.key(0)
-        noises = _noises(self.config, z.shape[0], z.dtype, noise, noise_mode, key,
+        noises = _noises(self.config, z.shape[0], z.dtype, noise, resolve_noise_mode(noise_mode, key), key,
                          "FastGAN.features")
         return _forward_jit(self.params, z, noises, config=self.config, batchnorm=batchnorm,
                             taps=tuple(taps))
 
-    def generate(self, z, noise=None, noise_mode: str = "random", key=None,
+    def generate(self, z, noise=None, noise_mode: str | None = None, key=None,
                  batchnorm: str = DEFAULT_BATCHNORM):
         """Images from latents.
+
+        The noise is explicit: random noise needs a key, and without one the images are noise-free
+        (the same inputs the analyses' taps see, :meth:`fn`). Nothing is drawn from a hidden key.
 
         Args:
           z: (N, nz) latents.
           noise: optional list of ``(N or 1, 1, H, W)`` arrays, one per injection point in the
             official draw order (:meth:`noise_shapes`); overrides ``noise_mode``.
-          noise_mode: ``"random"`` (standard normal from ``key``; ``key=None`` means
-            ``jax.random.key(0)``) or ``"none"`` (no noise).
-          key: ``jax.random`` key for ``noise_mode="random"``.
+          noise_mode: ``"random"`` (standard normal from ``key``, as the official generator
+            draws it), ``"none"`` (no noise) or ``None`` (the default: ``"random"`` when a
+            ``key`` is given, ``"none"`` otherwise).
+          key: ``jax.random`` key of the random noise.
           batchnorm: ``"running"`` (evaluation mode, default) or ``"batch"`` (official ``eval.py``).
 
         Returns:
@@ -219,7 +227,7 @@ class FastGAN:
         """
         return self.features(z, ("image",), noise, noise_mode, key, batchnorm)["image"]
 
-    def fn(self, tap: str = "image", noise=None, noise_mode: str = "none", key=None,
+    def fn(self, tap: str = "image", noise=None, noise_mode: str | None = None, key=None,
            batchnorm: str = DEFAULT_BATCHNORM, *, wrt: str = "z") -> Callable:
         """A pure batched function of latents for analyses; only the blocks the tap needs run.
 
@@ -231,9 +239,10 @@ class FastGAN:
           tap: a name from :meth:`taps`.
           noise: explicit noise arrays as in :meth:`generate`; use batch 1 (shared by every
             sample) for Jacobians.
-          noise_mode: ``"none"`` (default here: noise-free Jacobians) or ``"random"`` (needs
-            ``key``; the same draw at every call with the same batch size).
-          key: ``jax.random`` key for ``noise_mode="random"``.
+          noise_mode: ``"none"`` (noise-free Jacobians), ``"random"`` (needs ``key``; the same
+            draw at every call with the same batch size) or ``None`` (the default: ``"random"``
+            when a ``key`` is given, ``"none"`` otherwise).
+          key: ``jax.random`` key of the random noise.
           batchnorm: ``"running"`` or ``"batch"``; the latter makes samples depend on each
             other, which breaks the per-sample convention of ``docs/architecture.md``.
           wrt: the input space; FastGAN has no mapping network, so only ``"z"``.
@@ -247,6 +256,7 @@ class FastGAN:
                              "latent space is z; use wrt='z'")
         if batchnorm not in BATCHNORM_MODES:
             raise ValueError(f"FastGAN.fn: batchnorm must be one of {BATCHNORM_MODES}; got {batchnorm!r}")
+        noise_mode = resolve_noise_mode(noise_mode, key)
         if noise is None and noise_mode == "random" and key is None:
             raise ValueError("FastGAN.fn: noise_mode='random' needs an explicit key=jax.random.key(...)")
         if noise is not None:

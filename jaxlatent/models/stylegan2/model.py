@@ -34,7 +34,9 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxlatent.engine.aligned import Aligned
 from jaxlatent.models.errors import UnknownTapError
 from jaxlatent.models.stylegan2.layers import NOISE_MODES, MappingNetwork, SynthesisNetwork
 from jaxlatent.models.stylegan2.net import Generator, check_wrt, tap_shapes, tap_value
@@ -58,6 +60,38 @@ def _tap_jit(params, z, c, key, *, config, tap, truncation_psi, truncation_cutof
 @functools.partial(jax.jit, static_argnames=("config", "noise_mode"))
 def _synthesis_jit(params, ws, key, *, config, noise_mode):
     return SynthesisNetwork(config).apply({"params": params["synthesis"]}, ws, noise_mode, key)
+
+
+def labels(c, c_dim: int, where: str = "StyleGAN2"):
+    """Class labels as the generator takes them: ``None``, one label ``(c_dim,)`` for every latent,
+    or one per latent ``(N, c_dim)``.
+
+    Args:
+      c: ``None``; a class index (int), which becomes its one-hot; a one-hot or soft label
+        ``(c_dim,)`` or ``(1, c_dim)`` (broadcast to every latent); or ``(N, c_dim)``, one row per
+        latent (N > 1).
+      c_dim: the generator's number of classes (0: unconditional).
+      where: what error messages name.
+
+    Returns:
+      ``None``, a ``(c_dim,)`` float32 array, or an ``(N, c_dim)`` float32 array with N > 1.
+    """
+    if c is None:
+        return None
+    if c_dim == 0:
+        raise ValueError(f"{where}: labels c given, but this generator is unconditional (c_dim=0)")
+    if isinstance(c, (int, np.integer)) or (np.ndim(c) == 0 and np.issubdtype(np.asarray(c).dtype, np.integer)):
+        idx = int(c)
+        if not 0 <= idx < c_dim:
+            raise ValueError(f"{where}: class index {idx} outside 0..{c_dim - 1}")
+        return jnp.zeros((c_dim,), jnp.float32).at[idx].set(1.0)
+    c = jnp.asarray(c, jnp.float32)
+    if c.ndim == 2 and c.shape[0] == 1:
+        c = c[0]
+    if c.shape[-1:] != (c_dim,) or c.ndim not in (1, 2):
+        raise ValueError(f"{where}: labels c must be a class index, ({c_dim},), (1, {c_dim}) or (N, {c_dim}); "
+                         f"found shape {tuple(c.shape)}")
+    return c
 
 
 class StyleGAN2:
@@ -143,6 +177,10 @@ class StyleGAN2:
 
     def _run(self, tap, z, c, truncation_psi, truncation_cutoff, noise_mode, key):
         self._check_noise(noise_mode, key)
+        z = jnp.asarray(z)
+        c = labels(c, self.config.c_dim, f"StyleGAN2 {tap}")
+        if c is not None and c.ndim == 1:
+            c = jnp.broadcast_to(c, (z.shape[0], c.shape[0]))
         return _tap_jit(self.params, z, c, key, config=self.config, tap=tap,
                         truncation_psi=float(truncation_psi),
                         truncation_cutoff=_cutoff(truncation_cutoff), noise_mode=noise_mode)
@@ -152,7 +190,8 @@ class StyleGAN2:
 
         Args:
           z: (N, z_dim) latents.
-          c: (N, c_dim) labels of a conditional generator, else None.
+          c: labels of a conditional generator (see :func:`labels`: a class index, one label
+            ``(c_dim,)`` / ``(1, c_dim)`` for every latent, or ``(N, c_dim)``), else None.
           truncation_psi, truncation_cutoff: the truncation trick (Karras et al. 2019, section
             3) towards ``w_avg`` on the first ``cutoff`` rows (all when None).
 
@@ -181,7 +220,7 @@ class StyleGAN2:
 
         Args:
           z: (N, z_dim) latents.
-          c: (N, c_dim) labels of a conditional generator, else None.
+          c: labels of a conditional generator, as in :meth:`mapping`, else None.
           truncation_psi, truncation_cutoff: as in :meth:`mapping`.
           noise_mode, key: as in :meth:`synthesis`.
 
@@ -224,8 +263,12 @@ class StyleGAN2:
 
         Args:
           tap: a name from :meth:`taps`.
-          c: labels, (N, c_dim) or (c_dim,) broadcast over the batch (conditional generators,
-            ``wrt='z'`` only: W and W+ inputs already carry the label).
+          c: labels of a conditional generator (``wrt='z'`` only: W and W+ inputs already carry
+            the label): a class index, or one label ``(c_dim,)`` / ``(1, c_dim)``, used for every
+            latent of any batch; or ``(N, c_dim)``, one per latent: ``f`` is then an
+            :class:`jaxlatent.engine.aligned.Aligned` whose labels travel with their latents
+            through an analysis's chunks, pieces and devices (called directly, it takes
+            exactly those N latents). ``docs/conditioning.md``.
           truncation_psi, truncation_cutoff: truncation trick (Karras et al. 2019), applied to
             the mapped w when ``wrt='z'``; W and W+ inputs are used as given (truncate them
             with ``model.mapping(z, truncation_psi=...)`` when drawing them).
@@ -242,13 +285,19 @@ class StyleGAN2:
         self.tap_shape(tap)
         check_wrt(tap, wrt)
         self._check_noise(noise_mode, key)
-        if c is not None:
-            c = jnp.asarray(c, jnp.float32)
+        c = labels(c, self.config.c_dim, f"StyleGAN2.fn({tap!r})")
         if wrt != "z":  # truncation acts on mapped z only: equal calls share compiled code
             truncation_psi, truncation_cutoff = 1.0, None
+            c = None    # labels act in the mapping network only
         call = _TapCall(self.config, tap, float(truncation_psi), _cutoff(truncation_cutoff),
                         noise_mode, wrt)
+        if c is not None and c.ndim == 2:   # one label per latent: they travel with the latents
+            return Aligned(jax.tree_util.Partial(_labelled, call, self.params, key), c)
         return jax.tree_util.Partial(call, self.params, c, key)
+
+
+def _labelled(call, params, key, z, c):
+    return call(params, c, key, z)
 
 
 def _cutoff(truncation_cutoff):

@@ -14,13 +14,23 @@ from jaxlatent.report.context import SectionContext
 from jaxlatent.workflows.correlation import (FULL, QUICK, Population, Sizes, analyse, population, raw_arrays,
                                              summarize, translation_images)
 
-__all__ = ["add_section", "write_figures", "importance_figure"]
+__all__ = ["applies", "add_section", "write_figures", "importance_figure"]
+
+TITLE = "Correlation analysis and controlling sets (Li, Tao, Niu & Li, ICPR 2020)"
+
+
+def applies(model, ctx: SectionContext) -> str | None:
+    """Why the section cannot run on ``model`` (``None``: it can): its concepts are a classifier's classes."""
+    if ctx.classifier is None:
+        return ("no classifier was given, and the concepts this analysis controls are a classifier's classes: "
+                "pass --classifier DIR (a classifier trained on this model's images)")
+    return None
 
 
 def add_section(page, model, ctx: SectionContext) -> None:
     """Importance heatmap, S(k) of both methods, translation matrix and grids."""
     classifier, arrays = ctx.classifier, ctx.arrays
-    page.section("Correlation analysis and controlling sets (Li, Tao, Niu & Li, ICPR 2020)",
+    page.section(TITLE,
                  "Single latent dimensions are set to +-a (in Z, a in standard deviations) and the "
                  "classifier's probabilities are read; the controlling set of a (source, target) "
                  "pair is the smallest prefix of the target's sensitivity ranking whose joint "

@@ -91,6 +91,9 @@ def add_section(page, model, ctx: SectionContext) -> None:
         for name, h in curves.items():
             arrays[f"geometry/inversion/{name}"] = h
         seconds["inversion"] = time.perf_counter() - t_stage
+    elif not stylegan:
+        page.text(f"Metric-aware inversion in W: not applicable, a {model.config.family} has no W space "
+                  "(the metric above is in z).")
     seconds["total"] = time.perf_counter() - t0
     results["seconds"] = seconds
     page.results["geometry"] = results
