@@ -119,15 +119,12 @@ def run_and_print(model, args, source: str, classifier, quality, title: str) -> 
         return 0
     results = build_report(model, args.out, report_options(args), title=title, source=source,
                            classifier=classifier, quality=quality, progress=not args.no_progress)
-    _print_taps(results, "")
-    print(f"{source}: {len(results['local_dimension'])} taps, {results['options']['n_latents']} latents, "
+    print(f"{source}: {len(results.get('local_dimension', {}))} taps, {results['options']['n_latents']} latents, "
           f"{time.perf_counter() - t0:.1f} s")
-    print(f"  local dimension by the {results['local_dimension_rule']} rule (mean +- std), numerical rank "
-          f"(mean), Distortion with k the median local dimension")
-    for tap, d in dims.items():
-        dist = results['distortion'][tap]
-        print(f"  {tap:<22s} local dim {d['mean_dimension']:6.2f} +- {d['std_dimension']:.2f}   "
-              f"numerical rank {d['numerical_rank_mean']:6.2f}   Distortion {dist['distortion']:.3f} (k {dist['k']})")
+    if "local_dimension_rule" in results:
+        print(f"  local dimension by the {results['local_dimension_rule']} rule (mean +- std), numerical rank "
+              f"(mean), Distortion with k the median local dimension")
+    _print_taps(results, "")
     for name, why in results.get("skipped", {}).items():
         print(f"  skipped {name}: {why}")
     print(f"wrote {os.path.join(args.out, 'report.html')} (results.json, arrays.npz, figures beside it)")
@@ -143,9 +140,11 @@ def run_and_print(model, args, source: str, classifier, quality, title: str) -> 
 
 
 def _print_taps(results: dict, prefix: str) -> None:
-    for tap, d in results["local_dimension"].items():
+    for tap, d in results.get("local_dimension", {}).items():
+        dist = results.get("distortion", {}).get(tap)
         print(f"  {prefix}{tap:<22s} local dim {d['mean_dimension']:6.2f} +- {d['std_dimension']:.2f}   "
-              f"Distortion {results['distortion'][tap]['distortion']:.3f}")
+              f"numerical rank {d['numerical_rank_mean']:6.2f}"
+              + (f"   Distortion {dist['distortion']:.3f} (k {dist['k']})" if dist else ""))
 
 
 def run_report(args) -> int:
