@@ -33,7 +33,7 @@ LOSSLESS_SIDE = 64         # frames up to this size are PNG at native size: pixe
 MAX_SIDE = 128             # larger frames are box-downscaled to at most this and stored as JPEG
 JPEG_QUALITY = 85
 OVERHEAD_BUDGET = 192 * 1024
-ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "explorer")
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "explorer")
 
 
 def frame_budget(height: int, width: int, channels: int) -> int:
