@@ -14,6 +14,7 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -294,3 +295,8 @@ def test_readme_quickstart(files, family):
     dims = jaxlatent.local_dimension(fn, z).dimension
     assert lb.singular_values.shape == (8, 3) and d.shape == (4,) and dims.shape == (8,)
     assert np.all(np.isfinite(np.asarray(d)))
+    if family == "conditional":     # one label per latent travels with z (README)
+        labels = jax.nn.one_hot(jnp.arange(8) % 3, model.c_dim)
+        per = jaxlatent.local_basis(model.fn("w", c=labels), z, k=3, chunk_size=3)
+        one = jaxlatent.local_basis(model.fn("w", c=2), z[2:3], k=3)
+        np.testing.assert_allclose(np.asarray(per.singular_values[2]), np.asarray(one.singular_values[0]), rtol=1e-4)
