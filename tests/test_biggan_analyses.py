@@ -43,7 +43,7 @@ def _jac64(f, z):
 
 def test_gen_z_closed_form_dimension_and_grassmann(model, z):
     f = model.fn("gen_z", c=CLASS, truncation=TRUNC)
-    est = local_dimension(f, z, threshold_fn=rank_tolerance)
+    est = local_dimension(f, z, rule=rank_tolerance)
     assert np.all(np.asarray(est.dimension) == model.z_dim)
     w = np.asarray(model.params["generator"]["gen_z"]["weight"], np.float64)[:, : model.z_dim]
     want = np.linalg.svd(w, compute_uv=False)
@@ -55,7 +55,7 @@ def test_gen_z_closed_form_dimension_and_grassmann(model, z):
     weight[:, : model.z_dim] = rng.standard_normal((weight.shape[0], 3)) @ rng.standard_normal((3, model.z_dim)) / 40
     params["generator"]["gen_z"]["weight"] = weight
     low = BigGAN(model.config, params).fn("gen_z", c=CLASS, truncation=TRUNC)
-    assert np.all(np.asarray(local_dimension(low, z, threshold_fn=rank_tolerance).dimension) == 3)
+    assert np.all(np.asarray(local_dimension(low, z, rule=rank_tolerance).dimension) == 3)
     lb = local_basis(f, z, k=4)
     d = grassmann_distance(lb.basis[0], lb.basis[1])
     assert float(d) < 1e-2  # the same subspace at every latent: the tap is affine
