@@ -62,6 +62,8 @@ def test_report_section_on_a_tiny_model(model, tmp_path):
         def features(x):
             return jnp.tanh(jnp.reshape(x, (x.shape[0], -1))[:, :10] * 3)
 
+        logits = features                                # what the report checks a classifier reads
+
     section.add_section(page, model, section_context(model, QUICK, classifier=Features(), arrays=arrays))
     res = page.results["geometry"]
     assert {"w_mse", "w_features", "seconds"} <= set(res) and "inversion" not in res      # full report only
