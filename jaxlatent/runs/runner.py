@@ -253,7 +253,7 @@ def run(analysis: str, model, n: int, out, *, first_seed: int = 0, options: dict
     if not 0 <= seed or seed + n > 2**32:
         raise RunError(f"{analysis}: latent seeds first_seed..first_seed+N-1 must lie in [0, 2**32), "
                        f"found first_seed {seed}, N {n}")
-    options = registry.resolve_options(spec, options)
+    options = registry.resolve_options(spec, options, model)
     outputs = spec.outputs(model, options)
     wanted = build_manifest(analysis=analysis, options=options, model=model, n=int(n), seed=int(seed),
                             chunk_size=int(chunk_size), outputs=outputs, checkpoint=checkpoint)

@@ -16,6 +16,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.errors import FlaxError
 
 from jaxlatent.io import load_inception
 from jaxlatent.models import digits
@@ -41,7 +42,7 @@ def check_reads_images(model, fn: Callable, *, flag: str, what: str) -> int:
     shape = image_shape(model)
     try:
         out = jax.eval_shape(fn, jax.ShapeDtypeStruct((2,) + shape, np.float32))
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, FlaxError) as err:   # a layer's weights of another shape: FlaxError
         raise ValueError(f"{flag}: the {what} cannot read this model's images of shape {shape} "
                          f"({str(err).splitlines()[0]}); pass a {what} made for {shape[1]}x{shape[2]} images "
                          f"with {shape[0]} channel(s)") from None
