@@ -56,7 +56,7 @@ def test_local_dim_run_equals_in_memory_call(model, tmp_path):
     # shapes, so a few float32 ulps (singular values ~1)
     np.testing.assert_allclose(got["singular_values"], want.singular_values, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(got["dimension"], want.dimension)
-    assert res.manifest["options"] == {"tap": "w", "rule": "paper", "truncation_psi": None}
+    assert res.manifest["options"] == {"tap": "w", "rule": "paper", "truncation_psi": None, "class_idx": None}
     assert res.summary["complete"] and res.summary["latents"] == 45
     hist = res.summary["local_dimension"]["histogram"]
     assert sum(hist.values()) == 45

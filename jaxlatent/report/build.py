@@ -155,7 +155,8 @@ def section_context(model, options: ReportOptions = ReportOptions(), *, classifi
     model_options(model, truncation_psi=options.truncation_psi, class_idx=options.class_idx, where="report")
     threshold_rule(options.rule)  # an unknown local-dimension rule stops before any work
     if classifier is not None:   # a classifier the user named must read this model's images
-        check_reads_images(model, classifier.logits, flag="report: classifier", what="classifier")
+        reads = getattr(classifier, "logits", None) or getattr(classifier, "features")
+        check_reads_images(model, reads, flag="report: classifier", what="classifier")
     fns = {t: tap_fn(model, t, truncation_psi=options.truncation_psi, class_idx=options.class_idx, where="report")
            for t in taps + [t for t in trav_taps if t not in taps]}
     seeds = range(options.population_seed, options.population_seed + options.n_latents)

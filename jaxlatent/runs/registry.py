@@ -79,8 +79,11 @@ def get(name: str) -> Analysis:
     return _REGISTRY[name]
 
 
-def resolve_options(analysis: Analysis, options: dict | None) -> dict:
-    """Options with defaults filled in, each converted to its declared type and checked."""
+def resolve_options(analysis: Analysis, options: dict | None, model=None) -> dict:
+    """Options with defaults filled in, each converted to its declared type and checked.
+
+    With ``model``, the defaults that depend on its family are filled in too (``tap``: ``w`` or
+    FastGAN's ``init``; ``space``: ``w`` or ``z``), so that a run's manifest records what ran."""
     options = dict(options or {})
     known = {o.name: o for o in analysis.options}
     unknown = sorted(set(options) - set(known))
@@ -99,6 +102,11 @@ def resolve_options(analysis: Analysis, options: dict | None) -> dict:
             raise RunError(f"{analysis.name}: option {name} ({opt.flag}) must be one of "
                            f"{list(opt.choices)}, found {value!r}")
         resolved[name] = value
+    if model is not None:
+        if resolved.get("tap", "") is None:
+            resolved["tap"] = default_tap(model)
+        if resolved.get("space", "") is None:
+            resolved["space"] = spaces.default_space(model)
     return resolved
 
 

@@ -281,7 +281,7 @@ def run(analysis: str, model, n: int, out, *, first_seed: int = 0, options: dict
     if not 0 <= seed or seed + n > 2**32:
         raise RunError(f"{analysis}: latent seeds first_seed..first_seed+N-1 must lie in [0, 2**32), "
                        f"found first_seed {seed}, N {n}")
-    options = registry.resolve_options(spec, options)
+    options = registry.resolve_options(spec, options, model)
     path = os.path.abspath(os.fspath(out))
     mesh = batch_mesh(jax.local_devices()) if mesh is None else mesh
     readers: dict[str, ChunkedStore] = {}

@@ -42,7 +42,7 @@ def check_reads_images(model, fn: Callable, *, flag: str, what: str) -> int:
     shape = image_shape(model)
     try:
         out = jax.eval_shape(fn, jax.ShapeDtypeStruct((2,) + shape, np.float32))
-    except (TypeError, ValueError, FlaxError) as err:   # a Flax module meets parameters of another shape
+    except (TypeError, ValueError, FlaxError) as err:   # a layer's weights of another shape: FlaxError
         raise ValueError(f"{flag}: the {what} cannot read this model's images of shape {shape} "
                          f"({str(err).splitlines()[0]}); pass a {what} made for {shape[1]}x{shape[2]} images "
                          f"with {shape[0]} channel(s)") from None

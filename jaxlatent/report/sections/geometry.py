@@ -26,7 +26,7 @@ def add_section(page, model, ctx: SectionContext) -> None:
     truncation_psi, class_idx = ctx.options.truncation_psi, ctx.options.class_idx
     t0 = time.perf_counter()
     stylegan = model.config.family == "stylegan2"
-    n = 16 if quick else 64
+    n = min(16 if quick else 64, ctx.options.n_latents)     # --n bounds every population of the report
     spaces = (["w"] if quick else ["z", "w"]) if stylegan else ["z"]
     distances = {"pixel MSE": mse_distance}
     if classifier is not None:
