@@ -25,6 +25,8 @@ from jaxlatent.models.digits import assets_dir
 
 from report_fixtures import FAKE_SECTION, NO_CHROMIUM, TAPS, TRAVERSE, calls_for as _calls_for, chromium
 
+BUILT_IN = (samples, dimensions, distortion, grassmann, traversal)   # the sections with no classifier or reference
+
 
 def _images(html: str) -> list[str]:
     return re.findall(r'<img src="([^"]+)"', html)
