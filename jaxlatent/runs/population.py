@@ -80,7 +80,7 @@ def _plan(model, options, ctx: RunContext):
         if "ica" in methods:
             fits["ica"] = fast_ica(x, k=k, key=ica_key(ctx.seed), fun=options["fun"], algorithm=options["algorithm"],
                                    max_iter=options["max_iter"], tol=options["tol"])
-            out["ica_iterations"] = np.asarray([int(fits["ica"].n_iter)], np.int32)
+            out["ica_iterations"] = np.asarray([int(fits["ica"].iterations)], np.int32)
             out["ica_converged"] = np.asarray([bool(fits["ica"].converged)])
         for name in methods:
             res = fits[name]
