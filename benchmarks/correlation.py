@@ -6,7 +6,7 @@ checkout, never vendored) at the shipped digits model's configuration (z 64, w 6
 digit CNN, ported to PyTorch with its trained weights. One intervention = one edited latent
 generated and classified.
 
-* ours: :func:`jaxlatent.analysis.interventions.intervention_probs` over samples x dims x
+* ours: :func:`jaxlatent.correlation.interventions.intervention_probs` over samples x dims x
   values (jitted, chunked; compilation excluded by a warm-up call).
 * reference loop: what the follow-up's code does, one image per call, looping in Python
   over samples, dims and values (``torch.no_grad``).
@@ -29,9 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent import digits
-from jaxlatent.analysis.interventions import intervention_probs, single_dim_grid
-from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+from jaxlatent.models import digits
+from jaxlatent.correlation.interventions import intervention_probs, single_dim_grid
+from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 
 DIGITS_KWARGS = dict(z_dim=64, c_dim=0, w_dim=64, img_resolution=16, img_channels=1,
                      mapping_kwargs=dict(num_layers=4),

@@ -36,7 +36,7 @@ from seeded_weights import seeded_state_dict  # noqa: E402
 from timing import median_time  # noqa: E402
 
 from jaxlatent.converters.inception import expected_variables  # noqa: E402
-from jaxlatent.feature_networks import load_inception  # noqa: E402
+from jaxlatent.io import load_inception  # noqa: E402
 
 
 def _reference(ref: str, state: dict):

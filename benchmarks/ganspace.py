@@ -9,7 +9,7 @@ Rows per shape (same array, same ``w_init``, interleaved rounds, best kept):
 
   sklearn PCA      ``sklearn.decomposition.PCA(k)`` (its "auto" solver: covariance eigh for
                    n >= 10 d and d <= 1000, else randomized or full; BLAS threads: --sklearn-threads)
-  ours pca         ``jaxlatent.analysis.pca.pca(x, k)`` (Gram matrix + eigh, jitted)
+  ours pca         ``jaxlatent.ganspace.pca.pca(x, k)`` (Gram matrix + eigh, jitted)
   sklearn FastICA  ``FastICA(k, w_init=w)``, defaults otherwise (Palaev et al. 2023's setting)
   ... eigh         the same with ``whiten_solver="eigh"`` (the whitening ours does)
   ours fast_ica    ``fast_ica(x, k, w_init=w)`` (one jitted program)
@@ -37,8 +37,8 @@ from sklearn.decomposition import PCA as SKPCA
 from sklearn.decomposition import FastICA
 from threadpoolctl import threadpool_limits
 
-from jaxlatent.analysis.ica import fast_ica
-from jaxlatent.analysis.pca import pca
+from jaxlatent.ganspace.ica import fast_ica
+from jaxlatent.ganspace.pca import pca
 
 SMOKE = dict(tall=(5000, 64), wide=(500, 1024), k=8, k_wide=8, repeats=1)
 MID = dict(tall=(20000, 512), wide=(2000, 2048), k=20, k_wide=20, repeats=2)
@@ -93,10 +93,10 @@ def bench_shape(x, k, repeats, w_init, sklearn_threads=None):
     timings = {name: [] for name in ("sklearn PCA", "ours pca", "sklearn FastICA", "sklearn FastICA eigh",
                                      "ours fast_ica")}
     t = time.perf_counter()
-    _block(pca(x, k).components)
+    _block(pca(x, k=k).components)
     compile_pca = time.perf_counter() - t
     t = time.perf_counter()
-    _block(fast_ica(x, k, w_init=w_init).components)
+    _block(fast_ica(x, k=k, w_init=w_init).components)
     compile_ica = time.perf_counter() - t
     for _ in range(repeats):
         t = time.perf_counter()
@@ -104,7 +104,7 @@ def bench_shape(x, k, repeats, w_init, sklearn_threads=None):
             sk_pca = SKPCA(k).fit(x)
         timings["sklearn PCA"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        our_pca = pca(x, k)
+        our_pca = pca(x, k=k)
         _block(our_pca.components)
         timings["ours pca"].append(time.perf_counter() - t)
         t = time.perf_counter()
@@ -118,7 +118,7 @@ def bench_shape(x, k, repeats, w_init, sklearn_threads=None):
             sk_eigh = FastICA(k, w_init=w_init, whiten_solver="eigh").fit(x)
         timings["sklearn FastICA eigh"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        our_ica = fast_ica(x, k, w_init=w_init)
+        our_ica = fast_ica(x, k=k, w_init=w_init)
         _block(our_ica.components)
         timings["ours fast_ica"].append(time.perf_counter() - t)
     best = {name: min(v) for name, v in timings.items()}
@@ -139,7 +139,7 @@ def bench_shape(x, k, repeats, w_init, sklearn_threads=None):
         dict(shape=shape, row="ours fast_ica", seconds=best["ours fast_ica"],
              ratio=best["sklearn FastICA"] / best["ours fast_ica"],
              difference=_difference(our_ica.components, sk_ica.components_),
-             note=f"{int(our_ica.n_iter)} iterations, compile {compile_ica:.1f} s, "
+             note=f"{int(our_ica.iterations)} iterations, compile {compile_ica:.1f} s, "
                   f"{best['sklearn FastICA eigh'] / best['ours fast_ica']:.2f}x sklearn eigh"),
     ]
 

@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlatent.converters.fastgan import params_from_state_dict
-from jaxlatent.models.fastgan import FastGAN
-from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+from jaxlatent.models.fastgan.model import FastGAN
+from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import median_time  # noqa: E402

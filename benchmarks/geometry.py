@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.geometry import metric_tensor
+from jaxlatent.geometry.metric import metric_tensor
 
 FULL = dict(z_dim=128, ch=32, res=16, n=64, n_ref=3, repeats=2)
 SMOKE = dict(z_dim=16, ch=8, res=8, n=8, n_ref=1, repeats=1)

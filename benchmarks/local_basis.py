@@ -9,7 +9,7 @@ Every jaxlatent row is the library call with DEFAULT arguments (what a user gets
   torch.func (b) ``torch.func.vmap(torch.func.jacfwd(g))`` on chunks of 16, batched
                  ``torch.linalg.svd``
   local_basis            ``jaxlatent.local_basis(f, z)``: full Jacobian and dense SVD
-  local_basis gram       ``local_basis(f, z, solver="gram")`` (eigh of the Gram matrix)
+  local_basis gram       ``local_basis(f, z, method="gram")`` (eigh of the Gram matrix)
   local_basis_topk k=20  ``local_basis_topk(f, z, 20, key)``: matrix-free, converged to 1e-4
   singular values only   ``local_dimension(f, z)``: the spectrum without vectors
 Rows are timed in interleaved rounds (each row once per round, best round kept), so that slow
@@ -31,11 +31,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.grassmann import principal_angles
-from jaxlatent.analysis.jacobian import jacobian
-from jaxlatent.analysis.local_basis import gram_triplets, local_basis, local_basis_topk, svd_triplets
-from jaxlatent.analysis.local_dimension import local_dimension
-from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+from jaxlatent.localbasis.grassmann import principal_angles
+from jaxlatent.engine.jacobian import jacobian
+from jaxlatent.localbasis.basis import gram_triplets, local_basis, local_basis_topk, svd_triplets
+from jaxlatent.localdim.dimension import local_dimension
+from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 
 LR_MUL = 0.01
 FULL = dict(dim=512, layers=8, n=64, n_ref=8, k=20, repeats=3)
@@ -116,8 +116,8 @@ def measure(dim, layers, n, n_ref, k, repeats, budget_s=math.inf):
         "ref-loop (a)": (ref_loop, n_ref),
         "torch.func (b)": (torch_func, n),
         "local_basis": (lambda: local_basis(f, z), n),
-        "local_basis gram": (lambda: local_basis(f, z, solver="gram"), n),
-        f"local_basis_topk k={k}": (lambda: local_basis_topk(f, z, k, key), n),
+        "local_basis gram": (lambda: local_basis(f, z, method="gram"), n),
+        f"local_basis_topk k={k}": (lambda: local_basis_topk(f, z, k=k, key=key), n),
         "singular values only": (lambda: jax.block_until_ready(local_dimension(f, z)), n),
     }
     first = {name: _timed(fn) for name, (fn, _) in timed.items()}  # compiles and warms up
@@ -129,7 +129,7 @@ def measure(dim, layers, n, n_ref, k, repeats, budget_s=math.inf):
             break
 
     full = local_basis(f, z)
-    top = local_basis_topk(f, z, k, key)
+    top = local_basis_topk(f, z, k=k, key=key)
     s_full = np.asarray(full.singular_values)
     top_err = float(np.max(np.abs(np.asarray(top.singular_values) - s_full[:, :k]) / s_full[:, :k]))
     top_angle = float(jnp.max(principal_angles(top.basis, full.basis[:, :, :k])))

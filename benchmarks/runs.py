@@ -3,9 +3,14 @@
     python benchmarks/runs.py [--n 4096] [--chunk 256] [--repeats 3] [--smoke]
 
 Rows (shipped 16x16 digits StyleGAN2, tap ``w``, same latents, one process):
-  in-memory   what ``jaxlatent local-dim`` / ``local-basis`` do: latents from seeds (the
+  in-memory   the same work with the library's in-memory calls: latents from seeds (the
               run's generator, ``jaxlatent.runs.latents``), then the analysis on all N with
-              ``chunk_size``, results held as arrays
+              ``chunk_size``, results held as arrays. local-dim / local-basis: what their
+              commands do; distortion / grassmann: Local Bases at the latents and their
+              neighbours, then ``grassmann_distance`` (curves for d = 1..k for grassmann) over
+              N uniformly drawn pairs (and, for grassmann, ``population_pca`` and the distances
+              to it); ganspace: ``population_pca`` over the N latents and ``fast_ica`` on the
+              first min(N, 4096)
   run         ``jaxlatent.runs.run`` on the same N: the same latents and analysis chunk by
               chunk, each chunk written to the zarr v3 store, checksummed and committed
 overhead = run / in-memory - 1 (the store's cost: writes, SHA-256s, commit records, fsyncs).
@@ -31,25 +36,67 @@ import jax
 import numpy as np
 
 import jaxlatent
-import jaxlatent.digits
-from jaxlatent.analysis.local_basis import local_basis
-from jaxlatent.analysis.local_dimension import local_dimension
-from jaxlatent.runs.runner import DEFAULT_CHUNK_SIZE, latents, run as run_store
+import jaxlatent.models.digits
+from jaxlatent.ganspace.ica import fast_ica
+from jaxlatent.ganspace.pca import population_pca
+from jaxlatent.ganspace.population import SeedLatents
+from jaxlatent.localbasis.basis import local_basis
+from jaxlatent.localbasis.grassmann import grassmann_distance
+from jaxlatent.localdim.dimension import local_dimension
+from jaxlatent.runs.runner import DEFAULT_CHUNK_SIZE, latents, row_keys, run as run_store
+from jaxlatent.runs.streamed import curves, unit_neighbours
+
+K = 8
+
+
+def _bases_and_pairs(f, z, chunk, n, k, per_pair):
+    keys = row_keys(0, 0, n)
+    a = local_basis(f, z, k=k, chunk_size=chunk).basis
+    near = local_basis(f, unit_neighbours(keys, z, eps=0.1), k=k, chunk_size=chunk).basis
+    rng = np.random.default_rng(0)
+    i = rng.integers(n, size=n)
+    j = (i + 1 + rng.integers(n - 1, size=n)) % n
+    return a, per_pair(a, near), [per_pair(a[i[s:s + chunk]], a[j[s:s + chunk]]) for s in range(0, n, chunk)]
+
+
+def _grassmann(f, z, chunk, n):
+    per_pair = lambda x, y: curves(x, y, k=K, metric="geodesic")
+    a, _, _ = out = _bases_and_pairs(f, z, chunk, n, K, per_pair)
+    g = population_pca(f, SeedLatents(range(n), z.shape[1]), k=K, chunk_size=chunk).components.T.astype(np.float32)
+    return out, curves(a, g[None], k=K, metric="geodesic")
+
+
+def _ganspace(f, z, chunk, n):
+    pca = population_pca(f, SeedLatents(range(n), z.shape[1]), k=K, chunk_size=chunk)
+    m = min(n, 4096)
+    return pca, fast_ica(np.asarray(f(z[:m])), k=K, key=jax.random.PRNGKey(1))
+
 
 ANALYSES = {
-    "local-dim": ({"tap": "w"}, lambda f, z, chunk: local_dimension(f, z, chunk_size=chunk).singular_values),
-    "local-basis": ({"tap": "w", "k": 8}, lambda f, z, chunk: local_basis(f, z, k=8, chunk_size=chunk).basis),
+    "local-dim": ({"tap": "w"}, lambda f, z, chunk, n: local_dimension(f, z, chunk_size=chunk).singular_values),
+    "local-basis": ({"tap": "w", "k": K}, lambda f, z, chunk, n: local_basis(f, z, k=K, chunk_size=chunk).basis),
+    "distortion": ({"tap": "w", "k": K, "pairs": None},
+                   lambda f, z, chunk, n: _bases_and_pairs(f, z, chunk, n, K, lambda x, y: grassmann_distance(x, y))),
+    "grassmann": ({"tap": "w", "k": K, "pairs": None}, _grassmann),
+    "ganspace": ({"tap": "w", "k": K, "ica_samples": 4096}, _ganspace),
 }
+
+
+def _options(name, n):
+    options = dict(ANALYSES[name][0])
+    if "pairs" in options:
+        options["pairs"] = n           # as many pairs as latents
+    return options
 
 
 def _in_memory(model, name, n, chunk):
     options, call = ANALYSES[name]
     z = latents(0, 0, n, int(model.z_dim))
-    jax.block_until_ready(call(model.fn(options["tap"]), z, chunk))
+    jax.block_until_ready(call(model.fn(options["tap"]), z, chunk, n))
 
 
 def _run(model, name, n, chunk, folder):
-    run_store(name, model, n, folder, chunk_size=chunk, options=ANALYSES[name][0], progress=False)
+    run_store(name, model, n, folder, chunk_size=chunk, options=_options(name, n), progress=False)
 
 
 def _bytes(folder):
@@ -59,7 +106,7 @@ def _bytes(folder):
 def measure(name, n, chunk, repeats, model, scratch, deadline=np.inf):
     folder = os.path.join(scratch, name)
     _in_memory(model, name, n, chunk)              # compile both paths (eager ops at size N too)
-    _run(model, name, chunk, chunk, folder + "-warm")
+    _run(model, name, 2 * chunk, chunk, folder + "-warm")
     best = {"in-memory": np.inf, "run": np.inf}
     for round_ in range(repeats):                  # interleaved rounds: a slow spell hits both rows
         if round_ and time.monotonic() > deadline:
@@ -88,7 +135,7 @@ def run(budget_s: float = 300.0, smoke: bool = False) -> list[dict]:
     accelerator = jax.devices()[0].platform != "cpu"
     n, chunk, repeats = (512, DEFAULT_CHUNK_SIZE, 1) if smoke else \
         (65536, 4096, 3) if accelerator else (4096, DEFAULT_CHUNK_SIZE, 3)
-    model = jaxlatent.load(jaxlatent.digits.assets_dir())
+    model = jaxlatent.load(jaxlatent.models.digits.assets_dir())
     scratch = tempfile.mkdtemp(prefix="jaxlatent-runs-bench-")
     rows, start = [], time.monotonic()
     try:
@@ -123,7 +170,7 @@ def main() -> None:
     if args.smoke:
         rows = run(smoke=True)
     else:
-        model = jaxlatent.load(jaxlatent.digits.assets_dir())
+        model = jaxlatent.load(jaxlatent.models.digits.assets_dir())
         scratch = tempfile.mkdtemp(prefix="jaxlatent-runs-bench-")
         try:
             rows = [measure(name, args.n, args.chunk, args.repeats, model, scratch) for name in ANALYSES]

@@ -27,7 +27,7 @@ from flax.traverse_util import unflatten_dict
 
 from jaxlatent.converters import (CheckpointError, Converted, file_sha256, load_torch_file,
                                   spectral_norm, tensor_to_numpy)
-from jaxlatent.models.fastgan_config import FastGANConfig, check_params
+from jaxlatent.models.fastgan.config import FastGANConfig, check_params
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""FID Inception weights -> variables of :class:`jaxlatent.models.inception.FIDInceptionV3`.
+"""FID Inception weights -> variables of :class:`jaxlatent.models.features.inception.FIDInceptionV3`.
 
 Reads pytorch-fid's weights file (``pt_inception-2015-12-05-6726825d.pth``, the state dict of
 torchvision's Inception3 with the FID blocks: ``Conv2d_1a_3x3.conv.weight``,
@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlatent.converters.state_dicts import read_state_dict, to_variables
-from jaxlatent.models.inception import FIDInceptionV3
+from jaxlatent.models.features.inception import FIDInceptionV3
 
 __all__ = ["read_inception", "expected_variables"]
 

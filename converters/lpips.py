@@ -1,4 +1,4 @@
-"""LPIPS weights -> variables of :class:`jaxlatent.models.lpips.LPIPS`.
+"""LPIPS weights -> variables of :class:`jaxlatent.models.features.lpips.LPIPS`.
 
 Two ways to bring them (the ImageNet backbones cannot be downloaded here; users bring theirs):
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxlatent.converters import CheckpointError
 from jaxlatent.converters.state_dicts import read_state_dict, to_variables
-from jaxlatent.models.lpips import LPIPS, NETS, SCALE, SHIFT, backbone_slices
+from jaxlatent.models.features.lpips import LPIPS, NETS, SCALE, SHIFT, backbone_slices
 
 __all__ = ["read_lpips", "expected_variables"]
 

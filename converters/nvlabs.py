@@ -18,7 +18,7 @@ import re
 
 from jaxlatent.converters import CheckpointError, Converted, file_sha256, import_torch
 from jaxlatent.converters._safe_pickle import PersistentObject, module_state_dict, read_pickle
-from jaxlatent.models.stylegan2_config import StyleGAN2Config, params_from_state_dict
+from jaxlatent.models.stylegan2.config import StyleGAN2Config, params_from_state_dict
 
 NETWORK_KEYS = ("G_ema", "G")  # preference order when the caller names none
 

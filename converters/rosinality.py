@@ -32,7 +32,7 @@ import numpy as np
 
 from jaxlatent.converters import (CheckpointError, Converted, file_sha256, load_torch_file,
                                   tensor_to_numpy)
-from jaxlatent.models.stylegan2_config import StyleGAN2Config, params_from_state_dict
+from jaxlatent.models.stylegan2.config import StyleGAN2Config, params_from_state_dict
 
 GENERATOR_KEYS = ("g_ema", "g")
 _BLUR_1D = np.array([1.0, 3.0, 3.0, 1.0])

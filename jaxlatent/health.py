@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.models.stylegan2 import StyleGAN2, expected_shapes
-from jaxlatent.models.stylegan2_config import StyleGAN2Config
+from jaxlatent.models.stylegan2.model import StyleGAN2, expected_shapes
+from jaxlatent.models.stylegan2.config import StyleGAN2Config
 
 # jaxlib releases whose CPU backend computes jit(vmap(jacfwd)) of the pattern above wrongly.
 # Measured: 0.5.3, 0.7.2, 0.9.2, 0.10.0, 0.10.1 right; 0.10.2 wrong; 0.12.0.1 (Python 3.12) right.

@@ -12,6 +12,11 @@ Formats (``docs/checkpoints.md``):
   package's download cache (``which=`` names the model), or the weights file with
   ``config=`` (``docs/biggan.md``).
 
+The image feature networks of the metrics load here too: ``load_lpips`` and ``load_inception``
+read weights the user brings (nothing can be downloaded here) with the converters' safe readers
+and return ``jax.tree_util.Partial`` callables whose variables are leaves, so they pass through
+``jit``, ``vmap`` and ``grad`` (the GAN geometry metric differentiates LPIPS twice).
+
 PyTorch is imported only when a PyTorch-era file is read.
 """
 
@@ -29,9 +34,15 @@ from flax.traverse_util import flatten_dict
 from jaxlatent.converters import CheckpointError, Converted, load_torch_file
 from jaxlatent.converters.biggan import cached_models, is_biggan_folder, read_biggan
 from jaxlatent.converters.fastgan import convert_fastgan
+from jaxlatent.converters.inception import read_inception
+from jaxlatent.converters.lpips import read_lpips
 from jaxlatent.converters.nvlabs import read_nvlabs
 from jaxlatent.converters.rosinality import convert_rosinality, is_rosinality_state_dict
-from jaxlatent.models import biggan, fastgan, stylegan2
+from jaxlatent.models import biggan
+from jaxlatent.models.fastgan import model as fastgan
+from jaxlatent.models.features.inception import inception_from_variables
+from jaxlatent.models.features.lpips import lpips_from_variables
+from jaxlatent.models.stylegan2 import model as stylegan2
 
 FORMAT_NAME = "jaxlatent.converted"
 FORMAT_VERSION = 1
@@ -315,3 +326,37 @@ def _restore_dtypes(tree, dtypes):
         return {k: _restore_dtypes(tree[k], dtypes[k]) for k in tree}
     # orbax gives 0-d arrays back as Python scalars: restore the stored dtype
     return np.asarray(tree, dtype=dtypes)
+
+
+def load_lpips(src, *, net: str = "alex", backbone=None):
+    """Load LPIPS (Zhang et al., CVPR 2018) as a pure callable.
+
+    Args:
+      src: a state dict of the whole ``lpips.LPIPS`` module (``.pth``, ``.npz`` or a mapping of
+        arrays with the package's key names), or the package's lin weights file
+        (``lpips/weights/v0.1/<net>.pth``) when ``backbone`` is given.
+      net: ``"alex"``, ``"vgg"`` or ``"squeeze"``.
+      backbone: a torchvision ``alexnet``/``vgg16``/``squeezenet1_1`` state dict (path or mapping).
+
+    Returns:
+      ``lp(x, y, spatial=False, layers=False)`` on NCHW images in [-1, 1] (the package's
+      ``normalize=False``): distances ``(N,)``, or ``(N, 1, H, W)`` maps with ``spatial=True``;
+      with ``layers=True`` an :class:`jaxlatent.models.features.lpips.LPIPSOutput` holding the per-layer
+      terms as well.
+    """
+    variables, _ = read_lpips(src, net, backbone)
+    return lpips_from_variables(variables, net)
+
+
+def load_inception(src):
+    """Load the FID Inception (pytorch-fid's ``pt_inception-2015-12-05-*.pth``) as a pure callable.
+
+    Args:
+      src: the weights file (``.pth`` or ``.npz``) or a mapping of arrays with its key names.
+
+    Returns:
+      ``features(x, resize=True)``: ``x (N, 3, H, W)`` RGB in [-1, 1] -> ``(N, 2048)`` pool3
+      features, the embedding of FID (Heusel et al., NeurIPS 2017).
+    """
+    variables, _ = read_inception(src)
+    return inception_from_variables(variables)

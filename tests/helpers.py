@@ -16,7 +16,7 @@ def random_stylegan2(config, seed: int = 0):
     Cheaper than ``StyleGAN2.init`` (one jax.random draw per leaf compiles a kernel each) on a
     busy 2-core CPU; the weights are plain arrays, as a converted checkpoint would give.
     """
-    from jaxlatent.models.stylegan2 import StyleGAN2, expected_shapes
+    from jaxlatent.models.stylegan2.model import StyleGAN2, expected_shapes
 
     rng = np.random.RandomState(seed)
     flat = {k: np.asarray(rng.randn(*s), np.float32) for k, s in expected_shapes(config).items()}

@@ -1,4 +1,4 @@
-"""A further report section (the jaxlatent.sections contract) that records how it was called,
+"""A further report section (the jaxlatent.report.context protocol) that records how it was called,
 and the quick demo report the report and explorer tests share (``demo_dir`` in conftest.py)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import types
 import numpy as np
 
 import jaxlatent.cli
-import jaxlatent.report
+import jaxlatent.report.build
 
 # a few taps keep the shared demo to a few compilations; the demo's own default is every
 # mapping layer, w and the small feature maps
@@ -22,15 +22,16 @@ SEED = 7
 SECTION_CALLS: list[dict] = []
 
 
-def _add_section(page, model, *, quick, key, classifier, arrays, truncation_psi, progress):
-    SECTION_CALLS.append(dict(out=page.out_dir, model=model, quick=quick, key=key, classifier=classifier,
-                              truncation_psi=truncation_psi, progress=progress))
+def _add_section(page, model, ctx):
+    SECTION_CALLS.append(dict(out=page.out_dir, model=model, quick=ctx.options.quick, key=ctx.key,
+                              classifier=ctx.classifier, truncation_psi=ctx.options.truncation_psi,
+                              progress=ctx.progress))
     page.section("A further section (Author et al. 2024)", "what it shows")
     page.results["fake"] = {"answer": 42}
-    arrays["fake/values"] = np.arange(3)
+    ctx.arrays["fake/values"] = np.arange(3)
 
 
-FAKE_SECTION = types.ModuleType("jaxlatent.sections.fake")
+FAKE_SECTION = types.ModuleType("jaxlatent.report.sections.fake")
 FAKE_SECTION.add_section = _add_section
 
 
@@ -40,7 +41,7 @@ def calls_for(out) -> list[dict]:
 
 def run_quick_demo(out, monkeypatch) -> str:
     """``jaxlatent demo --quick`` into ``out`` with FAKE_SECTION after the real sections; its stdout."""
-    monkeypatch.setattr(jaxlatent.report, "SECTIONS", jaxlatent.report.SECTIONS + (FAKE_SECTION,))
+    monkeypatch.setattr(jaxlatent.report.build, "SECTIONS", jaxlatent.report.build.SECTIONS + (FAKE_SECTION,))
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = jaxlatent.cli.main(["demo", "--quick", "--no-progress", "--out", str(out),

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import jaxlatent
-from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "stylegan2", "map512.npz")
 N = 16
@@ -91,8 +91,8 @@ def test_local_basis_and_dimension(model, z):
 def test_top_singular(model, z):
     f = model.fn("w")
     key = jax.random.key(0)
-    got = jaxlatent.local_basis_topk(f, z, 8, key)
-    want = one_at_a_time(lambda x: jaxlatent.local_basis_topk(f, x, 8, key), z)
+    got = jaxlatent.local_basis_topk(f, z, k=8, key=key)
+    want = one_at_a_time(lambda x: jaxlatent.local_basis_topk(f, x, k=8, key=key), z)
     same_values(got.singular_values, want.singular_values)
     same_directions(got.directions, want.directions, 3)
 
@@ -119,8 +119,8 @@ def test_metric_tensor(model, z, method, distance):
 
 def test_iterative_traversal(model, z):
     f = model.fn("mapping.fc3")
-    got = jaxlatent.iterative_traversal(f, z, 0, 2.0, num_steps=6, num_frames=3)
-    want = one_at_a_time(lambda x: jaxlatent.iterative_traversal(f, x, 0, 2.0, num_steps=6, num_frames=3), z)
+    got = jaxlatent.iterative_traversal(f, z, index=0, sigma=2.0, steps=6, frames=3)
+    want = one_at_a_time(lambda x: jaxlatent.iterative_traversal(f, x, index=0, sigma=2.0, steps=6, frames=3), z)
     same_values(got.latents, want.latents, tol=1e-4)
 
 

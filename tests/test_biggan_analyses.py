@@ -11,13 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.geometry import metric_tensor
-from jaxlatent.analysis.grassmann import grassmann_distance
-from jaxlatent.analysis.local_basis import local_basis
-from jaxlatent.analysis.local_dimension import local_dimension
-from jaxlatent.analysis.thresholds import rank_tolerance
+from jaxlatent.geometry.metric import metric_tensor
+from jaxlatent.localbasis.grassmann import grassmann_distance
+from jaxlatent.localbasis.basis import local_basis
+from jaxlatent.localdim.dimension import local_dimension
+from jaxlatent.localdim.thresholds import rank_tolerance
 from jaxlatent.models.biggan import BigGAN, BigGANConfig
-from jaxlatent.sections.ganspace import default_tap, fit_directions
+from jaxlatent.workflows.ganspace import fit_directions
+from jaxlatent.workflows.taps import default_edit_tap
 
 CLASS, TRUNC = 1, 0.5
 
@@ -94,10 +95,11 @@ def test_metric_tensor_is_2_over_n_jtj(model, z, wrt):
 
 def test_ganspace_pca_at_gen_z_lifted_to_z(model):
     # GANSpace on BigGAN: PCA of an early feature tap, components lifted to the latent by regression
-    assert default_tap(model) == "gen_z"
+    assert default_edit_tap(model) == "gen_z"
     latents = model.sample_latents(range(300), truncation=TRUNC)
     options = {"c": CLASS, "truncation": TRUNC}
-    fit = fit_directions(model, "gen_z", "pca", latents, 4, jax.random.key(0), model_options=options)
+    fit = fit_directions(model, "gen_z", "pca", latents, k=4, key=jax.random.key(0), truncation_psi=TRUNC,
+                         class_idx=CLASS)
     assert fit.space == "z" and fit.directions.shape == (4, model.z_dim)
     feats = np.asarray(model.fn("gen_z", **options)(latents), np.float64).reshape(len(latents), -1)
     centred = feats - feats.mean(0)
@@ -109,7 +111,8 @@ def test_ganspace_pca_at_gen_z_lifted_to_z(model):
     want = m / np.linalg.norm(m, axis=1, keepdims=True)
     cos = np.abs(np.sum(want * np.asarray(fit.directions, np.float64), axis=1))
     assert np.all(cos > 1 - 1e-3), cos
-    ica = fit_directions(model, "gen_z", "ica", latents, 4, jax.random.key(0), model_options=options)
+    ica = fit_directions(model, "gen_z", "ica", latents, k=4, key=jax.random.key(0), truncation_psi=TRUNC,
+                         class_idx=CLASS)
     assert ica.space == "z" and ica.directions.shape == (4, model.z_dim)
     np.testing.assert_allclose(np.linalg.norm(ica.directions, axis=1), 1.0, rtol=1e-5)
     # an edit along the first direction moves the image

@@ -53,9 +53,12 @@ def test_commands_refuse_what_they_cannot_do(folder, tmp_path, capsys):
     main = jaxlatent.cli.main
     assert main(["local-dim", folder, "--seeds", "0", "--taps", "gen_z", "--out", str(tmp_path / "a")]) == 2
     assert "pass --class 0..9" in _error(capsys)
-    assert main(["local-dim", folder, "--seeds", "0", "--class", "1", "--out", str(tmp_path / "a")]) == 2
-    assert "pass --taps" in _error(capsys)
-    assert main(["geometry", folder, "--seeds", "0", "--class", "1", "--out", str(tmp_path / "b")]) == 2
+    # no mapping network: the default tap is the first one, gen_z
+    assert main(["local-dim", folder, "--seeds", "0", "--class", "1", "--out", str(tmp_path / "a")]) == 0
+    assert "gen_z" in capsys.readouterr().out
+    # the metric is taken in z by default (BigGAN has no W); W is refused with what to pass
+    assert main(["geometry", folder, "--seeds", "0", "--class", "1", "--space", "w",
+                 "--out", str(tmp_path / "b")]) == 2
     assert "--space z" in _error(capsys)
     for command in (["report", "--quick"], ["correlation", "--class", "1"]):
         assert main([command[0], folder, *command[1:], "--out", str(tmp_path / "c")]) == 2

@@ -11,10 +11,12 @@ import pytest
 
 import jaxlatent
 import jaxlatent.cli
-from jaxlatent.analysis.grassmann import METRICS
+from jaxlatent.localbasis.grassmann import METRICS
 from jaxlatent.cli import _common
-from jaxlatent.models.stylegan2 import StyleGAN2Config
-from jaxlatent.seeds import class_labels
+from jaxlatent.workflows.spaces import model_options, tap_fn
+from jaxlatent.workflows.taps import check_taps
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
+from jaxlatent.engine.latents import class_labels
 from helpers import random_stylegan2
 
 # the flag each concept is spelled with (NVlabs stylegan3's names) and where argparse stores it
@@ -119,16 +121,19 @@ def test_model_options_and_tap_fn():
                              channel_base=32, channel_max=4)
     model = random_stylegan2(config, 0)
     args = argparse.Namespace(checkpoint="ckpt", truncation_psi=0.5, class_idx=2)
-    opts = _common.model_options(model, args)
+    kw = _common.model_kwargs(args)
+    assert kw == {"truncation_psi": 0.5, "class_idx": 2, "where": "ckpt"}
+    opts = model_options(model, **kw)
     assert opts["truncation_psi"] == 0.5
     np.testing.assert_array_equal(opts["c"], [0, 0, 1])
-    assert _common.model_options(model, args, batch=2)["c"].shape == (2, 3)
+    assert model_options(model, batch=2, **kw)["c"].shape == (2, 3)
     z = np.random.RandomState(0).randn(2, 4).astype(np.float32)
     want = model.fn("w", c=np.eye(3, dtype=np.float32)[2], truncation_psi=0.5)(z)
     # the same compiled program on the same inputs: equal bits
-    np.testing.assert_array_equal(_common.tap_fn(model, "w", args)(z), want)
+    np.testing.assert_array_equal(tap_fn(model, "w", **kw)(z), want)
     with pytest.raises(ValueError, match="pass --class"):
-        _common.model_options(model, argparse.Namespace(checkpoint="ckpt", truncation_psi=None, class_idx=None))
+        model_options(model, **_common.model_kwargs(argparse.Namespace(checkpoint="ckpt", truncation_psi=None,
+                                                                       class_idx=None)))
 
 
 def test_model_options_refuse_stylegan2_flags_on_fastgan():
@@ -137,10 +142,10 @@ def test_model_options_refuse_stylegan2_flags_on_fastgan():
             family = "fastgan"
 
     none = argparse.Namespace(checkpoint="f.pth", truncation_psi=None, class_idx=None)
-    assert _common.model_options(FakeFastGAN(), none) == {}
+    assert model_options(FakeFastGAN(), **_common.model_kwargs(none)) == {}
     for flags in ({"truncation_psi": 0.7, "class_idx": None}, {"truncation_psi": None, "class_idx": 0}):
-        with pytest.raises(ValueError, match="f.pth: --trunc/--class apply to StyleGAN2 models only"):
-            _common.model_options(FakeFastGAN(), argparse.Namespace(checkpoint="f.pth", **flags))
+        with pytest.raises(ValueError, match=r"f.pth: truncation \(--trunc\) and class \(--class\) apply to StyleGAN2"):
+            model_options(FakeFastGAN(), **_common.model_kwargs(argparse.Namespace(checkpoint="f.pth", **flags)))
 
 
 def test_helpers_split_check_write(tmp_path):
@@ -150,9 +155,9 @@ def test_helpers_split_check_write(tmp_path):
         def taps(self):
             return ["w", "image"]
 
-    assert _common.check_taps(Model(), ["image"]) == ["image"]
+    assert check_taps(Model(), ["image"]) == ["image"]
     with pytest.raises(ValueError, match=r"--tap: unknown tap\(s\) \['x'\]; this model has \['w', 'image'\]"):
-        _common.check_taps(Model(), ["w", "x"], flag="--tap")
+        check_taps(Model(), ["w", "x"], flag="--tap")
 
     class Pair(NamedTuple):
         a: np.ndarray

@@ -9,8 +9,8 @@ import pytest
 
 import jaxlatent
 import jaxlatent.cli
-from jaxlatent.seeds import latents_from_seeds, parse_seeds
-from jaxlatent.models.stylegan2 import StyleGAN2Config
+from jaxlatent.engine.latents import latents_from_seeds, parse_seeds
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
 from helpers import random_stylegan2
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "rosinality", "small32.npz")
@@ -21,7 +21,7 @@ GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "rosinality", "small3
 @pytest.fixture()
 def cli(monkeypatch):
     # only this command group: the others are tested in their own files
-    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.convert",))
+    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.convert", "jaxlatent.cli.generate"))
     return jaxlatent.cli.main
 
 
@@ -53,7 +53,7 @@ def rosinality_pt(tmp_path_factory):
 def test_convert_then_generate(cli, rosinality_pt, tmp_path, capsys):
     from PIL import Image
 
-    from jaxlatent import viz
+    from jaxlatent.report import plots as viz
 
     out_dir = tmp_path / "converted"
     assert cli(["convert", str(rosinality_pt), str(out_dir)]) == 0

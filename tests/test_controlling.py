@@ -8,15 +8,18 @@ import numpy as np
 import pytest
 
 import jaxlatent
-from jaxlatent import digits
-from jaxlatent.analysis.controlling import choose_size, controlling_set, success_curve
-from jaxlatent.analysis.interventions import ConceptScores
-from jaxlatent.analysis.linalg import unordered_lapack_calls
-from jaxlatent.analysis.tanh_weights import FOLLOW_UP, optimize_weights
-from jaxlatent.analysis.translation import translate
+from jaxlatent.models import digits
+from jaxlatent.correlation.controlling import choose_size, controlling_set, success_curve
+from jaxlatent.correlation.interventions import ConceptScores
+from jaxlatent.engine.linalg import unordered_lapack_calls
+from jaxlatent.correlation.tanh_weights import FOLLOW_UP, optimize_weights
+from jaxlatent.correlation.translation import translate
 from jaxlatent.cli import correlation as cli
-from jaxlatent.report_page import ReportPage
-from jaxlatent.sections import correlation as section
+from jaxlatent.workflows.features import classifier_for
+from jaxlatent.report.page import ReportPage
+from jaxlatent.report.build import QUICK, section_context
+from jaxlatent.report.sections import correlation as section
+from jaxlatent.workflows import correlation as correlation_workflow
 from test_correlation import D, oracle_classifier, oracle_g
 
 
@@ -32,17 +35,17 @@ def z():
 ])
 def test_oracle_both_methods_find_dims_3_and_7(z, method, options):
     for target, signs in ((1, [1, -1]), (2, [-1, 1])):
-        cs = controlling_set(oracle_g, oracle_classifier, z, target, source=0, method=method, **options)
+        cs = controlling_set(oracle_g, oracle_classifier, z, target=target, source=0, method=method, **options)
         assert cs.dims.tolist() == [3, 7] and cs.signs.tolist() == signs, (target, cs)
         assert float(cs.success[1]) == 1.0 and float(cs.success[0]) < 0.5   # one of the two is not enough
-        assert cs.directions[3] == signs[0] and cs.directions[7] == signs[1]
+        assert cs.all_signs[3] == signs[0] and cs.all_signs[7] == signs[1]
     if method == "sequential" and not options:
         others = np.delete(np.asarray(cs.scores), [3, 7])
         assert np.abs(others).max() < 1e-6 and cs.success.shape == (D,)
 
 
 def test_follow_up_form_ranks_3_and_7_first(z):
-    cs = controlling_set(oracle_g, oracle_classifier, z, 1, source=0, method="optimize",
+    cs = controlling_set(oracle_g, oracle_classifier, z, target=1, source=0, method="optimize",
                          objective="follow_up", fit=FOLLOW_UP)
     assert cs.dims.tolist() == [3, 7] and cs.signs.tolist() == [1, -1]
     w = np.abs(np.asarray(cs.weights))
@@ -97,8 +100,8 @@ def test_success_curve_matches_a_loop(z):
 
 
 def test_translation_oracle_set_versus_baselines(z):
-    cs = controlling_set(oracle_g, oracle_classifier, z, 1, source=0)
-    tr = translate(oracle_g, oracle_classifier, z, 1, cs.dims, cs.directions, source=0,
+    cs = controlling_set(oracle_g, oracle_classifier, z, target=1, source=0)
+    tr = translate(oracle_g, oracle_classifier, z, target=1, dims=cs.dims, signs=cs.all_signs, source=0,
                    key=jax.random.key(2), num_random=16)
     assert tr.magnitudes.tolist() == [1, 2, 3, 5, 10, 20]
     strong = np.asarray(tr.magnitudes) >= 3
@@ -120,19 +123,18 @@ def test_report_section_and_cli_on_the_shipped_model(tmp_path):
     model = jaxlatent.load(digits.assets_dir())
     page = ReportPage(tmp_path / "report", "t")
     arrays = {}
-    section.add_section(page, model, quick=True, key=jax.random.key(0), classifier=digits.load_classifier(),
-                        arrays=arrays, truncation_psi=1.0, progress=False)
+    section.add_section(page, model, section_context(model, QUICK, classifier=digits.load_classifier(),
+                                                     arrays=arrays))
     page.write()
     res = page.results["correlation"]
     sizes = np.asarray(res["set_size"])
     assert sizes.shape == (10, 10) and np.all(np.diag(sizes) == 0)
-    assert np.all(sizes[sizes > 0] <= section.QUICK.max_k)
+    assert np.all(sizes[sizes > 0] <= correlation_workflow.QUICK.max_k)
     assert arrays["correlation/sensitivity"].shape == (64, 10)
     for name in ("importance", "success", "matrix", "translations"):
         assert (tmp_path / "report" / f"correlation_{name}.png").exists()
     page = ReportPage(tmp_path / "none", "t")
-    section.add_section(page, model, quick=True, key=jax.random.key(0), classifier=None, arrays={},
-                        truncation_psi=1.0, progress=False)
+    section.add_section(page, model, section_context(model, QUICK))
     assert "correlation" not in page.results
 
     parser = argparse.ArgumentParser()
@@ -151,5 +153,5 @@ def test_report_section_and_cli_on_the_shipped_model(tmp_path):
     assert same
     np.testing.assert_array_equal(np.asarray(written["set_size"])[same], sizes[same])
     assert (out / "report.html").exists() and (out / "arrays.npz").exists()
-    with pytest.raises(ValueError, match="--classifier is needed"):
-        cli.default_classifier(str(tmp_path), None)
+    with pytest.raises(ValueError, match="--classifier DIR is needed"):
+        classifier_for(model, str(tmp_path), None)

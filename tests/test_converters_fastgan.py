@@ -156,9 +156,9 @@ def test_cli_convert_and_generate_fastgan(golden, tmp_path, monkeypatch, capsys)
     """`jaxlatent convert` / `generate` on a FastGAN .pth: the grid is the library's images."""
     import jaxlatent
     import jaxlatent.cli
-    from jaxlatent.seeds import latents_from_seeds
+    from jaxlatent.engine.latents import latents_from_seeds
 
-    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.convert",))
+    monkeypatch.setattr(jaxlatent.cli, "_COMMAND_MODULES", ("jaxlatent.cli.convert", "jaxlatent.cli.generate"))
     g, state = golden
     pth = tmp_path / "all_50000.pth"
     torch.save({"g": _tensors(state)}, pth)
@@ -167,7 +167,7 @@ def test_cli_convert_and_generate_fastgan(golden, tmp_path, monkeypatch, capsys)
     model = jaxlatent.load(conv)
     from PIL import Image
 
-    from jaxlatent import viz
+    from jaxlatent.report import plots as viz
 
     for bn in ("running", "batch"):
         out = tmp_path / f"grid_{bn}.png"

@@ -26,7 +26,7 @@ import jax  # noqa: E402
 
 from jaxlatent.converters import CheckpointError  # noqa: E402
 from jaxlatent.converters.nvlabs import read_nvlabs  # noqa: E402
-from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config  # noqa: E402
+from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config  # noqa: E402
 from helpers import random_stylegan2
 
 SMALL = dict(z_dim=8, w_dim=8, img_resolution=8, img_channels=3)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.correlation import bootstrap_weights, concept_effects
+from jaxlatent.correlation.effects import bootstrap_weights, concept_effects
 
 D = 10
 
@@ -118,10 +118,10 @@ def test_chunking_does_not_change_effects():
 DEVICES = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     assert len(jax.devices()) == 4, jax.devices()
-    from jaxlatent.parallel import batch_mesh
-    from jaxlatent.analysis.correlation import concept_effects
-    from jaxlatent.analysis.controlling import controlling_set
-    from jaxlatent.analysis.translation import translate
+    from jaxlatent.engine.parallel import batch_mesh
+    from jaxlatent.correlation.effects import concept_effects
+    from jaxlatent.correlation.controlling import controlling_set
+    from jaxlatent.correlation.translation import translate
 
     g = lambda z: (jnp.tanh(z / 4) * 4)[:, None, :]
     def clf(x):
@@ -136,10 +136,10 @@ DEVICES = textwrap.dedent("""
     ref = concept_effects(g, clf, z, mesh=single)
     close(concept_effects(g, clf, z, mesh=mesh, chunk_size=8), ref)
     close(concept_effects(g, clf, z, use_pmap=True, chunk_size=64), ref)
-    cs = controlling_set(g, clf, z, 1, mesh=single, chunk_size=64)
-    close(controlling_set(g, clf, z, 1, mesh=mesh, chunk_size=64), cs)
-    tr = translate(g, clf, z, 1, cs.dims, cs.directions, key=key, mesh=single, chunk_size=64)
-    close(translate(g, clf, z, 1, cs.dims, cs.directions, key=key, mesh=mesh, chunk_size=64), tr)
+    cs = controlling_set(g, clf, z, target=1, mesh=single, chunk_size=64)
+    close(controlling_set(g, clf, z, target=1, mesh=mesh, chunk_size=64), cs)
+    tr = translate(g, clf, z, target=1, dims=cs.dims, signs=cs.all_signs, key=key, mesh=single, chunk_size=64)
+    close(translate(g, clf, z, target=1, dims=cs.dims, signs=cs.all_signs, key=key, mesh=mesh, chunk_size=64), tr)
     print("OK", cs.dims.tolist())
 """)
 

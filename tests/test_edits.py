@@ -9,48 +9,52 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import jaxlatent
 import pytest
 
-from jaxlatent.analysis.edits import _lift, edit, edit_grid, lift_activations, lift_directions, normalize
-from jaxlatent.analysis.linalg import unordered_lapack_calls
-from jaxlatent.analysis.pca import pca
-from jaxlatent.analysis.population import KeyLatents
+from jaxlatent.ganspace.edits import _lift, edit, edit_grid, lift_activations, lift_directions, normalize
+from jaxlatent.engine.linalg import unordered_lapack_calls
+from jaxlatent.ganspace.pca import pca
+from jaxlatent.ganspace.population import KeyLatents
+from jaxlatent.cli import edit_fid as edit_fid_cli
 from jaxlatent.cli import ganspace as cli
-from jaxlatent.digits import assets_dir
-from jaxlatent.models.fastgan import FastGAN, FastGANConfig
-from jaxlatent.sections.ganspace import default_tap, fit_directions
+from jaxlatent.models.digits import assets_dir
+from jaxlatent.models.fastgan.model import FastGAN, FastGANConfig
+from jaxlatent.workflows.ganspace import fit_directions
+from jaxlatent.workflows.spaces import latent_space
+from jaxlatent.workflows.taps import default_edit_tap
 
 
 def test_edit_in_z_w_and_a_layer_range():
     x = jnp.asarray(np.random.RandomState(0).randn(3, 4), jnp.float32)
     d = jnp.array([1.0, 0.0, -2.0, 0.5])
-    np.testing.assert_allclose(np.asarray(edit(x, d, 2.0)), np.asarray(x) + 2.0 * np.asarray(d), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(edit(x, d, strength=2.0)), np.asarray(x) + 2.0 * np.asarray(d), rtol=1e-6)
     alpha = jnp.array([0.0, 1.0, -3.0])
-    np.testing.assert_allclose(np.asarray(edit(x, d, alpha)), np.asarray(x) + np.asarray(alpha)[:, None] * np.asarray(d),
+    np.testing.assert_allclose(np.asarray(edit(x, d, strength=alpha)), np.asarray(x) + np.asarray(alpha)[:, None] * np.asarray(d),
                                rtol=1e-6)
     ws = jnp.asarray(np.random.RandomState(1).randn(2, 6, 4), jnp.float32)
-    out = np.asarray(edit(ws, d, 1.5, layers=(1, 3)))
+    out = np.asarray(edit(ws, d, strength=1.5, layers=(1, 3)))
     ref = np.asarray(ws).copy()
     ref[:, 1:3] += 1.5 * np.asarray(d)
     np.testing.assert_allclose(out, ref, rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(edit(ws, d, 1.5, layers=(4, None))[:, :4]), np.asarray(ws)[:, :4])
-    np.testing.assert_allclose(np.asarray(edit(ws, d, 1.5)), np.asarray(ws) + 1.5 * np.asarray(d), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(edit(ws, d, strength=1.5, layers=(4, None))[:, :4]), np.asarray(ws)[:, :4])
+    np.testing.assert_allclose(np.asarray(edit(ws, d, strength=1.5)), np.asarray(ws) + 1.5 * np.asarray(d), rtol=1e-6)
     with pytest.raises(ValueError, match="needs W\\+ latents"):
-        edit(x, d, 1.0, layers=(0, 2))
+        edit(x, d, strength=1.0, layers=(0, 2))
     with pytest.raises(ValueError, match="does not match latents"):
-        edit(x, d[:3], 1.0)
-    with pytest.raises(ValueError, match="alpha must be a scalar or \\(3,\\)"):
-        edit(x, d, jnp.ones(2))
+        edit(x, d[:3], strength=1.0)
+    with pytest.raises(ValueError, match="strength must be a scalar or \\(3,\\)"):
+        edit(x, d, strength=jnp.ones(2))
 
 
 def test_edit_grid_is_every_direction_by_every_strength():
     x = jnp.asarray(np.random.RandomState(2).randn(2, 5, 3), jnp.float32)
     dirs, alphas = normalize(jnp.asarray(np.random.RandomState(3).randn(4, 3), jnp.float32)), jnp.array([-1.0, 0.0, 2.0])
-    grid = edit_grid(x, dirs, alphas, layers=(0, 2))
+    grid = edit_grid(x, dirs, strengths=alphas, layers=(0, 2))
     assert grid.shape == (4, 3, 2, 5, 3)
     for i in range(4):
         for j in range(3):
-            np.testing.assert_allclose(np.asarray(grid[i, j]), np.asarray(edit(x, dirs[i], alphas[j], (0, 2))), rtol=1e-6)
+            np.testing.assert_allclose(np.asarray(grid[i, j]), np.asarray(edit(x, dirs[i], strength=alphas[j], layers=(0, 2))), rtol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(np.asarray(dirs), axis=1), 1.0, rtol=1e-6)
 
 
@@ -61,7 +65,7 @@ def test_lifting_a_linear_tap_recovers_its_inverse(x64):
     z -= z.mean(axis=0)
     m = rng.randn(3, 8)
     feats = z @ m
-    res = pca(feats, 3)
+    res = pca(feats, k=3)
     lifted = lift_directions(res, feats, z)
     exact = np.linalg.inv(m @ np.asarray(res.components).T)
     assert float(lifted.residual) < 1e-12
@@ -80,14 +84,16 @@ def test_lifting_a_linear_tap_recovers_its_inverse(x64):
 
 def _run(argv):
     parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers(dest="command"))
+    sub = parser.add_subparsers(dest="command")
+    cli.register(sub)
+    edit_fid_cli.register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
 
 def test_ganspace_and_edit_fid_commands_on_the_digits_model(tmp_path):
     out = str(tmp_path)
-    assert _run(["ganspace", assets_dir(), "--n", "300", "--components", "4", "--seeds", "0", "--steps", "3",
+    assert _run(["ganspace", assets_dir(), "--n", "300", "--k", "4", "--seeds", "0", "--strengths", "3",
                  "--grid-directions", "2", "--out", out]) == 0
     for method in ("pca", "ica"):
         with np.load(os.path.join(out, f"directions_{method}.npz")) as data:
@@ -104,15 +110,15 @@ def test_ganspace_and_edit_fid_commands_on_the_digits_model(tmp_path):
     with pytest.raises(ValueError, match="--method: expected pca, ica"):
         _run(["ganspace", assets_dir(), "--method", "svd", "--out", out])
     with pytest.raises(ValueError, match="layer ranges apply to StyleGAN2 W\\+"):
-        cli.edit_space(None, "z", np.zeros((1, 4)), layers=(0, 2))
+        latent_space(jaxlatent.load(assets_dir()), "z", layers=True)
 
 
 def test_fastgan_feature_tap_directions_are_lifted_to_z():
     model = FastGAN.init(FastGANConfig(im_size=256, nz=8, ngf=4), jax.random.key(1))
-    assert default_tap(model) == "init"
+    assert default_edit_tap(model) == "init"
     latents = KeyLatents(0, 300, 8)
-    pca_dirs = fit_directions(model, "init", "pca", latents, 5, jax.random.key(0))
-    ica_dirs = fit_directions(model, "init", "ica", latents, 5, jax.random.key(0))
+    pca_dirs = fit_directions(model, "init", "pca", latents, k=5, key=jax.random.key(0))
+    ica_dirs = fit_directions(model, "init", "ica", latents, k=5, key=jax.random.key(0))
     for d in (pca_dirs, ica_dirs):
         assert d.space == "z" and d.directions.shape == (5, 8) and 0 < d.residual < 1
         np.testing.assert_allclose(np.linalg.norm(d.directions, axis=1), 1.0, rtol=1e-5)
@@ -121,10 +127,19 @@ def test_fastgan_feature_tap_directions_are_lifted_to_z():
 
 
 def test_features_flag(tmp_path):
-    assert callable(cli.features_from_flag(os.path.join(assets_dir(), "classifier")))
+    digits = jaxlatent.load(assets_dir())
+    flag = lambda text, model=digits, ckpt=assets_dir(): edit_fid_cli.features_from_flag(model, ckpt, text)  # noqa: E731
+    assert callable(flag(os.path.join(assets_dir(), "classifier")))
+    assert callable(flag(None)) and callable(flag("classifier"))
     with pytest.raises(ValueError, match="pytorch-fid's weights file"):
-        cli.features_from_flag("inception")
+        flag("inception")
     with pytest.raises(FileNotFoundError, match="no such file"):
-        cli.features_from_flag(str(tmp_path / "missing.pth"))
+        flag(str(tmp_path / "missing.pth"))
     with pytest.raises(ValueError, match="must be a classifier"):
-        cli.features_from_flag(str(tmp_path))
+        flag(str(tmp_path))
+    # another model gets no default, and the digit classifier cannot read 3-channel 256x256 images
+    other = FastGAN.init(FastGANConfig(im_size=256, nz=8, ngf=2), jax.random.key(0))
+    with pytest.raises(ValueError, match="--features is needed"):
+        flag(None, other, str(tmp_path))
+    with pytest.raises(ValueError, match=r"cannot read this model's images of shape \(3, 256, 256\)"):
+        flag(os.path.join(assets_dir(), "classifier"), other, str(tmp_path))

@@ -15,15 +15,13 @@ import pytest
 from PIL import Image
 
 import jaxlatent
-from jaxlatent.analysis.controlling import set_masks
-from jaxlatent.analysis.interventions import edit as intervene
-from jaxlatent.digits import assets_dir, load_classifier
-from jaxlatent.explorer import GANSPACE_STRENGTH, METRIC_STEP, iterative_strengths
-from jaxlatent.report import QUICK
-from jaxlatent.report_sections import render
-from jaxlatent.sections.ganspace import edit_space
-from jaxlatent.sections.geometry import space_fn
-from jaxlatent.viz import to_uint8
+from jaxlatent.correlation.controlling import set_masks
+from jaxlatent.correlation.interventions import apply_intervention as intervene
+from jaxlatent.models.digits import assets_dir, load_classifier
+from jaxlatent.report.explorer import GANSPACE_STRENGTH, METRIC_STEP, iterative_strengths
+from jaxlatent.report.build import QUICK
+from jaxlatent.workflows.spaces import latent_space, render
+from jaxlatent.report.plots import to_uint8
 
 from report_fixtures import NO_CHROMIUM, chromium
 
@@ -116,11 +114,11 @@ def test_explorer_frames_equal_the_library(explorer, model, demo_dir):
     frames = {m["id"]: _frames(m) for m in data["methods"]}
     # Local Basis iterative at w: iterative_traversal with the report's sigma, steps and frames
     f = model.fn("w", noise_mode="const")
-    tr = jaxlatent.iterative_traversal(f, jnp.repeat(z, D, axis=0), np.tile(np.arange(D), len(SEEDS)),
-                                       sigma=QUICK.sigma, num_steps=QUICK.steps, num_frames=S)
+    tr = jaxlatent.iterative_traversal(f, jnp.repeat(z, D, axis=0), index=np.tile(np.arange(D), len(SEEDS)),
+                                       sigma=QUICK.sigma, steps=QUICK.steps, frames=S)
     lat = np.asarray(tr.latents).reshape(len(SEEDS), D, S, 64)
     np.testing.assert_allclose(npz["lb_iterative_w/latents"], lat, atol=1e-5)
-    _assert_same_pixels(frames["lb_iterative_w"], _library(render(model, lat.reshape(-1, 64), QUICK)
+    _assert_same_pixels(frames["lb_iterative_w"], _library(render(model, lat.reshape(-1, 64), truncation_psi=QUICK.truncation_psi)
                                                           .reshape(len(SEEDS), D, S, 1, 16, 16)), "iterative w")
     np.testing.assert_allclose(_method(data, "lb_iterative_w")["strengths"][0][0],
                                iterative_strengths(QUICK.sigma, QUICK.steps, S), atol=1e-3)
@@ -128,27 +126,29 @@ def test_explorer_frames_equal_the_library(explorer, model, demo_dir):
     lb = jaxlatent.local_basis(model.fn("synthesis.b4", noise_mode="const"), z, k=D)
     t = np.linspace(-QUICK.sigma, QUICK.sigma, S, dtype=np.float32)
     lin = jaxlatent.linear_traversal(jnp.repeat(z, D, axis=0), np.moveaxis(np.asarray(lb.directions), -1, 1)
-                                     .reshape(-1, 64), t).reshape(len(SEEDS), D, S, 64)
+                                     .reshape(-1, 64), strengths=t).reshape(len(SEEDS), D, S, 64)
     _assert_same_pixels(frames["lb_linear_synthesis_b4"],
-                        _library(render(model, lin.reshape(-1, 64), QUICK).reshape(len(SEEDS), D, S, 1, 16, 16)),
+                        _library(render(model, lin.reshape(-1, 64), truncation_psi=QUICK.truncation_psi).reshape(len(SEEDS), D, S, 1, 16, 16)),
                         "linear synthesis.b4")
     np.testing.assert_allclose(_method(data, "lb_linear_synthesis_b4")["numbers"]["singular value"],
                                lb.singular_values, rtol=1e-3)
     # GANSpace PCA: edit_grid of the section's directions in W at alphas -6 .. 6
     d = np.load(demo_dir / "arrays.npz")["ganspace/pca_8_directions"][:D]
-    x0, g = edit_space(model, "w", z, model_options={"truncation_psi": 1.0})
+    sp = latent_space(model, "w", truncation_psi=1.0)
+    x0, g = sp.points(jnp.asarray(z)), sp.image
     alphas = np.linspace(-GANSPACE_STRENGTH, GANSPACE_STRENGTH, S).astype(np.float32)
-    edited = np.moveaxis(np.asarray(jaxlatent.edit_grid(x0, d, alphas)), 2, 0)          # (L, D, S, w_dim)
+    edited = np.moveaxis(np.asarray(jaxlatent.edit_grid(x0, d, strengths=alphas)), 2, 0)          # (L, D, S, w_dim)
     _assert_same_pixels(frames["ganspace_pca"], _library(np.asarray(g(jnp.asarray(edited.reshape(-1, 64))))
                                                          .reshape(len(SEEDS), D, S, 1, 16, 16)), "GANSpace PCA")
     np.testing.assert_allclose(_method(data, "ganspace_pca")["numbers"]["explained variance"][0],
                                res["ganspace"]["pca_explained_variance_ratio"][:D], rtol=1e-3)
     # metric eigen-axes in W: eigen_axis_latents of the pixel-MSE metric, METRIC_STEP per step
-    g, x = space_fn(model, "w", z)
+    sp = latent_space(model, "w")
+    g, x = sp.image, sp.points(jnp.asarray(z))
     m = jaxlatent.metric_tensor(g, x, k=D)
     for n in range(len(SEEDS)):
         mn = jaxlatent.Metric(m.eigenvalues[n:n + 1, :D], m.eigenvectors[n:n + 1, :, :D], None)
-        ax = jaxlatent.eigen_axis_latents(x[n], mn, METRIC_STEP, S // 2,
+        ax = jaxlatent.eigen_axis_latents(x[n], mn, length=METRIC_STEP, n_side=S // 2,
                                           max_step=2 * float(jnp.linalg.norm(x[n])) + 1)[0]
         _assert_same_pixels(frames["metric_w"][n], _library(np.asarray(g(ax.reshape(-1, 64))).reshape(D, S, 1, 16, 16)),
                             f"metric w, latent {n}")

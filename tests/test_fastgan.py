@@ -9,7 +9,7 @@ import pytest
 
 import jaxlatent
 from jaxlatent.converters.fastgan import params_from_state_dict
-from jaxlatent.models.fastgan import FastGAN, FastGANConfig, expected_shapes
+from jaxlatent.models.fastgan.model import FastGAN, FastGANConfig, expected_shapes
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "fastgan")
 

@@ -13,8 +13,8 @@ from flax.traverse_util import flatten_dict
 from jaxlatent.converters import CheckpointError
 from jaxlatent.converters import inception as inception_conv
 from jaxlatent.converters import lpips as lpips_conv
-from jaxlatent.feature_networks import load_inception, load_lpips
-from jaxlatent.models.lpips import SCALE, SHIFT, backbone_slices
+from jaxlatent.io import load_inception, load_lpips
+from jaxlatent.models.features.lpips import SCALE, SHIFT, backbone_slices
 from jaxlatent.models.resize import resize_bilinear
 from jaxlatent.models.torch_layers import avg_pool2d, max_pool2d
 from seeded_weights import seeded_state_dict
@@ -66,7 +66,7 @@ def test_avg_pool_matches_torch(include):
 @pytest.mark.parametrize("net", ["alex", "vgg", "squeeze"])
 def test_lpips_matches_the_lpips_package(net):
     g = np.load(os.path.join(GOLDEN, f"lpips_{net}.npz"))
-    lp = load_lpips(_lpips_state(net, int(g["seed"])), net)
+    lp = load_lpips(_lpips_state(net, int(g["seed"])), net=net)
     out = jax.jit(lambda a, b: lp(a, b, layers=True))(jnp.asarray(g["x"]), jnp.asarray(g["y"]))
     # float32 convolutions in another order than PyTorch's; the issue asks < 1e-5 relative
     np.testing.assert_allclose(np.asarray(out.distance), g["distance"], rtol=1e-5)
@@ -78,7 +78,7 @@ def test_lpips_matches_the_lpips_package(net):
 
 
 def test_lpips_is_zero_on_equal_images_symmetric_and_differentiable():
-    lp = jax.jit(load_lpips(_lpips_state("alex", 3), "alex"))
+    lp = jax.jit(load_lpips(_lpips_state("alex", 3), net="alex"))
     rng = np.random.RandomState(3)
     x = jnp.asarray(rng.uniform(-1, 1, (2, 3, 32, 32)), jnp.float32)
     y = jnp.asarray(rng.uniform(-1, 1, (2, 3, 32, 32)), jnp.float32)
@@ -111,9 +111,9 @@ def test_lpips_reads_pth_npz_and_lin_file_plus_backbone(tmp_path):
 
     x = jnp.asarray(np.random.RandomState(4).uniform(-1, 1, (2, 3, 32, 32)), jnp.float32)
     y = -x
-    want = np.asarray(load_lpips(state, net)(x, y))
-    for lp in (load_lpips(tmp_path / "lpips.pth", net), load_lpips(str(tmp_path / "lpips.npz"), net),
-               load_lpips(tmp_path / "lin.pth", net, backbone=tmp_path / "alexnet.pth")):
+    want = np.asarray(load_lpips(state, net=net)(x, y))
+    for lp in (load_lpips(tmp_path / "lpips.pth", net=net), load_lpips(str(tmp_path / "lpips.npz"), net=net),
+               load_lpips(tmp_path / "lin.pth", net=net, backbone=tmp_path / "alexnet.pth")):
         np.testing.assert_array_equal(np.asarray(lp(x, y)), want)  # same arrays, same program
 
 
@@ -122,18 +122,18 @@ def test_lpips_errors_name_the_key():
     bad = dict(state)
     bad["net.slice2.3.weight"] = bad["net.slice2.3.weight"][:, :10]
     with pytest.raises(CheckpointError, match=r"net\.slice2\.3\.weight.*\(192, 10, 5, 5\).*\(192, 64, 5, 5\)"):
-        load_lpips(bad, "alex")
+        load_lpips(bad, net="alex")
     missing = {k: v for k, v in state.items() if k != "lin3.model.1.weight"}
     with pytest.raises(CheckpointError, match="missing key 'lin3.model.1.weight'"):
-        load_lpips(missing, "alex")
+        load_lpips(missing, net="alex")
     with pytest.raises(CheckpointError, match="no backbone weights"):
-        load_lpips({k: v for k, v in state.items() if k.startswith("lin")}, "alex")
+        load_lpips({k: v for k, v in state.items() if k.startswith("lin")}, net="alex")
     with pytest.raises(CheckpointError, match="scaling_layer.shift"):
-        load_lpips(state | {"scaling_layer.shift": np.zeros((1, 3, 1, 1), np.float32)}, "alex")
+        load_lpips(state | {"scaling_layer.shift": np.zeros((1, 3, 1, 1), np.float32)}, net="alex")
     with pytest.raises(ValueError, match="net must be one of"):
-        load_lpips(state, "resnet")
+        load_lpips(state, net="resnet")
     with pytest.raises(FileNotFoundError, match="no-such.pth"):
-        load_lpips("no-such.pth", "alex")
+        load_lpips("no-such.pth", net="alex")
 
 
 def test_backbone_slices_are_the_packages():

@@ -11,11 +11,12 @@ import pytest
 import scipy.linalg
 
 import jaxlatent
-from jaxlatent.analysis.fid import (edit_fid, edit_fid_table, edit_strengths, feature_statistics,
+from jaxlatent.ganspace.fid import (edit_fid, edit_fid_table, edit_strengths, feature_statistics,
                                     frechet_distance)
-from jaxlatent.digits import assets_dir, load_classifier
-from jaxlatent.report_page import ReportPage
-from jaxlatent.sections import ganspace
+from jaxlatent.models.digits import assets_dir, load_classifier
+from jaxlatent.report.page import ReportPage
+from jaxlatent.report.build import QUICK, section_context
+from jaxlatent.report.sections import ganspace
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "ganspace", "fid.npz")
 
@@ -115,11 +116,11 @@ def test_edit_fid_zero_for_null_edits_and_growing_with_strength():
     x = jnp.asarray(np.random.RandomState(5).randn(300, 4), jnp.float32)
     dirs = jnp.eye(4)[:3]
     key = jax.random.key(1)
-    null = edit_fid(render, features, x, jnp.zeros((3, 4)), key)
+    null = edit_fid(render, features, x, jnp.zeros((3, 4)), key=key)
     # identical image sets through two runs of one compiled program: the same floats
     assert abs(null.fid) < 1e-6
-    small = edit_fid(render, features, x, dirs, key, max_strength=0.5, chunk_size=128)
-    big = edit_fid(render, features, x, dirs, key, max_strength=3.0, chunk_size=128)
+    small = edit_fid(render, features, x, dirs, key=key, max_strength=0.5, chunk_size=128)
+    big = edit_fid(render, features, x, dirs, key=key, max_strength=3.0, chunk_size=128)
     assert 0 < small.fid < big.fid
     assert small.components.shape == (300,) and int(small.components.max()) < 3
     np.testing.assert_allclose(np.asarray(big.strengths), 6 * np.asarray(small.strengths), rtol=1e-5)
@@ -132,21 +133,21 @@ def test_edit_fid_zero_for_null_edits_and_growing_with_strength():
 def test_edit_fid_table_shape_pairs_and_variants():
     x = jnp.asarray(np.random.RandomState(6).randn(200, 4), jnp.float32)
     sets = {"A 2": jnp.eye(4)[:2], "B 4": jnp.eye(4)}
-    table = edit_fid_table(render, features, x, sets, seed=3, chunk_size=100)
+    table = edit_fid_table(render, features, x, sets, key=jax.random.PRNGKey(3), chunk_size=100)
     assert table.methods == ("A 2", "B 4") and table.strengths == ("U[-3, 3]", "U[-6, 6]")
     assert table.fid.shape == (2, 2) and (table.fid[1] > table.fid[0]).all()
-    assert table.variant == "paper" and table.seed == 3 and table.n == 200
-    one = edit_fid(render, features, x, sets["B 4"], jax.random.fold_in(jax.random.key(3), 1), max_strength=6.0)
+    assert table.variant == "paper" and table.n == 200
+    one = edit_fid(render, features, x, sets["B 4"], key=jax.random.fold_in(jax.random.key(3), 1), max_strength=6.0)
     # padding a set with never-drawn zero rows leaves its draws and its FID alone
     assert table.fid[1, 1] == pytest.approx(one.fid, rel=1e-6)
-    code = edit_fid_table(render, features, x, sets, seed=3, variant="code")
+    code = edit_fid_table(render, features, x, sets, key=jax.random.key(3), variant="code")
     assert code.fid.shape == (1, 2) and code.strengths[0].startswith("6 N(0,1)")
 
 
 def test_report_section_on_the_digits_model(tmp_path):
     page, arrays = ReportPage(str(tmp_path), "test"), {}
-    ganspace.add_section(page, jaxlatent.load(assets_dir()), quick=True, key=jax.random.key(0),
-                         classifier=load_classifier(), arrays=arrays, truncation_psi=1.0, progress=False)
+    model = jaxlatent.load(assets_dir())
+    ganspace.add_section(page, model, section_context(model, QUICK, classifier=load_classifier(), arrays=arrays))
     res = page.results["ganspace"]
     assert res["tap"] == "w" and res["space"] == "w"
     ratio = np.asarray(res["pca_explained_variance_ratio"])

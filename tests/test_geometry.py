@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from helpers import random_stylegan2
 
-from jaxlatent.analysis import geometry
-from jaxlatent.analysis.geometry import Metric, eigen_axis_latents, equal_distance_steps, metric_tensor, mse_distance
-from jaxlatent.analysis.geometry_stats import anisotropy, average_metric, hessian_corr, spectrum_summary
-from jaxlatent.analysis.linalg import unordered_lapack_calls
-from jaxlatent.models.stylegan2 import StyleGAN2Config
-from jaxlatent.parallel import batch_mesh
+from jaxlatent.geometry import metric as geometry
+from jaxlatent.geometry.metric import Metric, eigen_axis_latents, equal_distance_steps, metric_tensor, mse_distance
+from jaxlatent.geometry.stats import anisotropy, average_metric, hessian_corr, spectrum_summary
+from jaxlatent.engine.linalg import unordered_lapack_calls
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
+from jaxlatent.engine.parallel import batch_mesh
 
 A = np.random.RandomState(0).randn(2 * 3 * 3, 10)
 B = np.random.RandomState(1).randn(6, 18)
@@ -41,12 +41,12 @@ def test_linear_generator_with_the_default_distance_gives_2_over_n_AtA(x64):
     np.testing.assert_allclose(ref @ vec, vec * w[::-1], atol=1e-12)
     assert np.all(vec[np.abs(vec).argmax(axis=0), range(10)] > 0)
     # the default distance spelled out is the same metric
-    np.testing.assert_allclose(np.asarray(metric_tensor(linear, z, mse_distance).matrix), np.asarray(m.matrix))
+    np.testing.assert_allclose(np.asarray(metric_tensor(linear, z, distance=mse_distance).matrix), np.asarray(m.matrix))
 
 
 def test_quadratic_feature_distance_gives_JtMJ(x64):
     z = jax.random.normal(jax.random.key(1), (2, 10), jnp.float64)
-    m = metric_tensor(linear, z, quadratic)
+    m = metric_tensor(linear, z, distance=quadratic)
     ref = A.T @ (2 * B.T @ B) @ A
     np.testing.assert_allclose(np.asarray(m.matrix[1]), ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
 
@@ -72,7 +72,7 @@ def mse_plus_top_row(x0, x):
 def test_stylegan2_metric_equals_finite_differences_of_the_distance(small_stylegan2, x64):
     g = small_stylegan2.fn("image")
     z = jax.random.normal(jax.random.key(2), (2, 6), jnp.float64)      # the metric of latent 1 is checked
-    m = metric_tensor(g, z, mse_plus_top_row)
+    m = metric_tensor(g, z, distance=mse_plus_top_row)
     assert m.matrix.dtype == jnp.float64
     h = 1e-4
     eye = np.eye(6)
@@ -107,8 +107,8 @@ def mlp(z):
 @pytest.mark.parametrize("distance", [None, quadratic])
 def test_lobpcg_top_k_equals_the_full_metric(distance):
     z = jax.random.normal(jax.random.key(3), (4, 20))
-    full = metric_tensor(mlp, z, distance, method="full")
-    top = metric_tensor(mlp, z, distance, k=3, method="lobpcg", key=jax.random.key(0))
+    full = metric_tensor(mlp, z, distance=distance, method="full")
+    top = metric_tensor(mlp, z, distance=distance, k=3, method="lobpcg", key=jax.random.key(0))
     assert top.matrix is None and top.eigenvectors.shape == (4, 20, 3)
     # float32 LOBPCG at its default tolerance (residual ~ float eps * 10 * in * l): a few 1e-6 relative
     np.testing.assert_allclose(np.asarray(top.eigenvalues), np.asarray(full.eigenvalues[:, :3]), rtol=1e-4)
@@ -127,8 +127,8 @@ def conv_generator(z):
 @pytest.mark.parametrize("gen,loop", [(mlp, "auto"), (conv_generator, "auto"), (conv_generator, "device")])
 def test_krylov_top_k_equals_the_full_metric(distance, gen, loop):
     z = jax.random.normal(jax.random.key(3), (4, 20))
-    full = metric_tensor(gen, z, distance, method="full")
-    top = metric_tensor(gen, z, distance, k=3, method="krylov", key=jax.random.key(0), tol=1e-5, loop=loop)
+    full = metric_tensor(gen, z, distance=distance, method="full")
+    top = metric_tensor(gen, z, distance=distance, k=3, method="krylov", key=jax.random.key(0), tol=1e-5, loop=loop)
     assert top.matrix is None and top.eigenvectors.shape == (4, 20, 3)
     # the relative residual 1e-5 bounds each eigenvalue's relative error by ~1e-5 (squared for
     # well-separated ones); float32 products of O(1) values add ~1e-6
@@ -139,14 +139,14 @@ def test_krylov_top_k_equals_the_full_metric(distance, gen, loop):
 
 def test_krylov_says_when_it_stops_short():
     z = jax.random.normal(jax.random.key(3), (2, 20))
-    with pytest.warns(RuntimeWarning, match="stopped after iters=1"):
-        metric_tensor(mlp, z, k=3, method="krylov", key=jax.random.key(0), iters=1, tol=0.0)
+    with pytest.warns(RuntimeWarning, match="stopped after max_iter=1"):
+        metric_tensor(mlp, z, k=3, method="krylov", key=jax.random.key(0), max_iter=1, tol=0.0)
 
 
 def test_results_do_not_depend_on_chunking_or_the_mesh(x64):
     z = jax.random.normal(jax.random.key(4), (5, 10), jnp.float64)
-    a = metric_tensor(mlp, z[:, :10].repeat(2, axis=1), quadratic)
-    b = metric_tensor(mlp, z[:, :10].repeat(2, axis=1), quadratic, chunk_size=2, mesh=batch_mesh())
+    a = metric_tensor(mlp, z[:, :10].repeat(2, axis=1), distance=quadratic)
+    b = metric_tensor(mlp, z[:, :10].repeat(2, axis=1), distance=quadratic, chunk_size=2, mesh=batch_mesh())
     np.testing.assert_allclose(np.asarray(a.eigenvalues), np.asarray(b.eigenvalues), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(a.matrix), np.asarray(b.matrix), rtol=1e-12, atol=1e-14)
 
@@ -197,11 +197,11 @@ def test_homogeneity_is_one_for_equal_metrics_and_step_sizes_match_the_metric(x6
     corr = hessian_corr(m)
     np.testing.assert_allclose(np.asarray(corr.lin), 1.0, atol=1e-10)
     np.testing.assert_allclose(np.asarray(corr.log), 1.0, atol=1e-10)
-    steps = equal_distance_steps(m.eigenvalues, 0.1, 2)
+    steps = equal_distance_steps(m.eigenvalues, length=0.1, n_side=2)
     assert steps.shape == (3, 10, 5)
     # for a linear g and the MSE distance the quadratic form is exact: d(t v_i) = 1/2 l_i t^2,
     # so every step moves the metric length sqrt(d) by the same 0.1, on every axis
-    lat = eigen_axis_latents(z, m, 0.1, 2)                       # (3, 10, 5, 10)
+    lat = eigen_axis_latents(z, m, length=0.1, n_side=2)                       # (3, 10, 5, 10)
     x0 = linear(z[:1])
     for axis in (0, 4, 9):
         d = mse_distance(jnp.broadcast_to(x0, (5, 2, 3, 3)), linear(lat[0, axis]))

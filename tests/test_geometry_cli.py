@@ -13,12 +13,15 @@ import pytest
 from helpers import random_stylegan2
 
 from jaxlatent import io
-from jaxlatent.analysis.geometry import metric_tensor
-from jaxlatent.analysis.geometry_stats import average_metric
-from jaxlatent.cli import metric as metric_cli
-from jaxlatent.models.stylegan2 import StyleGAN2Config
-from jaxlatent.report_page import ReportPage
-from jaxlatent.sections import geometry as section
+from jaxlatent.geometry.metric import metric_tensor
+from jaxlatent.geometry.stats import average_metric
+from jaxlatent.cli import geometry as metric_cli
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
+from jaxlatent.report.page import ReportPage
+from jaxlatent.report.build import QUICK, section_context
+from jaxlatent.report.sections import geometry as section
+from jaxlatent.workflows.geometry import inversion_runs
+from jaxlatent.workflows.spaces import latent_space
 
 CONFIG = StyleGAN2Config(z_dim=6, w_dim=6, img_resolution=8, mapping_layers=2, channel_base=32, channel_max=8)
 
@@ -40,8 +43,8 @@ def test_cli_writes_metric_npz_equal_to_the_library(model, tmp_path):
         assert os.path.exists(out / name), name
     data = np.load(out / "metric.npz")
     z = np.stack([np.random.RandomState(s).randn(6) for s in range(5)]).astype(np.float32)
-    g, w = section.space_fn(model, "w", z)
-    ref = metric_tensor(g, w)
+    space = latent_space(model, "w")
+    ref = metric_tensor(space.image, space.points(z))
     # the same function and latents through the same compiled program
     np.testing.assert_allclose(data["eigenvalues"], np.asarray(ref.eigenvalues), rtol=1e-5)
     res = json.loads((out / "results.json").read_text())
@@ -59,8 +62,9 @@ def test_report_section_on_a_tiny_model(model, tmp_path):
         def features(x):
             return jnp.tanh(jnp.reshape(x, (x.shape[0], -1))[:, :10] * 3)
 
-    section.add_section(page, model, quick=True, key=jax.random.key(0), classifier=Features(), arrays=arrays,
-                        truncation_psi=1.0, progress=False)
+        logits = features                                # what the report checks a classifier reads
+
+    section.add_section(page, model, section_context(model, QUICK, classifier=Features(), arrays=arrays))
     res = page.results["geometry"]
     assert {"w_mse", "w_features", "seconds"} <= set(res) and "inversion" not in res      # full report only
     for name in ("geometry_spectra.png", "geometry_homogeneity.png", "geometry_axes.png"):
@@ -70,10 +74,10 @@ def test_report_section_on_a_tiny_model(model, tmp_path):
 
 
 def test_inversion_runs_compare_z_w_and_eigen_coordinates(model):
-    _, w = section.space_fn(model, "w", np.random.RandomState(0).randn(8, 6).astype(np.float32))
-    g, _ = section.space_fn(model, "w", w[:1])
-    avg = average_metric(metric_tensor(g, w))
-    curves = section.inversion_runs(model, avg, 2, 5, 3)
+    space = latent_space(model, "w")
+    w = space.points(np.random.RandomState(0).randn(8, 6).astype(np.float32))
+    avg = average_metric(metric_tensor(space.image, w))
+    curves = inversion_runs(model, avg, 2, steps=5, k=3)
     assert set(curves) == {"Adam in z", "Adam in W", "Adam in W eigen-coordinates (all)",
                            "Adam in W eigen-coordinates (top 3)"}
     assert all(h.shape == (2, 6) for h in curves.values())

@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.geometry import Metric, metric_tensor
-from jaxlatent.feature_networks import lpips_from_variables
-from jaxlatent.models.lpips import LPIPS
-from jaxlatent.analysis.geometry_stats import (average_metric, hessian_corr, offdiag_summary,
+from jaxlatent.geometry.metric import Metric, metric_tensor
+from jaxlatent.models.features.lpips import lpips_from_variables
+from jaxlatent.models.features.lpips import LPIPS
+from jaxlatent.geometry.stats import (average_metric, hessian_corr, offdiag_summary,
                                                vector_hessian_corr)
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "geometry", "hessian.npz")
@@ -76,7 +76,7 @@ def _rel(a, b):
 def test_full_metric_equals_their_bp_in_float64(golden, name, x64):
     g, dist = replay(golden, jnp.float64)
     n = golden[f"{name}_bp64_H"].shape[0]
-    m = metric_tensor(g, jnp.asarray(golden["z"][:n]), dist[name], method="full")
+    m = metric_tensor(g, jnp.asarray(golden["z"][:n]), distance=dist[name], method="full")
     assert m.matrix.dtype == jnp.float64
     # same function, both in float64: only rounding separates them
     assert _rel(m.matrix, golden[f"{name}_bp64_H"]) < 1e-6
@@ -86,7 +86,7 @@ def test_full_metric_equals_their_bp_in_float64(golden, name, x64):
 def test_full_metric_equals_their_bp_in_float32(golden, name):
     g, dist = replay(golden, jnp.float32)
     n = golden[f"{name}_bp32_H"].shape[0]
-    m = metric_tensor(g, jnp.asarray(golden["z"][:n], jnp.float32), dist[name], method="full")
+    m = metric_tensor(g, jnp.asarray(golden["z"][:n], jnp.float32), distance=dist[name], method="full")
     # second derivatives through the normalised LPIPS features lose digits in float32 (both sides)
     assert _rel(m.matrix, golden[f"{name}_bp32_H"]) < 2e-3
 
@@ -96,7 +96,7 @@ def test_top_eigenvalues_agree_with_their_iterative_methods(golden, name, x64):
     g, dist = replay(golden, jnp.float64)
     bi, fi = golden[f"{name}_backwarditer_eigvals"], golden[f"{name}_forwarditer_eigvals"]
     n, k = bi.shape
-    m = metric_tensor(g, jnp.asarray(golden["z"][:n]), dist[name], k=k, method="full")
+    m = metric_tensor(g, jnp.asarray(golden["z"][:n]), distance=dist[name], k=k, method="full")
     ours = np.asarray(m.eigenvalues)
     # BackwardIter: ARPACK in float32 on the HVP at z + 1e-4 N(0, I): a few 1e-4 relative
     np.testing.assert_allclose(bi, ours, rtol=5e-3)
@@ -131,7 +131,7 @@ def test_metric_through_the_flax_lpips_equals_the_hessian_of_the_composite():
     a = jax.random.normal(jax.random.key(1), (3 * 32 * 32, 6)) * 0.3
     g = lambda z: jnp.tanh(z @ a.T).reshape(-1, 3, 32, 32)
     z = jax.random.normal(jax.random.key(2), (1, 6))
-    m = metric_tensor(g, z, lp)
+    m = metric_tensor(g, z, distance=lp)
     h = jax.jit(jax.hessian(lambda z1: lp(g(z), g(z1[None]))[0]))(z[0])
     # float32 second derivatives through unit-normalised features: ~1e-6 of the largest entry
     np.testing.assert_allclose(np.asarray(m.matrix[0]), np.asarray(h), atol=2e-4 * float(jnp.abs(h).max()))

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.grassmann import METRICS, grassmann_distance, pairwise_grassmann, principal_angles
-from jaxlatent.analysis.sampling import random_orthonormal
+from jaxlatent.localbasis.grassmann import METRICS, grassmann_distance, pairwise_grassmann, principal_angles
+from jaxlatent.engine.sampling import random_orthonormal
 
 
 def _pair(angles, n=12, seed=0):
@@ -43,37 +43,37 @@ def test_metrics_match_reference_formulas():
     }
     assert set(expect) == set(METRICS)
     for metric, value in expect.items():
-        np.testing.assert_allclose(grassmann_distance(a32, b32, metric), value, rtol=1e-5, err_msg=metric)
+        np.testing.assert_allclose(grassmann_distance(a32, b32, metric=metric), value, rtol=1e-5, err_msg=metric)
     # Procrustes: min over orthogonal alignments of ||A Q - B||_F equals the chordal distance
     u, _, vt = np.linalg.svd(a.T @ b)
     np.testing.assert_allclose(np.linalg.norm(a @ u @ vt - b), expect["chordal"], rtol=1e-6)
 
 
 def test_first_d_columns_and_batching():
-    a = random_orthonormal(jax.random.key(0), 12, 5, (3,))
-    b = random_orthonormal(jax.random.key(1), 12, 5, (3,))
-    d2 = grassmann_distance(a, b, d=2)
+    a = random_orthonormal(key=jax.random.key(0), n=12, k=5, batch=(3,))
+    b = random_orthonormal(key=jax.random.key(1), n=12, k=5, batch=(3,))
+    d2 = grassmann_distance(a, b, k=2)
     # two programs (slicing inside vs before the call); float32 angles of O(1): rounding only
     np.testing.assert_allclose(d2, grassmann_distance(a[..., :2], b[..., :2]), rtol=1e-5)
     assert d2.shape == (3,)
     assert grassmann_distance(a, b[0]).shape == (3,)          # broadcast
-    with pytest.raises(ValueError, match="d must lie in"):
-        grassmann_distance(a, b, d=6)
+    with pytest.raises(ValueError, match="k must lie in"):
+        grassmann_distance(a, b, k=6)
     with pytest.raises(ValueError, match="metric must be one of"):
         grassmann_distance(a, b, metric="cosine")
 
 
 def test_pairwise_matches_loops_in_chunks():
-    bases = random_orthonormal(jax.random.key(3), 10, 3, 7)
-    pw = pairwise_grassmann(bases, "geodesic", chunk_size=3)
+    bases = random_orthonormal(key=jax.random.key(3), n=10, k=3, batch=7)
+    pw = pairwise_grassmann(bases, metric="geodesic", chunk_size=3)
     assert pw.shape == (7, 7)
     np.testing.assert_allclose(np.diag(pw), 0.0)
     for i in range(7):
         for j in range(7):
             if i != j:
                 np.testing.assert_allclose(pw[i, j], grassmann_distance(bases[i], bases[j]), rtol=1e-5)
-    np.testing.assert_allclose(pairwise_grassmann(bases, "proj", d=2),
-                               pairwise_grassmann(bases[..., :2], "proj"), rtol=1e-5)  # two programs
+    np.testing.assert_allclose(pairwise_grassmann(bases, metric="proj", k=2),
+                               pairwise_grassmann(bases[..., :2], metric="proj"), rtol=1e-5)  # two programs
 
 
 def test_principal_angles_of_tall_bases_need_no_square_workspace():
@@ -85,18 +85,18 @@ def test_principal_angles_of_tall_bases_need_no_square_workspace():
 
 
 def test_pairwise_cosine_formula_matches_the_stable_one_on_distant_subspaces(x64):
-    bases = random_orthonormal(jax.random.key(8), 12, 3, 9, jnp.float64)
-    cos = pairwise_grassmann(bases, "geodesic", formula="cosine")
+    bases = random_orthonormal(key=jax.random.key(8), n=12, k=3, batch=9, dtype=jnp.float64)
+    cos = pairwise_grassmann(bases, metric="geodesic", formula="cosine")
     np.testing.assert_array_equal(np.diag(cos), 0.0)
     np.testing.assert_array_equal(cos, cos.T)
     # Haar 3-planes in R^12 are far apart (angles >> sqrt(eps)): both formulas agree to float64 rounding
-    np.testing.assert_allclose(cos, pairwise_grassmann(bases, "geodesic"), atol=1e-10)
+    np.testing.assert_allclose(cos, pairwise_grassmann(bases, metric="geodesic"), atol=1e-10)
     with pytest.raises(ValueError, match="formula must be one of"):
         pairwise_grassmann(bases, formula="sine")
 
 
 def test_pairwise_in_blocks_inside_jit_equals_eager():
-    bases = random_orthonormal(jax.random.key(9), 10, 3, 7)
+    bases = random_orthonormal(key=jax.random.key(9), n=10, k=3, batch=7)
     eager = pairwise_grassmann(bases, chunk_size=3)
     # the same blocks compiled into one program instead of three: float32 rounding may differ by ulps
     np.testing.assert_allclose(jax.jit(lambda b: pairwise_grassmann(b, chunk_size=3))(bases), eager, atol=1e-6)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from sklearn.decomposition import FastICA
 
-from jaxlatent.analysis.ica import _fast_ica, fast_ica
-from jaxlatent.analysis.linalg import unordered_lapack_calls
-from jaxlatent.analysis.pca import transform
+from jaxlatent.ganspace.ica import _fast_ica, fast_ica
+from jaxlatent.engine.linalg import unordered_lapack_calls
+from jaxlatent.ganspace.pca import transform
 
 
 def _mixture(n=2000, seed=0):
@@ -27,7 +27,7 @@ def _mixture(n=2000, seed=0):
 @pytest.mark.parametrize("algorithm", ["parallel", "deflation"])
 def test_known_mixture_of_non_gaussian_sources_is_recovered(algorithm, x64):
     sources, mixing, x = _mixture()
-    res = fast_ica(x, 4, key=jax.random.key(0), algorithm=algorithm)
+    res = fast_ica(x, k=4, key=jax.random.key(0), algorithm=algorithm)
     assert bool(res.converged)
     # unmixing x mixing x source scales is a signed permutation: one entry per row carries the row
     p = np.asarray(res.components) @ mixing * sources.std(axis=0)
@@ -73,10 +73,10 @@ def test_equals_sklearn_fastica_with_the_same_w_init(algorithm, fun, x64):
     x = sources @ np.linalg.qr(rng.randn(10, 10))[0] + 1.0
     w_init = rng.randn(6, 6)
     # tight tolerance: both sides stop at the fixed point, not 1e-4 away from it along a slow direction
-    ours = fast_ica(x, 6, w_init=w_init, algorithm=algorithm, fun=fun, tol=1e-10, max_iter=2000)
+    ours = fast_ica(x, k=6, w_init=w_init, algorithm=algorithm, fun=fun, tol=1e-10, max_iter=2000)
     ref = _sklearn(x, 6, w_init, algorithm=algorithm, fun=fun, tol=1e-10, max_iter=2000, whiten_solver="eigh")
     _match(ours, ref)
-    assert int(ours.n_iter) == ref.n_iter_
+    assert int(ours.iterations) == ref.n_iter_
 
 
 def test_sklearn_defaults_the_papers_setting(x64):
@@ -84,37 +84,37 @@ def test_sklearn_defaults_the_papers_setting(x64):
     rng = np.random.RandomState(6)
     x = np.c_[3 * rng.laplace(size=(3000, 5)), 0.5 * rng.randn(3000, 11)] @ np.linalg.qr(rng.randn(16, 16))[0]
     w_init = rng.randn(5, 5)
-    ours, ref = fast_ica(x, 5, w_init=w_init), _sklearn(x, 5, w_init)
+    ours, ref = fast_ica(x, k=5, w_init=w_init), _sklearn(x, 5, w_init)
     c = np.asarray(ours.components)
     sign = np.sign(np.sum(c * ref.components_, axis=1))[:, None]
     np.testing.assert_allclose(c * sign, ref.components_, atol=1e-5 * np.abs(ref.components_).max())
-    assert int(ours.n_iter) == ref.n_iter_ and bool(ours.converged) == (ref.n_iter_ < 200)
+    assert int(ours.iterations) == ref.n_iter_ and bool(ours.converged) == (ref.n_iter_ < 200)
 
 
 def test_wide_data_uses_the_sample_gram_and_equals_sklearn(x64):
     rng = np.random.RandomState(7)
     x = rng.laplace(size=(40, 4)) @ rng.randn(4, 60) + 0.01 * rng.randn(40, 60)
     w_init = rng.randn(4, 4)
-    ours = fast_ica(x, 4, w_init=w_init, tol=1e-10, max_iter=2000)
+    ours = fast_ica(x, k=4, w_init=w_init, tol=1e-10, max_iter=2000)
     _match(ours, _sklearn(x, 4, w_init, tol=1e-10, max_iter=2000))
 
 
 def test_key_float32_convergence_flag_and_errors():
     _, _, x = _mixture(500, seed=1)
     x = x.astype(np.float32)
-    a, b = fast_ica(x, 3, key=jax.random.key(1)), fast_ica(x, 3, key=jax.random.key(1))
+    a, b = fast_ica(x, k=3, key=jax.random.key(1)), fast_ica(x, k=3, key=jax.random.key(1))
     np.testing.assert_array_equal(np.asarray(a.components), np.asarray(b.components))
     assert a.components.shape == (3, 4) and a.mixing.shape == (4, 3) and a.components.dtype == jnp.float32
-    one = fast_ica(x, 3, key=jax.random.key(1), max_iter=1)
-    assert int(one.n_iter) == 1 and not bool(one.converged)
+    one = fast_ica(x, k=3, key=jax.random.key(1), max_iter=1)
+    assert int(one.iterations) == 1 and not bool(one.converged)
     with pytest.raises(ValueError, match="exactly one of key"):
-        fast_ica(x, 3)
+        fast_ica(x, k=3)
     with pytest.raises(ValueError, match=r"w_init must have shape \(3, 3\)"):
-        fast_ica(x, 3, w_init=np.eye(2))
+        fast_ica(x, k=3, w_init=np.eye(2))
     with pytest.raises(ValueError, match="fun must be one of"):
-        fast_ica(x, 3, key=jax.random.key(0), fun="tanh")
-    with pytest.raises(ValueError, match=r"n_components must lie in \[1, 4\]"):
-        fast_ica(x, 5, key=jax.random.key(0))
+        fast_ica(x, k=3, key=jax.random.key(0), fun="tanh")
+    with pytest.raises(ValueError, match=r"k must lie in \[1, 4\]"):
+        fast_ica(x, k=5, key=jax.random.key(0))
 
 
 @pytest.mark.parametrize("algorithm", ["parallel", "deflation"])

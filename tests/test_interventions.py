@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.interventions import (class_probs, edit, intervene, intervention_probs,
+from jaxlatent.correlation.interventions import (class_probs, apply_intervention, intervene, intervention_probs,
                                               select_samples, single_dim_grid)
 
 
@@ -20,14 +20,14 @@ def test_edit_kinds_closed_form():
     z = np.array([[1.0, -2.0, 4.0, 1.0]], np.float32)     # mean 1
     mask = np.array([[0.0, 1.0, 0.5, 0.0]], np.float32)
     a = np.array([[9.0, 3.0, 2.0, 9.0]], np.float32)
-    np.testing.assert_allclose(edit(z, mask, a, "set"), [[1.0, 3.0, 3.0, 1.0]])
-    np.testing.assert_allclose(edit(z, mask, a, "shift"), [[1.0, 1.0, 5.0, 1.0]])
+    np.testing.assert_allclose(apply_intervention(z, mask, a, "set"), [[1.0, 3.0, 3.0, 1.0]])
+    np.testing.assert_allclose(apply_intervention(z, mask, a, "shift"), [[1.0, 1.0, 5.0, 1.0]])
     # the follow-up's multiplicative form: z_i (1 + a_i mean(z))
-    np.testing.assert_allclose(edit(z, mask, a, "scale"), [[1.0, -8.0, 8.0, 1.0]])
+    np.testing.assert_allclose(apply_intervention(z, mask, a, "scale"), [[1.0, -8.0, 8.0, 1.0]])
     for kind in ("set", "shift", "scale"):     # a zero mask is the identity for every kind
-        np.testing.assert_array_equal(edit(z, np.zeros_like(mask), a, kind), z)
+        np.testing.assert_array_equal(apply_intervention(z, np.zeros_like(mask), a, kind), z)
     with pytest.raises(ValueError, match="kind must be one of"):
-        edit(z, mask, a, "swap")
+        apply_intervention(z, mask, a, "swap")
 
 
 def test_intervene_grid_matches_a_loop():

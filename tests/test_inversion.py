@@ -7,8 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxlatent.analysis.geometry import metric_tensor
-from jaxlatent.analysis.inversion import invert
+from jaxlatent.geometry.metric import metric_tensor
+from jaxlatent.geometry.inversion import invert
 
 A = np.random.RandomState(0).randn(2 * 4 * 4, 8)
 

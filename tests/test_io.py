@@ -15,7 +15,7 @@ from flax.traverse_util import unflatten_dict
 import jaxlatent
 from jaxlatent import io
 from jaxlatent.converters import CheckpointError
-from jaxlatent.models.stylegan2 import StyleGAN2Config
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
 from helpers import random_stylegan2
 
 CONFIG = StyleGAN2Config(z_dim=8, w_dim=8, img_resolution=8, mapping_layers=2, channel_base=64,
@@ -178,7 +178,7 @@ def test_fastgan_files_go_to_the_fastgan_reader(tmp_path, monkeypatch):
 
 
 def test_fastgan_round_trip(tmp_path):
-    from jaxlatent.models import fastgan
+    from jaxlatent.models.fastgan import model as fastgan
 
     config = fastgan.FastGANConfig(im_size=256, nz=8, ngf=2)
     rng = np.random.RandomState(0)

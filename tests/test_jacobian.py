@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.jacobian import (gram_operator, jacobian, jvp_operator, resolve_mode, tangent_bytes,
+from jaxlatent.engine.jacobian import (gram_operator, jacobian, jvp_operator, resolve_mode, tangent_bytes,
                                         vjp_operator)
 
 
@@ -77,7 +77,7 @@ def test_matrix_free_operators():
 
 def test_model_partial_compiles_once():
     # a tree_util.Partial carrying weights: new objects with equal structure reuse the compiled code
-    from jaxlatent.parallel import _call_jit
+    from jaxlatent.engine.parallel import _call_jit
 
     def tap(w, z):
         return jnp.sin(z @ w.T)
@@ -110,7 +110,7 @@ def test_default_chunk_pieces_agree_with_one_program(monkeypatch):
     # the default splits Jacobians into pieces on CPU; with a budget of two latents' tangent
     # working set, a batch of 6 runs as pieces of 2. Other batch shapes are other programs:
     # float32 rounding of O(1) entries
-    import jaxlatent.parallel as parallel
+    import jaxlatent.engine.parallel as parallel
 
     w = jax.random.normal(jax.random.key(3), (16, 40)) / 4.0
     f = jax.tree_util.Partial(lambda w, z: jnp.tanh(jnp.tanh(z @ w) @ w.T), w)

@@ -17,9 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis import (distortion, geometry, grassmann, local_basis, local_dimension, sampling,
-                                traversal, warpage)
-from jaxlatent.analysis.linalg import after, qr_each, singular_values, unordered_lapack_calls
+from jaxlatent.engine import sampling
+from jaxlatent.geometry import metric as geometry
+from jaxlatent.localbasis import basis as local_basis
+from jaxlatent.localbasis import grassmann, traversal, warpage
+from jaxlatent.localdim import dimension as local_dimension
+from jaxlatent.localdim import distortion
+from jaxlatent.engine.linalg import after, qr_each, singular_values, unordered_lapack_calls
 
 LIMIT_S = 240
 
@@ -31,7 +35,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
                               timeout=LIMIT_S, env=env)
     except subprocess.TimeoutExpired:
         pytest.fail(f"did not finish in {LIMIT_S} s: two LAPACK calls of one program ran side by side "
-                    "(jaxlatent/analysis/linalg.py)")
+                    "(jaxlatent/engine/linalg.py)")
 
 
 def test_after_leaves_values_alone_whatever_the_dependency_holds():
@@ -81,16 +85,17 @@ def test_our_functions_finish_beside_a_callers_decompositions():
     """A caller's jit with two independent principal-angle calls and its own SVD (no ties)."""
     r = _run("""
         import jax, jax.numpy as jnp
-        from jaxlatent.analysis import grassmann, sampling
+        from jaxlatent.engine import sampling
+        from jaxlatent.localbasis import grassmann
 
         @jax.jit
         def mine(a, b, c):
             return (grassmann.principal_angles(a, b).sum() + grassmann.principal_angles(a, c).sum()
                     + jnp.linalg.svd(c, compute_uv=False).sum()
-                    + sampling.random_orthonormal(jax.random.key(0), 512, 30, 64).sum())
+                    + sampling.random_orthonormal(key=jax.random.key(0), n=512, k=30, batch=64).sum())
 
         for i in range(3):
-            abc = sampling.random_orthonormal(jax.random.key(i), 512, 30, (3, 64))
+            abc = sampling.random_orthonormal(key=jax.random.key(i), n=512, k=30, batch=(3, 64))
             float(mine(abc[0], abc[1], abc[2]))
         print("done")
     """)
@@ -102,7 +107,7 @@ def test_qr_programs_finish_when_ordered():
     """Two batched QRs in one program, tied by `after`: completes (untied they hang on 2 cores)."""
     r = _run("""
         import jax, jax.numpy as jnp
-        from jaxlatent.analysis.linalg import after
+        from jaxlatent.engine.linalg import after
 
         @jax.jit
         def two(ka, kb):
@@ -122,11 +127,13 @@ def test_qr_programs_finish_when_ordered():
 def test_grassmann_programs_finish_on_deadlock_prone_sizes():
     r = _run("""
         import jax, jax.numpy as jnp
-        from jaxlatent.analysis import distortion, grassmann, sampling, warpage
+        from jaxlatent.engine import sampling
+        from jaxlatent.localbasis import grassmann, warpage
+        from jaxlatent.localdim import distortion
 
         for i in range(3):
             key = jax.random.key(i)
-            ab = sampling.random_orthonormal(key, 512, 30, (2, 64))
+            ab = sampling.random_orthonormal(key=key, n=512, k=30, batch=(2, 64))
             float(grassmann.principal_angles(ab[0], ab[1]).sum())
             float(grassmann.pairwise_grassmann(ab[0, :24], chunk_size=5).sum())
             float(warpage._curves(ab[0], ab[1], tuple(range(1, 31)), "geodesic").sum())
@@ -160,7 +167,7 @@ def test_unordered_lapack_calls_finds_independent_decompositions():
 
 def _programs():
     key = jax.random.key(0)
-    ab = sampling.random_orthonormal(key, 40, 6, (2, 8))
+    ab = sampling.random_orthonormal(key=key, n=40, k=6, batch=(2, 8))
     weights = jax.random.normal(key, (40, 5))
 
     def tap(z):
@@ -207,7 +214,7 @@ def test_tied_eigh_programs_finish():
     """Two batched eighs in one program, tied by `after`, finish (untied, they can hang on 2 cores)."""
     r = _run("""
         import jax, jax.numpy as jnp
-        from jaxlatent.analysis.linalg import after
+        from jaxlatent.engine.linalg import after
 
         @jax.jit
         def two(ka, kb):

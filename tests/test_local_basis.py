@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.grassmann import grassmann_distance, principal_angles
-from jaxlatent.analysis.jacobian import jacobian
-from jaxlatent.analysis.local_basis import (LocalBasis, decomposition_bytes, fix_signs, local_basis,
+from jaxlatent.localbasis.grassmann import grassmann_distance, principal_angles
+from jaxlatent.engine.jacobian import jacobian
+from jaxlatent.localbasis.basis import (LocalBasis, decomposition_bytes, fix_signs, local_basis,
                                             local_basis_topk)
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "localbasis" / "map512.npz"
@@ -82,7 +82,7 @@ def test_float64_against_numpy_svd_and_signs(x64):
         sign = np.sign(vt[np.arange(5), np.argmax(np.abs(vt), axis=1)])
         np.testing.assert_allclose(res.directions[n], (vt * sign[:, None]).T, atol=1e-10)
         np.testing.assert_allclose(res.basis[n], u * sign, atol=1e-10)
-    gram = local_basis(f, z, solver="gram")
+    gram = local_basis(f, z, method="gram")
     np.testing.assert_allclose(gram.singular_values, res.singular_values, rtol=1e-8)
     np.testing.assert_allclose(gram.basis, res.basis, atol=1e-7)
 
@@ -98,7 +98,7 @@ def test_fix_signs_convention():
 def test_gram_solver_wide_jacobian():
     f = _mlp(jax.random.key(2), [10, 6])            # out < in: the Gram of J J^T
     z = jax.random.normal(jax.random.key(3), (3, 10))
-    a, b = local_basis(f, z), local_basis(f, z, solver="gram")
+    a, b = local_basis(f, z), local_basis(f, z, method="gram")
     np.testing.assert_allclose(b.singular_values, a.singular_values, rtol=1e-4)
     np.testing.assert_allclose(b.directions, a.directions, atol=1e-4)
 
@@ -107,7 +107,7 @@ def test_topk_matches_full():
     f = _mlp(jax.random.key(4), [8, 32, 24])
     z = jax.random.normal(jax.random.key(5), (5, 8))
     full = local_basis(f, z, k=3)
-    top = local_basis_topk(f, z, 3, jax.random.key(6), tol=1e-5, chunk_size=2)
+    top = local_basis_topk(f, z, k=3, key=jax.random.key(6), tol=1e-5, chunk_size=2)
     assert np.all(np.asarray(top.converged)) and np.all(np.asarray(top.residual) <= 1e-5)
     np.testing.assert_allclose(top.singular_values, full.singular_values, rtol=1e-4)
     np.testing.assert_allclose(top.basis, full.basis, atol=1e-3)
@@ -115,7 +115,7 @@ def test_topk_matches_full():
 
 
 def test_auto_chunk_size_rule():
-    from jaxlatent.parallel import CPU_CHUNK_BYTES, auto_chunk_size
+    from jaxlatent.engine.parallel import CPU_CHUNK_BYTES, auto_chunk_size
 
     per = decomposition_bytes(512, 512)                    # float32 512 x 512: 8 MiB a latent
     assert per == 4 * 8 * 512 * 512
@@ -142,8 +142,8 @@ def test_bad_inputs_say_what_was_found():
         local_basis(f, jnp.ones((4,)))
     with pytest.raises(ValueError, match="k must lie in"):
         local_basis(f, jnp.ones((2, 4)), k=7)
-    with pytest.raises(ValueError, match="solver"):
-        local_basis(f, jnp.ones((2, 4)), solver="qr")
+    with pytest.raises(ValueError, match="method"):
+        local_basis(f, jnp.ones((2, 4)), method="qr")
 
 
 # ----- golden data from the reference Local Basis code (isno0907/localbasis) --------------------
@@ -152,7 +152,7 @@ def _golden_mapping():
     spec = importlib.util.spec_from_file_location("make_localbasis_golden", TOOL)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+    from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 
     config = StyleGAN2Config(z_dim=512, w_dim=512, mapping_layers=8, mapping_lr_multiplier=0.01,
                              img_resolution=4, channel_base=64, channel_max=8)
@@ -204,9 +204,9 @@ def test_golden_grassmann_distances(golden):
     for metric in ("geodesic", "proj"):
         for j, d in enumerate(data["subspace_dims"]):
             got = grassmann_distance(res.basis[jnp.asarray([0, 2])], res.basis[jnp.asarray([1, 3])],
-                                     metric=metric, d=int(d))
+                                     metric=metric, k=int(d))
             np.testing.assert_allclose(got, data[f"dist_{metric}_pairs"][:, j], rtol=1e-3, atol=1e-3)
-            got_near = grassmann_distance(res.basis[0], near.basis[0], metric=metric, d=int(d))
+            got_near = grassmann_distance(res.basis[0], near.basis[0], metric=metric, k=int(d))
             np.testing.assert_allclose(got_near, data[f"dist_{metric}_near"][j], rtol=1e-3, atol=2e-3)
 
 
@@ -214,12 +214,15 @@ def test_cli_local_basis_and_grassmann(tmp_path):
     import argparse
 
     import jaxlatent
-    from jaxlatent.cli import geometry
-    from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+    from jaxlatent.cli import grassmann
+    from jaxlatent.cli import local_basis
+    from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 
     def main(argv):  # the geometry commands alone, as jaxlatent.cli.main dispatches them
         parser = argparse.ArgumentParser()
-        geometry.register(parser.add_subparsers(dest="command"))
+        sub = parser.add_subparsers(dest="command")
+        local_basis.register(sub)
+        grassmann.register(sub)
         args = parser.parse_args(argv)
         try:
             return args.func(args)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import jaxlatent
-from jaxlatent.analysis.local_dimension import dimension_from_spectrum, layer_dimensions, local_dimension
-from jaxlatent.analysis.thresholds import optimal_coefficient_approx, relative_threshold
-from jaxlatent.digits import assets_dir
-from jaxlatent.seeds import latents_from_seeds
+from jaxlatent.localdim.dimension import dimension_from_spectrum, layer_dimensions, local_dimension
+from jaxlatent.localdim.thresholds import optimal_coefficient_approx, relative_threshold
+from jaxlatent.models.digits import assets_dir
+from jaxlatent.engine.latents import latents_from_seeds
 from helpers import low_rank_plus_noise
 
 
@@ -66,7 +66,7 @@ def test_float64_reference_on_a_small_network(x64):
 def test_relative_threshold_for_small_noiseless_maps():
     # the median rule cannot work on a 3x3 Jacobian; a numerical-rank cut can
     f = lambda z: z * jnp.array([1.0, 2.0, 0.0])  # noqa: E731
-    est = local_dimension(f, jnp.ones((2, 3)), relative_threshold(1e-6))
+    est = local_dimension(f, jnp.ones((2, 3)), rule=relative_threshold(1e-6))
     np.testing.assert_array_equal(est.dimension, 2)
     assert est.rule == "threshold"                      # a function is named by its __name__
     by_value = local_dimension(f, jnp.ones((2, 3)), rule=1e-6)
@@ -144,15 +144,15 @@ def test_flat_spectra_and_pure_noise():
     flat = local_dimension(lambda x: x @ q.T, z)
     np.testing.assert_array_equal(flat.dimension, 0)
     assert not bool(np.any(flat.noise_bulk))
-    np.testing.assert_array_equal(local_dimension(lambda x: x @ q.T, z, "bulk").dimension, 48)
-    np.testing.assert_array_equal(local_dimension(lambda x: x @ q.T, z, "numerical").dimension, 48)
+    np.testing.assert_array_equal(local_dimension(lambda x: x @ q.T, z, rule="bulk").dimension, 48)
+    np.testing.assert_array_equal(local_dimension(lambda x: x @ q.T, z, rule="numerical").dimension, 48)
     g = jax.random.normal(jax.random.key(8), (96, 48))
     for rule in ("paper", "bulk"):
-        noise = local_dimension(lambda x: x @ g.T, z, rule)
+        noise = local_dimension(lambda x: x @ g.T, z, rule=rule)
         np.testing.assert_array_equal(noise.dimension, 0)
         assert bool(np.all(noise.noise_bulk))
     # what the report's note suggests instead: every direction above 1% of the largest
-    np.testing.assert_array_equal(local_dimension(lambda x: x @ g.T, z, 0.01).dimension, 48)
+    np.testing.assert_array_equal(local_dimension(lambda x: x @ g.T, z, rule=0.01).dimension, 48)
 
 
 def _mp_median_reference(beta, n=400_000):
@@ -254,12 +254,14 @@ class _TinyModel:
 def run_cli(monkeypatch, argv):
     import argparse
     import jaxlatent
-    from jaxlatent.cli import dimension
+    from jaxlatent.cli import distortion, local_dim
 
     # setitem, not setattr: reading the old value would import jaxlatent.io through the lazy namespace
     monkeypatch.setitem(vars(jaxlatent), "load", lambda path: _TinyModel())
     parser = argparse.ArgumentParser()
-    dimension.register(parser.add_subparsers())
+    sub = parser.add_subparsers()
+    local_dim.register(sub)
+    distortion.register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
@@ -288,7 +290,7 @@ def test_cli_local_dim(monkeypatch, tmp_path):
 
 
 def test_parse_seeds():
-    from jaxlatent.seeds import parse_seeds
+    from jaxlatent.engine.latents import parse_seeds
 
     assert parse_seeds("0-2, 5") == [0, 1, 2, 5]
     with pytest.raises(ValueError, match="--seeds"):

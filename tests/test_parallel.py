@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.parallel import CPU_TANGENT_BYTES, Pieces, batch_mesh, map_batched, piece_size, shard_batch
+from jaxlatent.engine.parallel import CPU_TANGENT_BYTES, Pieces, batch_mesh, map_batched, piece_size, shard_batch
 from helpers import run_jax_processes
 
 
@@ -33,7 +33,7 @@ def test_single_device_mesh_and_padding():
 def test_blas_threads_limited_during_calls_and_restored():
     from threadpoolctl import threadpool_info
 
-    from jaxlatent.threads import single_blas_thread
+    from jaxlatent.engine.threads import single_blas_thread
 
     def blas_threads():
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
@@ -47,7 +47,7 @@ def test_blas_threads_limited_during_calls_and_restored():
 
 
 def test_progress_option_spellings():
-    from jaxlatent.parallel import progress_wrapper
+    from jaxlatent.engine.parallel import progress_wrapper
 
     assert progress_wrapper(False) is None and progress_wrapper(None) is None
     assert list(progress_wrapper(True)(range(3))) == [0, 1, 2]
@@ -103,10 +103,10 @@ def test_piece_size_rule():
 SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     assert len(jax.devices()) == 4, jax.devices()
-    from jaxlatent.parallel import batch_mesh
-    from jaxlatent.analysis.jacobian import jacobian
-    from jaxlatent.analysis.local_basis import local_basis, local_basis_topk
-    from jaxlatent.analysis.traversal import iterative_traversal
+    from jaxlatent.engine.parallel import batch_mesh
+    from jaxlatent.engine.jacobian import jacobian
+    from jaxlatent.localbasis.basis import local_basis, local_basis_topk
+    from jaxlatent.localbasis.traversal import iterative_traversal
 
     k1, k2 = jax.random.split(jax.random.key(0))
     w1 = jax.random.normal(k1, (24, 6)) / 2.0
@@ -131,12 +131,12 @@ SCRIPT = textwrap.dedent("""
     close(local_basis(f, z, k=4, mesh=mesh), lb)
     close(local_basis(f, z, k=4, use_pmap=True, chunk_size=8), lb)
     key = jax.random.key(2)
-    tk = local_basis_topk(f, z, 3, key, tol=1e-5, mesh=single)
+    tk = local_basis_topk(f, z, k=3, key=key, tol=1e-5, mesh=single)
     # an iterative solver stopped at tol 1e-5: on top of rounding, the stop may fall one round
     # apart in the two programs (values and vectors then differ by well under the tolerance)
-    close(local_basis_topk(f, z, 3, key, tol=1e-5, mesh=mesh, chunk_size=4), tk, atol=1e-4)
-    tr = iterative_traversal(f, z[:5], 0, 0.5, num_steps=6, num_frames=3, mesh=single)
-    close(iterative_traversal(f, z[:5], 0, 0.5, num_steps=6, num_frames=3, mesh=mesh), tr)
+    close(local_basis_topk(f, z, k=3, key=key, tol=1e-5, mesh=mesh, chunk_size=4), tk, atol=1e-4)
+    tr = iterative_traversal(f, z[:5], index=0, sigma=0.5, steps=6, frames=3, mesh=single)
+    close(iterative_traversal(f, z[:5], index=0, sigma=0.5, steps=6, frames=3, mesh=mesh), tr)
     print("OK")
 """)
 
@@ -157,7 +157,7 @@ MULTIHOST = textwrap.dedent("""
     import numpy as np
     from jax.experimental import multihost_utils
     import jaxlatent
-    from jaxlatent.parallel import batch_mesh
+    from jaxlatent.engine.parallel import batch_mesh
 
     assert jax.process_count() == 2 and jax.device_count() == 2 * jax.local_device_count()
     w = jnp.asarray(np.random.RandomState(0).randn(5, 3), jnp.float32)

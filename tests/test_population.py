@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.population import (KeyLatents, Moments, SeedLatents, collect, empty_moments, moments,
+from jaxlatent.ganspace.population import (KeyLatents, Moments, SeedLatents, collect, empty_moments, moments,
                                            moments_of, stream)
-from jaxlatent.parallel import batch_mesh
-from jaxlatent.seeds import latents_from_seeds
+from jaxlatent.engine.parallel import batch_mesh
+from jaxlatent.engine.latents import latents_from_seeds
 
 W = jnp.asarray(np.random.RandomState(0).randn(5, 7), jnp.float32)
 

@@ -14,13 +14,18 @@ import pytest
 
 import jaxlatent
 import jaxlatent.cli
-import jaxlatent.report
+import jaxlatent.report.build
 from jaxlatent.cli import build_parser
 from jaxlatent.cli.report import report_options
-from jaxlatent.report import QUICK, ReportOptions, build_report, default_taps, latents
-from jaxlatent.digits import assets_dir
+from jaxlatent.engine.latents import latents_from_seeds as latents
+from jaxlatent.report.build import QUICK, ReportOptions, build_report
+from jaxlatent.report.sections import dimensions, distortion, grassmann, samples, traversal
+from jaxlatent.workflows.taps import default_taps
+from jaxlatent.models.digits import assets_dir
 
 from report_fixtures import FAKE_SECTION, NO_CHROMIUM, TAPS, TRAVERSE, calls_for as _calls_for, chromium
+
+BUILT_IN = (samples, dimensions, distortion, grassmann, traversal)   # the sections with no classifier or reference
 
 
 def _images(html: str) -> list[str]:
@@ -68,18 +73,17 @@ def test_report_files_and_numbers(demo_dir):
 
 
 def test_demo_runs_the_further_sections_quick(demo_dir):
-    """Each module of report.SECTIONS gets add_section(page, model, *, quick, key, classifier,
-    arrays, truncation_psi, progress) after the built-in sections; its numbers, arrays, heading
-    and run time land in the report."""
+    """Each module of report.SECTIONS gets add_section(page, model, ctx) in turn, ctx.key its own
+    fold_in of the report's key; its numbers, arrays, heading and run time land in the report."""
     (call,) = _calls_for(demo_dir)
     assert call["quick"] is True and call["progress"] is False and call["truncation_psi"] == 1.0
     assert call["classifier"] is not None and call["model"].config.family == "stylegan2"
-    index = len(jaxlatent.report.SECTIONS)          # the fake section came after the real ones
+    index = len(jaxlatent.report.build.SECTIONS)          # the fake section came after the real ones
     np.testing.assert_array_equal(jax.random.key_data(call["key"]),
-                                  jax.random.key_data(jax.random.fold_in(jax.random.PRNGKey(7), 100 + index)))
+                                  jax.random.key_data(jax.random.fold_in(jax.random.PRNGKey(7), index)))
     res = json.loads((demo_dir / "results.json").read_text())
-    for module in jaxlatent.report.SECTIONS:
-        assert jaxlatent.report.section_name(module) in res["timings_s"]
+    for module in jaxlatent.report.build.SECTIONS:
+        assert jaxlatent.report.build.section_name(module) in res["timings_s"]
     assert res["fake"] == {"answer": 42} and list(res["timings_s"])[-2:] == ["fake", "explorer"]
     np.testing.assert_array_equal(np.load(demo_dir / "arrays.npz")["fake/values"], np.arange(3))
     html = (demo_dir / "report.html").read_text()
@@ -139,13 +143,14 @@ def test_report_on_any_checkpoint(tmp_path, capsys, monkeypatch):
     """`jaxlatent report` on a converted random StyleGAN2: W-space traversal, no classifier."""
     from helpers import random_stylegan2
 
-    from jaxlatent.models.stylegan2 import StyleGAN2Config
+    from jaxlatent.models.stylegan2.model import StyleGAN2Config
 
     config = StyleGAN2Config(z_dim=8, w_dim=8, mapping_layers=2, img_resolution=8, img_channels=3,
                              channel_base=64, channel_max=8)
     ckpt = jaxlatent.save(random_stylegan2(config, 3), tmp_path / "ckpt")
     out = tmp_path / "report"
-    monkeypatch.setattr(jaxlatent.report, "SECTIONS", (FAKE_SECTION,))
+    # the built-in sections (samples .. traversal), then the fake in place of the further ones
+    monkeypatch.setattr(jaxlatent.report.build, "SECTIONS", BUILT_IN + (FAKE_SECTION,))
     rc = jaxlatent.cli.main(["report", str(ckpt), "--out", str(out), "--no-progress", "--taps", "w",
                              "--traversal-taps", "w", "--n", "8", "--rtol", "0.01", "--trunc", "0.9",
                              "--chunk-size", "4", "--quick"])
@@ -180,7 +185,7 @@ def test_report_errors_speak(tmp_path, capsys):
     rc = jaxlatent.cli.main(["demo", "--quick", "--no-progress", "--out", str(tmp_path), "--taps", "nope"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "unknown taps ['nope']" in err and "mapping.fc0" in err
+    assert "unknown tap(s) ['nope']" in err and "mapping.fc0" in err
     with pytest.raises(ValueError, match="frames must be odd"):
         build_report(jaxlatent.load(assets_dir()), tmp_path, ReportOptions(frames=4), progress=False)
 
@@ -195,14 +200,14 @@ def test_report_on_a_fastgan(tmp_path, monkeypatch):
     """FastGAN: no mapping network, no w; the report falls back to its small feature taps and
     says when the Gavish-Donoho rule finds no noise bulk (16 inputs, a flat spectrum)."""
     from jaxlatent.converters.fastgan import params_from_state_dict
-    from jaxlatent.models.fastgan import FastGAN
+    from jaxlatent.models.fastgan.model import FastGAN
 
     g = np.load(os.path.join(os.path.dirname(__file__), "golden", "fastgan", "fg256.npz"))
     config, params = params_from_state_dict({k[3:]: g[k] for k in g.files if k.startswith("sd:")})
     model = FastGAN(config, params)
     assert default_taps(model) == ["init", "feat_8", "feat_16"]          # <= 8192 values each
     # the built-in sections only: each further section is tested on a FastGAN in its own file
-    monkeypatch.setattr(jaxlatent.report, "SECTIONS", ())
+    monkeypatch.setattr(jaxlatent.report.build, "SECTIONS", BUILT_IN)
     res = build_report(model, tmp_path, dataclasses.replace(QUICK, taps=("init",), n_latents=8),
                        progress=False)
     assert res["options"]["traversal_taps"] == ["init"]

@@ -14,21 +14,21 @@ import numpy as np
 import pytest
 import tensorstore as ts
 
-import jaxlatent.digits
+import jaxlatent.models.digits
 from jaxlatent import io
-from jaxlatent.analysis.correlation import concept_effects, effects_from_probs
-from jaxlatent.analysis.geometry import metric_tensor
-from jaxlatent.analysis.local_basis import local_basis
-from jaxlatent.analysis.local_dimension import local_dimension
+from jaxlatent.correlation.effects import concept_effects, effects_from_probs
+from jaxlatent.geometry.metric import metric_tensor
+from jaxlatent.localbasis.basis import local_basis
+from jaxlatent.localdim.dimension import local_dimension
 from jaxlatent.cli import run as run_cli
-from jaxlatent.models.stylegan2 import StyleGAN2Config
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
 from jaxlatent.runs import registry, runner
 from jaxlatent.runs.manifest import model_digest, write_manifest
 from jaxlatent.runs.results import open_run
 from jaxlatent.runs.runner import latents, row_keys, run
 from jaxlatent.runs.store import ChunkedStore, RunCorruptError, RunError, RunMismatchError, RunWriteError
 from jaxlatent.runs.summaries import Summary
-from jaxlatent.seeds import latents_from_seeds
+from jaxlatent.engine.latents import latents_from_seeds
 from helpers import random_stylegan2
 
 CONFIG = StyleGAN2Config(z_dim=8, w_dim=8, img_resolution=4, mapping_layers=2, channel_base=32, channel_max=4)
@@ -44,7 +44,7 @@ def arrays(result):
 
 
 def test_local_dim_run_equals_in_memory_call(model, tmp_path):
-    res = run("local-dim", model, 45, tmp_path / "r", seed=3, chunk_size=16, progress=False)
+    res = run("local-dim", model, 45, tmp_path / "r", first_seed=3, chunk_size=16, progress=False)
     z = latents_from_seeds(range(3, 48), 8)          # latent i is seed 3 + i
     want = local_dimension(model.fn("w"), z)
     got = arrays(res)
@@ -56,7 +56,7 @@ def test_local_dim_run_equals_in_memory_call(model, tmp_path):
     # shapes, so a few float32 ulps (singular values ~1)
     np.testing.assert_allclose(got["singular_values"], want.singular_values, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(got["dimension"], want.dimension)
-    assert res.manifest["options"] == {"tap": "w", "rule": "paper", "truncation_psi": None}
+    assert res.manifest["options"] == {"tap": "w", "rule": "paper", "truncation_psi": None, "class_idx": None}
     assert res.summary["complete"] and res.summary["latents"] == 45
     hist = res.summary["local_dimension"]["histogram"]
     assert sum(hist.values()) == 45
@@ -74,7 +74,7 @@ def test_local_dim_run_equals_in_memory_call(model, tmp_path):
 def test_local_dim_run_takes_the_rule(model, tmp_path):
     res = run("local-dim", model, 6, tmp_path / "r", chunk_size=6, options={"rule": "0.01"}, progress=False)
     assert res.manifest["options"]["rule"] == "rtol=0.01"
-    want = local_dimension(model.fn("w"), latents_from_seeds(range(6), 8), 0.01)
+    want = local_dimension(model.fn("w"), latents_from_seeds(range(6), 8), rule=0.01)
     np.testing.assert_array_equal(np.asarray(res["dimension"]), want.dimension)
     with pytest.raises(RunError, match="option rule"):
         run("local-dim", model, 6, tmp_path / "bad", options={"rule": "median"}, progress=False)
@@ -141,7 +141,7 @@ def test_resume_with_other_options_model_or_version_refuses(model, tmp_path):
 
 
 def test_bad_input(model, tmp_path):
-    with pytest.raises(RunError, match="unknown analysis .nope.; known: concept-effects, geometry, local-basis, local-dim"):
+    with pytest.raises(RunError, match="unknown analysis .nope.; known: concept-effects, distortion, ganspace, geometry, grassmann, local-basis, local-dim"):
         run("nope", model, 4, tmp_path / "x")
     for n in (0, -3, 2.5):
         with pytest.raises(RunError, match="N must be an integer >= 1"):
@@ -150,8 +150,8 @@ def test_bad_input(model, tmp_path):
         run("local-dim", model, 4, tmp_path / "x", options={"k": 3})
     with pytest.raises(RunError, match=r"--k must lie in \[1, 8\]"):
         run("local-basis", model, 4, tmp_path / "x", options={"k": 9})
-    with pytest.raises(RunError, match=r"seed\.\.seed\+N-1 must lie in \[0, 2\*\*32\)"):
-        run("local-dim", model, 4, tmp_path / "x", seed=2**32 - 2)
+    with pytest.raises(RunError, match=r"first_seed\.\.first_seed\+N-1 must lie in \[0, 2\*\*32\)"):
+        run("local-dim", model, 4, tmp_path / "x", first_seed=2**32 - 2)
     (tmp_path / "file").write_text("")
     with pytest.raises(RunError, match="exists and is not a folder"):
         run("local-dim", model, 4, tmp_path / "file")
@@ -174,8 +174,10 @@ def test_corrupted_chunk_and_manifest_detected_named_and_repaired(model, tmp_pat
     with pytest.raises(RunCorruptError, match=r"singular_values/c/1/0: chunk 1 of output 'singular_values' "
                                               r"\(latents 8-15\) does not match its checksum"):
         np.asarray(open_run(out)["singular_values"])
+    # a resumed run trusts its commit records: the damage shows where the chunk is read
+    run("local-dim", model, 24, out, chunk_size=8, progress=False)
     with pytest.raises(RunCorruptError, match="chunk 1 of output 'singular_values'.*--repair"):
-        run("local-dim", model, 24, out, chunk_size=8, progress=False)
+        run("local-dim", model, 24, out, chunk_size=8, verify=True, progress=False)
     res = run("local-dim", model, 24, out, chunk_size=8, repair=True, progress=False)
     for name, x in arrays(res).items():
         np.testing.assert_array_equal(x, good[name])
@@ -251,7 +253,7 @@ def test_cli_run_and_its_help(model, tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="jaxlatent")
     run_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["run", "local-basis", ckpt, "--tap", "w", "--k", "2", "--n", "6",
-                              "--out", str(tmp_path / "r"), "--seed", "5", "--chunk-size", "4"])
+                              "--out", str(tmp_path / "r"), "--first-seed", "5", "--chunk-size", "4"])
     assert args.func(args) == 0
     res = open_run(tmp_path / "r")
     assert res.manifest["options"]["k"] == 2 and res.manifest["seed"] == 5 and res.complete
@@ -266,8 +268,8 @@ def test_cli_run_and_its_help(model, tmp_path, capsys):
 
 
 def test_concept_effects_run_gives_the_probabilities_of_concept_effects(tmp_path):
-    model = io.load(jaxlatent.digits.assets_dir())
-    clf = jaxlatent.digits.load_classifier()
+    model = io.load(jaxlatent.models.digits.assets_dir())
+    clf = jaxlatent.models.digits.load_classifier()
     res = run("concept-effects", model, 4, tmp_path / "r", chunk_size=4, progress=False,
               options={"dims": "0,5", "values": "-2,2"})
     assert res["probs"].shape == (4, 2, 2, 10) and res["base_probs"].shape == (4, 10)
@@ -282,22 +284,31 @@ def test_concept_effects_run_gives_the_probabilities_of_concept_effects(tmp_path
         run("concept-effects", model, 6, tmp_path / "x", options={"dims": "64"})
 
 
-def test_streamed_summary_while_running_covers_chunks_done_before(model, tmp_path, monkeypatch):
+def test_resume_trusts_records_and_summaries_cover_session_then_every_chunk(model, tmp_path, monkeypatch):
     out = tmp_path / "r"
     run("local-dim", model, 24, out, chunk_size=8, progress=False)
     os.remove(out / "chunks" / "00000002.json")
     (out / "summary.json").unlink()
-    seen = []
+    seen, reads = [], []
     monkeypatch.setattr(runner, "SUMMARY_EVERY_S", -1.0)      # write after every chunk
-    original = runner._write_summary
+    original, read = runner._write_summary, ChunkedStore.read_chunk
 
-    def spy(path, summary, complete, sample=False):
+    def spy(path, summary, complete):
         seen.append((summary.count, complete))
-        return original(path, summary, complete, sample)
+        return original(path, summary, complete)
+
+    def spy_read(self, name, index, record=None):
+        reads.append((name, index))
+        return read(self, name, index, record)
 
     monkeypatch.setattr(runner, "_write_summary", spy)
+    monkeypatch.setattr(ChunkedStore, "read_chunk", spy_read)
+    monkeypatch.setattr(ChunkedStore, "verify", lambda *a: pytest.fail("a trusted resume re-hashed a chunk"))
     run("local-dim", model, 24, out, chunk_size=8, progress=False)
-    assert seen == [(24, False), (24, True)]      # chunks 0 and 1 read when checked, chunk 2 computed
+    # while running: the chunk computed in this session; at the end: every chunk, in order
+    assert seen == [(8, False), (24, True)]
+    # nothing read before the work; the final summary reads the small outputs it needs
+    assert reads == [(n, i) for i in range(3) for n in ("singular_values", "dimension")]
 
 
 def test_repair_of_a_lost_manifest_with_other_options_starts_that_run_afresh(model, tmp_path):

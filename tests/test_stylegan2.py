@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import jaxlatent
-from jaxlatent.models.stylegan2 import (StyleGAN2, StyleGAN2Config, expected_shapes,
+from jaxlatent.models.stylegan2.model import (StyleGAN2, StyleGAN2Config, expected_shapes,
                                         params_from_state_dict, random_params, tap_value)
 
 GOLDEN = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "golden", "stylegan2", "*.npz")))
@@ -380,7 +380,7 @@ def test_module_apply_is_generate(tiny):
     # a different fusion stays below 1e-6 relative
     assert rel(apply(tiny.variables, z, c), tiny.generate(z, c, truncation_psi=0.7)) < 1e-6
     # sub-networks as methods and submodules
-    from jaxlatent.models.stylegan2 import Generator
+    from jaxlatent.models.stylegan2.model import Generator
 
     @jax.jit
     def parts(variables, z, c):

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.local_dimension import dimension_from_spectrum
-from jaxlatent.analysis.thresholds import (_marchenko_pastur_table, gavish_donoho_threshold, marchenko_pastur_median,
+from jaxlatent.localdim.dimension import dimension_from_spectrum
+from jaxlatent.localdim.thresholds import (_marchenko_pastur_table, gavish_donoho_threshold, marchenko_pastur_median,
                                            noise_bulk, optimal_coefficient, optimal_coefficient_approx,
                                            optimal_threshold, rank_tolerance, relative_threshold, threshold_rule)
 from helpers import low_rank_plus_noise

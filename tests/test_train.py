@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from jaxlatent.models.stylegan2 import StyleGAN2Config
-from jaxlatent import digits as digits_mod
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
+from jaxlatent.models import digits as digits_mod
 from jaxlatent.train import classifier as C
 from jaxlatent.train import data, gan, quality
 from jaxlatent.train import discriminator as D

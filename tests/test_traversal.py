@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.analysis.traversal import frame_steps, iterative_traversal, linear_traversal
+from jaxlatent.localbasis.traversal import frame_steps, iterative_traversal, linear_traversal
 
 
 def test_linear_traversal():
     z = jnp.zeros((2, 3))
-    path = linear_traversal(z, jnp.asarray([1.0, 0, 0]), jnp.asarray([-1.0, 0.0, 2.0]))
+    path = linear_traversal(z, jnp.asarray([1.0, 0, 0]), strengths=jnp.asarray([-1.0, 0.0, 2.0]))
     assert path.shape == (2, 3, 3)
     np.testing.assert_allclose(path[1, :, 0], [-1, 0, 2])
 
@@ -23,14 +23,14 @@ def test_reference_frame_schedule():
 def test_linear_map_gives_straight_line():
     a = jnp.diag(jnp.asarray([3.0, 2.0, 1.0]))
     z = jnp.asarray([[1.0, 1.0, 1.0], [0.0, 2.0, -1.0]])
-    tr = iterative_traversal(lambda x: x @ a.T, z, index=1, sigma=1.0, num_steps=10, num_frames=5)
+    tr = iterative_traversal(lambda x: x @ a.T, z, index=1, sigma=1.0, steps=10, frames=5)
     assert tr.latents.shape == (2, 5, 3) and tr.path.shape == (2, 11, 3) and tr.values.shape == (2, 5, 3)
     np.testing.assert_allclose(tr.latents[:, 2], z)
     # direction e_2 (sign fixed positive), frames at 2 and 5 of 5 steps of 0.2 each way
     np.testing.assert_allclose(tr.latents[0, :, 1], [0.0, 0.6, 1.0, 1.4, 2.0], atol=1e-6)
     np.testing.assert_allclose(tr.latents[0, :, [0, 2]], 1.0, atol=1e-6)
     np.testing.assert_allclose(tr.values, tr.latents @ a.T, atol=1e-6)
-    scaled = iterative_traversal(lambda x: x @ a.T, z, index=1, sigma=1.0, num_steps=10,
+    scaled = iterative_traversal(lambda x: x @ a.T, z, index=1, sigma=1.0, steps=10,
                                  scale_by_singular_value=True)
     np.testing.assert_allclose(scaled.values[0, :, 1] - 2.0, [-1.0, -0.4, 0.0, 0.4, 1.0], atol=1e-5)
 
@@ -42,7 +42,7 @@ def test_curve_follows_sphere_where_line_leaves_it():
                           jnp.sin(z[:, 0])], axis=-1)
 
     z = jnp.asarray([[0.0, 0.5]])
-    tr = iterative_traversal(f, z, index=0, sigma=0.6, num_steps=20, num_frames=3, follow_basis=True)
+    tr = iterative_traversal(f, z, index=0, sigma=0.6, steps=20, frames=3, follow_basis=True)
     np.testing.assert_allclose(jnp.linalg.norm(tr.values, axis=-1), 1.0, atol=1e-5)
     np.testing.assert_allclose(tr.latents[0, :, 1], 0.5, atol=1e-5)       # longitude fixed
     np.testing.assert_allclose(jnp.abs(tr.latents[0, [0, 2], 0]), 0.6, atol=1e-5)
@@ -58,9 +58,9 @@ def test_per_latent_indices_equal_separate_calls():
 
     z = jnp.asarray(np.random.RandomState(1).randn(2, 3), jnp.float32)
     zz = jnp.repeat(z, 3, axis=0)                        # latent 0 x directions 0,1,2, latent 1 x ...
-    both = iterative_traversal(f, zz, np.tile(np.arange(3), 2), sigma=0.5, num_steps=12, num_frames=5)
+    both = iterative_traversal(f, zz, index=np.tile(np.arange(3), 2), sigma=0.5, steps=12, frames=5)
     for i in range(3):
-        one = iterative_traversal(f, z, i, sigma=0.5, num_steps=12, num_frames=5)
+        one = iterative_traversal(f, z, index=i, sigma=0.5, steps=12, frames=5)
         np.testing.assert_allclose(both.latents[i::3], one.latents, atol=1e-5)
         np.testing.assert_array_equal(both.index[i::3], one.index)
 
@@ -68,11 +68,11 @@ def test_per_latent_indices_equal_separate_calls():
 def test_bad_arguments():
     f = lambda x: x
     with pytest.raises(ValueError, match="odd"):
-        iterative_traversal(f, jnp.zeros((1, 2)), 0, 1.0, num_frames=4)
+        iterative_traversal(f, jnp.zeros((1, 2)), index=0, sigma=1.0, frames=4)
     with pytest.raises(ValueError, match="index must lie"):
-        iterative_traversal(f, jnp.zeros((1, 2)), 2, 1.0)
+        iterative_traversal(f, jnp.zeros((1, 2)), index=2, sigma=1.0)
     with pytest.raises(ValueError, match="index must be an int"):
-        iterative_traversal(f, jnp.zeros((2, 2)), np.zeros(3, int), 1.0)
+        iterative_traversal(f, jnp.zeros((2, 2)), index=np.zeros(3, int), sigma=1.0)
 
 
 def test_host_loop_equals_the_steps_inside_the_program():
@@ -87,12 +87,12 @@ def test_host_loop_equals_the_steps_inside_the_program():
                                                      dimension_numbers=("NCHW", "OIHW", "NCHW")))
 
     z = jax.random.normal(jax.random.key(9), (3, 6))
-    kwargs = dict(num_steps=16, num_frames=3, scale_by_singular_value=True, follow_basis=True)
-    dev = iterative_traversal(tap, z, jnp.asarray([0, 1, 2]), 0.5, loop="device", **kwargs)
-    host = iterative_traversal(tap, z, jnp.asarray([0, 1, 2]), 0.5, loop="host", **kwargs)
+    kwargs = dict(steps=16, frames=3, scale_by_singular_value=True, follow_basis=True)
+    dev = iterative_traversal(tap, z, index=jnp.asarray([0, 1, 2]), sigma=0.5, loop="device", **kwargs)
+    host = iterative_traversal(tap, z, index=jnp.asarray([0, 1, 2]), sigma=0.5, loop="host", **kwargs)
     np.testing.assert_array_equal(np.asarray(host.index), np.asarray(dev.index))
     np.testing.assert_allclose(np.asarray(host.path), np.asarray(dev.path), atol=1e-5, rtol=0)
     np.testing.assert_allclose(np.asarray(host.values), np.asarray(dev.values), atol=1e-5, rtol=0)
     # the host loop with the chunk split: the halves of a curve stay together
-    split = iterative_traversal(tap, z, jnp.asarray([0, 1, 2]), 0.5, loop="host", chunk_size=2, **kwargs)
+    split = iterative_traversal(tap, z, index=jnp.asarray([0, 1, 2]), sigma=0.5, loop="host", chunk_size=2, **kwargs)
     np.testing.assert_allclose(np.asarray(split.path), np.asarray(dev.path), atol=1e-5, rtol=0)

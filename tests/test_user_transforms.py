@@ -31,9 +31,9 @@ import numpy as np
 import pytest
 
 import jaxlatent
-from jaxlatent.models.fastgan import FastGAN
-from jaxlatent.models.fastgan_config import FastGANConfig
-from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+from jaxlatent.models.fastgan.model import FastGAN
+from jaxlatent.models.fastgan.config import FastGANConfig
+from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 TOL = 1e-4

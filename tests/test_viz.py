@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxlatent import viz
+from jaxlatent.report import plots as viz
 
 
 def test_to_uint8_maps_range_and_layout():

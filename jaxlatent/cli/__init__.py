@@ -1,9 +1,10 @@
 """The ``jaxlatent`` command: one subcommand per library entry point.
 
-Each module listed in ``_COMMAND_MODULES`` defines ``register(subparsers)``, which adds its
-subcommands and sets ``func`` on each parser; the command is a thin layer of argument parsing
-over library calls. BLAS threads are set at call time as the library's own batched calls set
-them (:func:`jaxlatent.threads.single_blas_thread`, one per LAPACK call unless the user chose). The flags every command shares
+Each command has its module, named for it (``local-basis`` -> :mod:`jaxlatent.cli.local_basis`),
+which defines ``register(subparsers)``: it adds the command and sets ``func`` on its parser; the
+command is a thin layer of argument parsing over library calls. BLAS threads are set at call time
+as the library's own batched calls set them (:func:`jaxlatent.engine.threads.single_blas_thread`,
+one per LAPACK call unless the user chose). The flags every command shares
 (``--seeds``, ``--trunc``, ``--class``, ``--seed``, ``--chunk-size``, ``--out``) come from
 :mod:`jaxlatent.cli._common`.
 """
@@ -14,20 +15,12 @@ import argparse
 import importlib
 import sys
 
-from jaxlatent.threads import single_blas_thread
+from jaxlatent.engine.threads import single_blas_thread
 
-_COMMAND_MODULES = (
-    "jaxlatent.cli.convert",    # convert, generate
-    "jaxlatent.cli.geometry",   # local-basis, grassmann
-    "jaxlatent.cli.dimension",  # local-dim, distortion
-    "jaxlatent.cli.metric",     # geometry (Riemannian metric of the image manifold)
-    "jaxlatent.cli.ganspace",   # ganspace, edit-fid
-    "jaxlatent.cli.correlation",  # correlation
-    "jaxlatent.cli.run",        # run ANALYSIS (long runs into a resumable store)
-    "jaxlatent.cli.report",     # report
-    "jaxlatent.cli.demo",       # demo
-    "jaxlatent.cli.doctor",     # doctor (versions, devices, batched Jacobians)
-)
+#: one module per command, named for it (``local-basis`` -> ``jaxlatent/cli/local_basis.py``)
+COMMANDS = ("convert", "generate", "local-basis", "grassmann", "local-dim", "distortion", "geometry", "ganspace",
+            "edit-fid", "correlation", "run", "report", "demo", "doctor")
+_COMMAND_MODULES = tuple(f"jaxlatent.cli.{name.replace('-', '_')}" for name in COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:

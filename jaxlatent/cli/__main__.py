@@ -1,3 +1,5 @@
+"""``python -m jaxlatent.cli``: the ``jaxlatent`` command."""
+
 import sys
 
 from jaxlatent.cli import main

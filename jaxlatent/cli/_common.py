@@ -30,7 +30,7 @@ A command module (``jaxlatent/cli/<name>.py``) uses them like this::
 
     def run(args):
         model, seeds, z = _common.load_model_and_latents(args)
-        f = _common.tap_fn(model, args.tap, args)
+        f = tap_fn(model, args.tap, **_common.model_kwargs(args))
         ...
         _common.write_json(os.path.join(args.out, "my_analysis.json"), {...})
 
@@ -50,19 +50,22 @@ Functions (stable API; other command modules import them):
   and ``z: (len(seeds), z_dim)`` float32 (``seed_latents``); creates ``--out``.
 * ``seed_latents(model, seeds, args)``: ``RandomState(seed).randn(z_dim)`` per seed; for BigGAN
   the package's truncated draw ``truncated_noise_sample(1, z_dim, --trunc, seed)``.
-* ``model_options(model, args, batch=None) -> dict``: ``truncation_psi`` / ``c`` keyword
-  arguments for ``model.fn`` (or ``model.generate`` with ``batch`` rows of labels) from
-  ``--trunc`` / ``--class`` (a ``ValueError`` for FastGAN); BigGAN: ``truncation`` and ``c``,
-  ``--class`` required.
 * ``refuse_family(model, args, command, families=("biggan",))``: a ``ValueError`` naming the
   command and the family when a command does not handle that family yet.
-* ``tap_fn(model, tap, args, **kwargs)``: ``model.fn(tap, **model_options(model, args), **kwargs)``.
-* ``check_taps(model, names) -> list[str]``: names that are all taps of the model, or a
-  ``ValueError`` that lists the model's taps.
+* ``add_rule_arg(parser, flag="--rule")``: the local-dimension rule (``paper``, ``bulk``,
+  ``numerical`` or a relative cut in (0, 1)), parsed to its name by ``rule_name(text)``.
+* ``model_kwargs(args) -> dict``: ``truncation_psi``, ``class_idx`` (``--trunc``, ``--class``) and
+  ``where`` (``CKPT``) as keywords of :mod:`jaxlatent.workflows.spaces` (``tap_fn``,
+  ``latent_space``, ``render``, ``model_options``), which build every callable from a model.
+* ``add_tap_arg(parser)``: ``--tap NAME``, the one tap a command analyses (default: the family's,
+  :func:`jaxlatent.workflows.taps.default_tap`).
+* ``load_tap(args) -> (f, seeds, z)``: ``load_model_and_latents`` and the callable of ``--tap``.
+* ``add_taps_arg(parser)`` / ``load_taps(args) -> (fns, seeds, z)``: the same for ``--taps LIST``.
+* ``layer_range(text)``: ``--layers START:STOP`` -> ``(start, stop)`` or ``None``.
 * ``split_list(text) -> tuple[str, ...]``: ``"a, b,c"`` -> ``("a", "b", "c")``.
 * ``prng_key(args)``: ``jax.random.PRNGKey(args.seed)``.
 * ``progress(desc)``: a wrapper of an iterator in a tqdm bar (the analyses' ``progress=``).
-* ``write_json(path, obj)``: ``obj`` through :func:`jaxlatent.report_page.to_jsonable`, indented.
+* ``write_json(path, obj)``: ``obj`` through :func:`jaxlatent.report.page.to_jsonable`, indented.
 """
 
 from __future__ import annotations
@@ -77,14 +80,15 @@ import numpy as np
 from tqdm import tqdm
 
 import jaxlatent
-from jaxlatent.analysis.grassmann import METRICS
-from jaxlatent.analysis.thresholds import RULES, threshold_rule
-from jaxlatent.report_page import to_jsonable
-from jaxlatent.seeds import class_labels, latents_from_seeds, parse_seeds
+from jaxlatent.localbasis.grassmann import METRICS
+from jaxlatent.localdim.thresholds import RULES, threshold_rule
+from jaxlatent.report.page import to_jsonable
+from jaxlatent.engine.latents import latents_from_seeds, parse_seeds
+from jaxlatent.workflows.spaces import model_options, tap_fn
+from jaxlatent.workflows.taps import check_taps, default_tap, mapping_taps
 
-__all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "add_rule_arg",
-           "rule_name", "load_model", "load_model_and_latents", "seed_latents", "model_options", "refuse_family",
-           "tap_fn", "check_taps", "split_list", "prng_key",
+__all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "load_model",
+           "load_model_and_latents", "seed_latents", "refuse_family", "add_rule_arg", "rule_name", "model_kwargs", "add_tap_arg", "load_tap", "add_taps_arg", "load_taps", "layer_range", "split_list", "class_list", "prng_key",
            "progress", "write_json"]
 
 
@@ -98,15 +102,16 @@ class Loaded(NamedTuple):
 
 def add_model_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
                    out_help: str = "output directory", prng: bool = True,
-                   chunk_size: int | None = None) -> None:
+                   chunk_size: int | None = None, classes: bool = False) -> None:
     """Add ``CKPT --which [--seeds] --trunc --class [--seed] --chunk-size --out`` to ``parser``.
 
     ``seeds``: default of ``--seeds`` (``None``: no ``--seeds``, for commands that choose their
     own latents). ``prng=False``: no ``--seed``, for commands that draw nothing at random.
-    ``chunk_size``: default of ``--chunk-size`` (``None``: the library chooses).
+    ``chunk_size``: default of ``--chunk-size`` (``None``: the library chooses). ``classes``:
+    ``--class`` takes a list (``3`` or ``1,3``) parsed to a tuple of ints.
     """
     add_checkpoint_args(parser)
-    add_run_args(parser, seeds=seeds, out_help=out_help, prng=prng, chunk_size=chunk_size)
+    add_run_args(parser, seeds=seeds, out_help=out_help, prng=prng, chunk_size=chunk_size, classes=classes)
 
 
 def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +125,7 @@ def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
 
 def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
                  out_help: str = "output directory", out_default: str | None = None, prng: bool = True,
-                 chunk_size: int | None = None) -> None:
+                 chunk_size: int | None = None, classes: bool = False) -> None:
     """Add ``[--seeds] --trunc --class [--seed] --chunk-size --out`` (see :func:`add_model_args`).
 
     ``out_default``: default of ``--out`` (``None``: required).
@@ -130,8 +135,13 @@ def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
                             help=f"latent seeds, e.g. 0-63 or 1,5,9-12 (default {seeds})")
     parser.add_argument("--trunc", dest="truncation_psi", type=float, default=None, metavar="PSI",
                         help="truncation psi (StyleGAN2; default 1: no truncation)")
-    parser.add_argument("--class", dest="class_idx", type=int, default=None, metavar="IDX",
-                        help="class label of a conditional StyleGAN2")
+    if classes:
+        parser.add_argument("--class", dest="class_idx", type=class_list, default=None, metavar="IDX[,IDX...]",
+                            help="class label(s) of a conditional StyleGAN2 (required there): one, or several "
+                                 "side by side")
+    else:
+        parser.add_argument("--class", dest="class_idx", type=int, default=None, metavar="IDX",
+                            help="class label of a conditional StyleGAN2 (required there)")
     if prng:
         parser.add_argument("--seed", type=int, default=0, metavar="N",
                             help="PRNG seed of the random draws: neighbours, baselines (default 0)")
@@ -145,8 +155,19 @@ def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
                             help=f"{out_help} (default {out_default})")
 
 
+def class_list(text: str) -> tuple[int, ...]:
+    """``--class 3`` or ``--class 1,3`` -> ``(3,)`` / ``(1, 3)``."""
+    try:
+        classes = tuple(int(t) for t in split_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected class indices like 3 or 1,3, found {text!r}") from None
+    if not classes:
+        raise argparse.ArgumentTypeError(f"expected class indices like 3 or 1,3, found {text!r}")
+    return classes
+
+
 def add_metric_arg(parser: argparse.ArgumentParser, default: str = "geodesic") -> None:
-    """Add ``--metric`` restricted to the Grassmannian metrics of :mod:`jaxlatent.analysis.grassmann`."""
+    """Add ``--metric`` restricted to the Grassmannian metrics of :mod:`jaxlatent.localbasis.grassmann`."""
     parser.add_argument("--metric", default=default, choices=METRICS,
                         help=f"Grassmannian metric (default {default})")
 
@@ -175,10 +196,15 @@ def load_model(args: argparse.Namespace):
     return jaxlatent.load(args.checkpoint) if which is None else jaxlatent.load(args.checkpoint, which=which)
 
 
-def load_model_and_latents(args: argparse.Namespace) -> Loaded:
-    """Load ``CKPT``, draw one latent per ``--seeds`` entry and create ``--out``."""
+def load_model_and_latents(args: argparse.Namespace, check: Callable | None = None) -> Loaded:
+    """Load ``CKPT``, draw one latent per ``--seeds`` entry and create ``--out``.
+
+    ``check(model)``: the command's own checks of its flags against the model, run (like those of
+    ``--trunc`` and ``--class``) before anything is written or computed."""
     model = load_model(args)
-    model_options(model, args)  # a flag that does not apply to this model stops before any work
+    model_options(model, **model_kwargs(args))  # a flag that does not apply to this model stops before any work
+    if check is not None:
+        check(model)
     seeds = parse_seeds(args.seeds)
     z = seed_latents(model, seeds, args)
     os.makedirs(args.out, exist_ok=True)
@@ -193,36 +219,6 @@ def seed_latents(model, seeds: list[int], args: argparse.Namespace) -> np.ndarra
     return latents_from_seeds(seeds, int(model.z_dim))
 
 
-def model_options(model, args: argparse.Namespace, batch: int | None = None) -> dict:
-    """Keyword arguments of ``model.fn`` / ``model.generate`` set by ``--trunc`` and ``--class``.
-
-    ``c`` is one label ``(c_dim,)`` (broadcast by ``model.fn``), or ``(batch, c_dim)`` when
-    ``batch`` is given (``model.generate``). Unset flags give no keyword (the model's default).
-    """
-    psi = getattr(args, "truncation_psi", None)
-    class_idx = getattr(args, "class_idx", None)
-    family = model.config.family
-    if family == "biggan":  # class-conditional: --class is required, --trunc selects statistics
-        labels = class_labels(model.config.num_classes, class_idx, 1 if batch is None else batch,
-                              where=f"{args.checkpoint} (BigGAN)")
-        options = {"c": labels[0] if batch is None else labels}
-        if psi is not None:
-            options["truncation"] = psi
-        return options
-    if family != "stylegan2":
-        if (psi is not None and psi != 1.0) or class_idx is not None:
-            raise ValueError(f"{args.checkpoint}: --trunc/--class apply to StyleGAN2 models only, "
-                             f"not {family}")
-        return {}
-    options: dict[str, Any] = {}
-    if psi is not None:
-        options["truncation_psi"] = psi
-    labels = class_labels(model.config.c_dim, class_idx, 1 if batch is None else batch, where=args.checkpoint)
-    if labels is not None:
-        options["c"] = labels[0] if batch is None else labels
-    return options
-
-
 def refuse_family(model, args: argparse.Namespace, command: str, families: tuple[str, ...] = ("biggan",)) -> None:
     """Stop before any work when ``command`` does not handle ``model``'s family yet."""
     family = model.config.family
@@ -233,24 +229,63 @@ def refuse_family(model, args: argparse.Namespace, command: str, families: tuple
                          "truncation=...) (docs/biggan.md)")
 
 
-def tap_fn(model, tap: str, args: argparse.Namespace, **kwargs) -> Callable:
-    """``model.fn(tap, ...)`` with ``--trunc`` and ``--class`` applied (``kwargs`` pass through)."""
-    return model.fn(tap, **model_options(model, args), **kwargs)
+def model_kwargs(args: argparse.Namespace) -> dict:
+    """``truncation_psi``, ``class_idx`` and ``where`` from ``--trunc``, ``--class`` and ``CKPT``: the
+    keywords of :func:`jaxlatent.workflows.spaces.tap_fn` and its neighbours."""
+    return dict(truncation_psi=getattr(args, "truncation_psi", None), class_idx=getattr(args, "class_idx", None),
+                where=getattr(args, "checkpoint", "model"))
+
+
+def add_tap_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--tap NAME``: the one tap a command analyses (default
+    :func:`jaxlatent.workflows.taps.default_tap`: ``w`` for StyleGAN2, ``init`` for FastGAN)."""
+    parser.add_argument("--tap", default=None, metavar="NAME",
+                        help="tap name (default: w for StyleGAN2, the first feature map init for FastGAN); "
+                             "see docs/taps.md")
+
+
+def load_tap(args: argparse.Namespace) -> tuple[Callable, list[int], np.ndarray]:
+    """``(f, seeds, z)``: the callable of ``--tap`` (with ``--trunc``/``--class``), the seeds and latents.
+
+    A missing ``--tap`` becomes the family's default, written back to ``args.tap`` and printed."""
+    model, seeds, z = load_model_and_latents(args)
+    if args.tap is None:
+        args.tap = default_tap(model)
+        print(f"--tap {args.tap} (the default for {model.config.family})")
+    check_taps(model, [args.tap], flag="--tap")
+    return tap_fn(model, args.tap, **model_kwargs(args)), seeds, z
+
+
+def add_taps_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--taps LIST``: the taps a command analyses side by side (default: the mapping taps and w)."""
+    parser.add_argument("--taps", default=None, metavar="LIST",
+                        help="comma-separated tap names, e.g. mapping.fc0,mapping.fc1,w (default: every "
+                             "mapping tap and w for StyleGAN2, the feature maps init,feat_8 for FastGAN); "
+                             "see docs/taps.md")
+
+
+def load_taps(args: argparse.Namespace) -> tuple[dict[str, Callable], list[int], np.ndarray]:
+    """``(fns, seeds, z)``: tap -> callable for every tap of ``--taps`` (default
+    :func:`jaxlatent.workflows.taps.mapping_taps`), the seeds and latents."""
+    model, seeds, z = load_model_and_latents(args)
+    taps = check_taps(model, split_list(args.taps)) if args.taps is not None else mapping_taps(model)
+    return {t: tap_fn(model, t, **model_kwargs(args)) for t in taps}, seeds, z
+
+
+def layer_range(text: str | None) -> tuple[int, int] | None:
+    """``--layers START:STOP`` -> ``(start, stop)`` (a W+ layer range), ``None`` -> ``None``."""
+    if text is None:
+        return None
+    try:
+        start, stop = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise ValueError(f"--layers: expected START:STOP (e.g. 0:4), found {text!r}") from None
+    return start, stop
 
 
 def split_list(text: str | None) -> tuple[str, ...]:
     """Comma-separated names -> tuple, blanks dropped (``None`` -> ``()``)."""
     return tuple(t.strip() for t in (text or "").split(",") if t.strip())
-
-
-def check_taps(model, names: Iterable[str], flag: str = "--taps") -> list[str]:
-    """``names`` as a list when every one is a tap of ``model``; else a ``ValueError`` naming them."""
-    names = list(names)
-    available = list(model.taps())
-    unknown = [t for t in names if t not in available]
-    if unknown:
-        raise ValueError(f"{flag}: unknown tap(s) {unknown}; this model has {available}")
-    return names
 
 
 def prng_key(args: argparse.Namespace) -> jax.Array:

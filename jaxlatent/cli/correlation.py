@@ -12,14 +12,15 @@ import os
 
 import numpy as np
 
-from jaxlatent import digits
 from jaxlatent.cli import _common
-from jaxlatent.report_page import ReportPage
-from jaxlatent.sections.correlation import (FULL, SPACES, Sizes, analyse, latent_space, raw_arrays,
-                                           summarize, write_figures)
-from jaxlatent.seeds import latents_from_seeds
+from jaxlatent.engine.latents import latents_from_seeds
+from jaxlatent.report.page import ReportPage
+from jaxlatent.report.sections.correlation import write_figures
+from jaxlatent.workflows.correlation import FULL, Sizes, analyse, population, raw_arrays, summarize
+from jaxlatent.workflows.features import classifier_for
+from jaxlatent.workflows.spaces import SPACES, check_space, model_options
 
-__all__ = ["register", "run", "default_classifier"]
+__all__ = ["register", "run"]
 
 
 def register(subparsers) -> None:
@@ -30,8 +31,8 @@ def register(subparsers) -> None:
                     "find each (source, target) pair's controlling set and translate with it.")
     _common.add_model_args(p, seeds=None)
     p.add_argument("--classifier", default=None,
-                   help="classifier directory (jaxlatent.digits format; default: the shipped digit "
-                        "classifier when CKPT is the shipped digits model)")
+                   help="classifier directory (jaxlatent.models.digits format) trained on the model's images; "
+                        "required except for the shipped digits model, whose digit classifier is the default")
     p.add_argument("--space", default="z", choices=SPACES,
                    help="latent space intervened on: z, or w (StyleGAN2; standard units: the "
                         "population's mean and std per dimension)")
@@ -50,17 +51,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def default_classifier(checkpoint: str, path: str | None) -> digits.Classifier:
-    """``--classifier`` if given, else the shipped one when ``checkpoint`` is the shipped model."""
-    if path is not None:
-        return digits.load_classifier(path)
-    shipped = digits.assets_dir()
-    if os.path.isdir(checkpoint) and os.path.samefile(checkpoint, shipped):
-        return digits.load_classifier()
-    raise ValueError(f"{checkpoint}: --classifier is needed (only the shipped digits model "
-                     f"{shipped} has a default classifier)")
-
-
 def _pair(text):
     if text is None:
         return None
@@ -72,26 +62,29 @@ def _pair(text):
 
 
 def run(args) -> int:
-    model = _common.load_model(args)
-    _common.refuse_family(model, args, "correlation")
-    classifier = default_classifier(args.checkpoint, args.classifier)
-    options = _common.model_options(model, args)
     if args.n < 2:
         raise ValueError(f"--n: need at least 2 latents, found {args.n}")
+    model = _common.load_model(args)
+    _common.refuse_family(model, args, "correlation")
+    # every flag checked against the model before any work
+    model_options(model, **_common.model_kwargs(args))
+    check_space(model, args.space, where=args.checkpoint)
+    classifier = classifier_for(model, args.checkpoint, args.classifier)
     os.makedirs(args.out, exist_ok=True)
     z = latents_from_seeds(range(args.n), int(model.z_dim))
-    space = latent_space(model, z, args.space, options.get("truncation_psi", 1.0))
+    space = population(model, z, args.space, truncation_psi=args.truncation_psi, class_idx=args.class_idx)
     sizes = Sizes(population=args.n, effects=min(args.effects, args.n), max_k=args.max_k,
                   bootstrap=args.bootstrap, steps=args.steps, magnitude=args.magnitude)
-    res = analyse(space, classifier.logits, sizes, _common.prng_key(args), pair=_pair(args.pair),
+    res = analyse(space, classifier.logits, sizes, key=_common.prng_key(args), pair=_pair(args.pair),
                   chunk_size=args.chunk_size, progress=_common.progress("correlation"))
+    label = "" if args.class_idx is None else f", class {args.class_idx}"
     page = ReportPage(args.out, "Correlation analysis (Li, Tao, Niu & Li, ICPR 2020)",
-                      f"{args.checkpoint}, space {args.space}, seeds 0-{args.n - 1}")
+                      f"{args.checkpoint}, space {args.space}{label}, seeds 0-{args.n - 1}")
     page.section("Concept effects, controlling sets and translation")
     write_figures(page, space, res, sizes, prefix="correlation")
     summary = summarize(res)
     page.results.update(analysis="correlation", checkpoint=args.checkpoint, space=args.space,
-                        n=args.n, sizes=sizes._asdict(), **summary)
+                        class_idx=args.class_idx, truncation_psi=args.truncation_psi, n=args.n, sizes=sizes._asdict(), **summary)
     page.write()
     np.savez_compressed(os.path.join(args.out, "arrays.npz"), **raw_arrays(res))
     size = np.asarray(summary["set_size"])

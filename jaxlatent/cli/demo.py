@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import jaxlatent
 from jaxlatent.cli import _common, report
-from jaxlatent.digits import assets_dir, load_classifier
-from jaxlatent.report import ReportOptions
+from jaxlatent.models.digits import assets_dir, load_classifier
+from jaxlatent.report.build import ReportOptions
 
 __all__ = ["register"]
 

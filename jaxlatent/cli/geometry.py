@@ -1,7 +1,10 @@
-"""``jaxlatent local-basis`` and ``jaxlatent grassmann``: Local Basis (Choi et al., ICLR 2022).
+"""``jaxlatent geometry``: the Riemannian metric of the image manifold (Wang & Ponce, ICLR 2021).
 
-Both load a checkpoint, draw latents from seeds, compute the Local Basis of one tap at each
-latent and write arrays (``.npz``), numbers (``.json``) and plots into ``--out``.
+Loads a checkpoint, computes the metric tensor (the Hessian of an image distance) at the latents
+of ``--seeds`` in Z or W, and writes into ``--out``: ``metric.npz`` (eigenvalues, eigenvectors,
+matrices, homogeneity matrices, the average metric), ``results.json`` (anisotropy and homogeneity
+numbers), ``spectra.png``, ``homogeneity_log.png``, ``homogeneity_lin.png`` and
+``axes_seed<S>.png`` (eigen-axis strips at the first latents).
 """
 
 from __future__ import annotations
@@ -10,100 +13,89 @@ import os
 
 import numpy as np
 
-from jaxlatent import viz
-from jaxlatent.analysis.grassmann import pairwise_grassmann
-from jaxlatent.analysis.local_basis import local_basis
-from jaxlatent.analysis.warpage import warpage
 from jaxlatent.cli import _common
+from jaxlatent.geometry.metric import Metric, metric_tensor, mse_distance
+from jaxlatent.geometry.stats import average_metric, spectrum_summary
+from jaxlatent.io import load_lpips
+from jaxlatent.report import plots
+from jaxlatent.workflows.geometry import strip_images, summarize
+from jaxlatent.workflows.spaces import SPACES, check_space, latent_space
 
 __all__ = ["register"]
 
-_CURVES = ("random_pairs", "neighbours", "to_global", "haar")
+DISTANCES = ("mse", "lpips")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "local-basis", help="Local Basis (Jacobian SVD) of a tap at each latent (Choi et al. 2022)",
-        description="Singular values, Local Basis vectors in the tap's space and latent directions "
-                    "of the tap Jacobian at each latent (Choi et al., ICLR 2022, Local Basis).")
-    _common.add_model_args(p, prng=False)
-    _tap_arg(p)
-    p.add_argument("--k", type=int, default=None, help="triplets kept per latent (default: all)")
-    p.add_argument("--solver", default="svd", choices=["svd", "gram"],
-                   help="dense SVD (default) or eigenvectors of the Gram matrix (faster, leading values only)")
-    p.set_defaults(func=run_local_basis)
-
-    p = subparsers.add_parser(
-        "grassmann", help="Grassmannian distances between Local Bases and the warpage curves "
-                          "(Choi et al. 2022)",
-        description="Distances between the k-dimensional Local Bases at every pair of latents, and "
-                    "the warpage experiment of Choi et al. (ICLR 2022): random pairs, eps-neighbours, "
-                    "the GANSpace global basis and a Haar-random baseline, for subspace dimensions 1..k.")
+        "geometry", help="Riemannian metric of the image manifold: spectra, anisotropy, homogeneity "
+                         "(Wang & Ponce 2021)",
+        description="Metric tensor H(z) = Hessian of d(G(z0), G(z)) at each latent (Wang & Ponce, ICLR 2021), "
+                    "its spectra, anisotropy (eigen-dimensions holding 99 %% / 99.9 %% of the trace), "
+                    "homogeneity (correlation of v^T H_j v over latent i's eigenvectors with H_j's "
+                    "eigenvalues) and eigen-axis image strips.")
     _common.add_model_args(p)
-    _tap_arg(p)
-    p.add_argument("--k", type=int, default=10, help="subspace dimension (default 10)")
-    _common.add_metric_arg(p)
-    p.add_argument("--eps", type=float, default=0.1, help="neighbour distance for warpage (default 0.1)")
-    p.set_defaults(func=run_grassmann)
+    p.add_argument("--space", default=None, choices=SPACES,
+                   help="latent space: w (StyleGAN2's default, one w for every layer) or z (FastGAN's default "
+                        "and only space; Wang & Ponce's analysis of class-conditional and non-style GANs)")
+    p.add_argument("--distance", default="mse", choices=DISTANCES,
+                   help="image distance: mean squared pixel difference (default) or LPIPS")
+    p.add_argument("--lpips-weights", default=None,
+                   help="LPIPS state dict (.pth/.npz of the whole lpips.LPIPS module) for --distance lpips")
+    p.add_argument("--lpips-net", default="alex", choices=["alex", "vgg", "squeeze"],
+                   help="LPIPS backbone (default alex; the paper uses squeeze)")
+    p.add_argument("--k", type=int, default=None, help="eigenpairs kept (default all)")
+    p.add_argument("--method", default="auto", choices=["auto", "full", "krylov", "lobpcg"],
+                   help="full metric and eigh, or the top --k by block Krylov or LOBPCG (default auto)")
+    p.add_argument("--strips", type=int, default=2, help="latents drawn as eigen-axis strips (default 2)")
+    p.add_argument("--axes", type=int, default=8, help="eigen-axes per strip (default 8)")
+    p.add_argument("--step", type=float, default=0.1,
+                   help="metric length per strip step (sqrt of the distance's units; default 0.1)")
+    p.set_defaults(func=run)
 
 
-def _tap_arg(p) -> None:
-    p.add_argument("--tap", default="w", metavar="NAME", help="tap name (default w); see docs/taps.md")
+def _distance(args):
+    if args.distance == "mse":
+        return mse_distance
+    if not args.lpips_weights:
+        raise ValueError("--distance lpips needs --lpips-weights PATH (a state dict of the lpips.LPIPS module)")
+    return load_lpips(args.lpips_weights, net=args.lpips_net)
 
 
-def _setup(args):
-    model, seeds, z = _common.load_model_and_latents(args)
-    _common.check_taps(model, [args.tap], flag="--tap")
-    return _common.tap_fn(model, args.tap, args), seeds, z
+def run(args) -> None:
+    def check(model):
+        args.space = check_space(model, args.space, where=args.checkpoint)
 
-
-def run_local_basis(args) -> int:
-    f, seeds, z = _setup(args)
-    res = local_basis(f, z, k=args.k, chunk_size=args.chunk_size, solver=args.solver,
-                      progress=_common.progress("local-basis"))
-    arrays = {name: np.asarray(v) for name, v in res._asdict().items()}
-    np.savez_compressed(os.path.join(args.out, "local_basis.npz"), seeds=np.asarray(seeds), z=z, **arrays)
-    s = arrays["singular_values"]
-    _common.write_json(os.path.join(args.out, "local_basis.json"), {
-        "analysis": "local_basis", "checkpoint": args.checkpoint, "tap": args.tap, "seeds": seeds,
-        "truncation_psi": args.truncation_psi, "k": int(s.shape[1]), "solver": args.solver,
-        "mean_singular_values": s.mean(axis=0)})
-    viz.plot_spectra(s, os.path.join(args.out, "spectrum.png"),
-                     title=f"Local Basis singular values at {args.tap} ({len(seeds)} latents)")
-    top = ", ".join(f"{x:.4g}" for x in s.mean(axis=0)[:5])
-    print(f"{args.tap}: {len(seeds)} latents, Jacobian {res.basis.shape[1]}x{res.directions.shape[1]}, "
-          f"mean leading singular values {top}")
-    print(f"wrote {args.out}/local_basis.npz, local_basis.json, spectrum.png")
-    return 0
-
-
-def run_grassmann(args) -> int:
-    f, seeds, z = _setup(args)
-    if len(seeds) < 2:
-        raise ValueError(f"--seeds: the Grassmannian comparison needs at least 2 latents, found {len(seeds)}")
-    bases = local_basis(f, z, k=args.k, chunk_size=args.chunk_size,
-                        progress=_common.progress("local-basis")).basis
-    dist = np.asarray(pairwise_grassmann(bases, args.metric))
-    warp = warpage(f, z, _common.prng_key(args), dims=range(1, args.k + 1), eps=args.eps,
-                   metric=args.metric, chunk_size=args.chunk_size)
-    curves = {name: np.asarray(getattr(warp, name)) for name in _CURVES}
-    dims = np.asarray(warp.dims)
-    np.savez_compressed(os.path.join(args.out, "grassmann.npz"), seeds=np.asarray(seeds), distances=dist,
-                        dims=dims, **{f"warpage/{k}": v for k, v in curves.items()})
-    off = dist[~np.eye(len(seeds), dtype=bool)]
-    summary = {name: {"mean": v.mean(axis=0), "std": v.std(axis=0)} for name, v in curves.items()}
-    _common.write_json(os.path.join(args.out, "grassmann.json"), {
-        "analysis": "grassmann", "checkpoint": args.checkpoint, "tap": args.tap, "seeds": seeds,
-        "truncation_psi": args.truncation_psi, "k": args.k, "metric": args.metric, "eps": args.eps,
-        "seed": args.seed, "pairwise_mean": off.mean(), "pairwise_std": off.std(),
-        "warpage": {"dims": dims, **summary}})
-    viz.plot_heatmap(dist, os.path.join(args.out, "distances.png"), colorbar_label=args.metric,
-                     title=f"{args.metric} distance between {args.k}-dim Local Bases at {args.tap}")
-    viz.plot_lines(dims, {k: v.mean(axis=0) for k, v in curves.items()}, os.path.join(args.out, "warpage.png"),
-                   title=f"warpage at {args.tap}", xlabel="subspace dimension d", ylabel=args.metric,
-                   bands={k: (v.mean(0) - v.std(0), v.mean(0) + v.std(0)) for k, v in curves.items()})
-    print(f"{args.tap}: {args.metric} distance between {args.k}-dim Local Bases, {len(seeds)} latents: "
-          f"mean {off.mean():.4f} (std {off.std():.4f})")
-    print(f"warpage at d = {args.k}: " + ", ".join(f"{k} {v[:, -1].mean():.4f}" for k, v in curves.items()))
-    print(f"wrote {args.out}/grassmann.npz, grassmann.json, distances.png, warpage.png")
-    return 0
+    model, seeds, z = _common.load_model_and_latents(args, check)
+    space = latent_space(model, args.space, **_common.model_kwargs(args))
+    g, x = space.image, space.points(z)
+    distance = _distance(args)
+    metric = metric_tensor(g, x, distance=distance, k=args.k, method=args.method, key=_common.prng_key(args),
+                           chunk_size=args.chunk_size, progress=_common.progress("geometry"))
+    summary, mats = summarize(metric)
+    avg = average_metric(metric)
+    spec = spectrum_summary(metric.eigenvalues)
+    arrays = {"seeds": np.asarray(seeds), "latents": np.asarray(x), "eigenvalues": np.asarray(metric.eigenvalues),
+              "eigenvectors": np.asarray(metric.eigenvectors), "average_eigenvalues": np.asarray(avg.eigenvalues[0]),
+              "average_eigenvectors": np.asarray(avg.eigenvectors[0]), "average_matrix": np.asarray(avg.matrix[0]),
+              **mats}
+    if metric.matrix is not None:
+        arrays["matrix"] = np.asarray(metric.matrix)
+    np.savez_compressed(os.path.join(args.out, "metric.npz"), **arrays)
+    label = f"{args.space}, {args.distance}"
+    plots.plot_spectra({label: np.maximum(np.asarray(metric.eigenvalues), 1e-30)}, os.path.join(args.out, "spectra.png"),
+                     title="metric eigenvalues (Wang & Ponce 2021)", ylabel="eigenvalue", xlabel="eigen-index")
+    for name in ("log", "lin"):
+        plots.plot_heatmap(mats[f"corr_{name}"], os.path.join(args.out, f"homogeneity_{name}.png"),
+                         title=f"homogeneity ({label}, {name} scale)", colorbar_label="correlation")
+    axes = min(args.axes, metric.eigenvalues.shape[1])
+    for i in range(min(args.strips, len(seeds))):
+        one = Metric(metric.eigenvalues[i:i + 1], metric.eigenvectors[i:i + 1], None)
+        plots.save_image_grid(strip_images(g, x[i], one, axes, args.step, 3),
+                              os.path.join(args.out, f"axes_seed{seeds[i]}.png"))
+    _common.write_json(os.path.join(args.out, "results.json"), {
+        "space": args.space, "distance": args.distance, "seeds": seeds, "class_idx": args.class_idx,
+        "truncation_psi": args.truncation_psi, "summary": summary._asdict(),
+        "mean_spectrum": spec.mean, "average_metric_eigenvalues": avg.eigenvalues[0]})
+    print(f"geometry ({label}): {len(seeds)} latents, eigen-dims for 99 % of the trace {summary.dims_99:.1f}, "
+          f"for 99.9 % {summary.dims_999:.1f}; homogeneity (log) {summary.corr_log[0]:.3f} -> {args.out}")

@@ -1,11 +1,13 @@
 """``jaxlatent report CKPT --out DIR``: every analysis of the library on one checkpoint, as a page.
 
-It runs :func:`jaxlatent.report.build_report` (samples, Jacobian spectra and local dimensions,
+It runs :func:`jaxlatent.report.build.build_report` (samples, Jacobian spectra and local dimensions,
 Distortion, Grassmannian distances and warpage, Local Basis traversals, then the sections of
-:mod:`jaxlatent.sections`) and writes ``report.html`` with its figures, ``results.json``,
+:mod:`jaxlatent.report.sections`) and writes ``report.html`` with its figures, ``results.json``,
 ``arrays.npz`` and the interactive ``explorer.html`` (whose weight it prints). ``jaxlatent demo``
 (:mod:`jaxlatent.cli.demo`) is the same on the shipped model; both take the options of
 :func:`add_report_args`.
+``jaxlatent report --run DIR --out OUT`` builds the report of a run's store instead
+(:func:`jaxlatent.report.from_run.build_run_report`: no model, nothing recomputed).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import os
 import time
 
 from jaxlatent.cli import _common
-from jaxlatent.digits import load_classifier
-from jaxlatent.report import QUICK, ReportOptions, build_report
+from jaxlatent.models.digits import load_classifier
+from jaxlatent.workflows.spaces import model_options
+from jaxlatent.report.build import QUICK, ReportOptions, build_class_reports, build_report
+from jaxlatent.report.from_run import build_run_report
 
 __all__ = ["register", "add_report_args", "report_options", "read_quality", "run_and_print"]
 
@@ -27,11 +31,20 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="full analysis report on any checkpoint",
         description="Run every analysis of jaxlatent on one checkpoint and write report.html, "
-                    "results.json and arrays.npz into --out.")
-    _common.add_model_args(p, seeds=None, chunk_size=ReportOptions.chunk_size)
+                    "results.json and arrays.npz into --out; or, with --run DIR instead of CKPT, the "
+                    "report of a run's store (jaxlatent run), without recomputing.")
+    p.add_argument("checkpoint", metavar="CKPT", nargs="?", default=None,
+                   help="checkpoint file (.pkl, .pt, .pth) or converted directory (not with --run)")
+    p.add_argument("--which", default=None, metavar="NAME",
+                   help="network inside a training file: NVlabs G_ema (default) or G; rosinality g_ema (default) or g")
+    p.add_argument("--run", default=None, metavar="DIR",
+                   help="build the report of the run in DIR (jaxlatent run ... --out DIR) from its store")
+    _common.add_run_args(p, seeds=None, chunk_size=ReportOptions.chunk_size, classes=True)
     p.add_argument("--classifier", default=None, metavar="DIR",
-                   help="digit classifier directory naming traversal frames (default: classifier/ "
-                        "beside a converted checkpoint, when present)")
+                   help="classifier directory (jaxlatent.models.digits format) trained on the model's images: "
+                        "names traversal frames, gives the geometry's feature metric, the edit FID and the "
+                        "correlation section's concepts (default: classifier/ beside a converted checkpoint, when "
+                        "present; without one those parts are skipped with a note)")
     add_report_args(p)
     p.set_defaults(func=run_report)
 
@@ -70,7 +83,8 @@ def report_options(args: argparse.Namespace) -> ReportOptions:
     if args.truncation_psi is not None:
         change["truncation_psi"] = args.truncation_psi
     if args.class_idx is not None:
-        change["class_idx"] = args.class_idx
+        classes = args.class_idx if isinstance(args.class_idx, tuple) else (args.class_idx,)
+        change["class_idx"] = classes[0]
     if args.seed is not None:
         change["seed"] = args.seed
     if args.chunk_size is not None:
@@ -94,17 +108,25 @@ def read_quality(directory: str) -> dict | None:
 def run_and_print(model, args, source: str, classifier, quality, title: str) -> int:
     """Build the report into ``--out`` and print its local dimensions and Distortions."""
     t0 = time.perf_counter()
+    classes = args.class_idx if isinstance(args.class_idx, tuple) else None
+    if classes is not None and len(classes) > 1:
+        results = build_class_reports(model, args.out, classes, report_options(args), title=title, source=source,
+                                      classifier=classifier, quality=quality, progress=not args.no_progress)
+        print(f"{source}: classes {', '.join(map(str, classes))}, {time.perf_counter() - t0:.1f} s")
+        for c, res in results["classes"].items():
+            _print_taps(res, f"class {c}: ")
+        print(f"wrote {os.path.join(args.out, 'report.html')} (one report per class in class_<c>/)")
+        return 0
     results = build_report(model, args.out, report_options(args), title=title, source=source,
                            classifier=classifier, quality=quality, progress=not args.no_progress)
-    dims = results["local_dimension"]
-    print(f"{source}: {len(dims)} taps, {results['options']['n_latents']} latents, "
+    print(f"{source}: {len(results.get('local_dimension', {}))} taps, {results['options']['n_latents']} latents, "
           f"{time.perf_counter() - t0:.1f} s")
-    print(f"  local dimension by the {results['local_dimension_rule']} rule (mean +- std), numerical rank "
-          f"(mean), Distortion with k the median local dimension")
-    for tap, d in dims.items():
-        dist = results['distortion'][tap]
-        print(f"  {tap:<22s} local dim {d['mean_dimension']:6.2f} +- {d['std_dimension']:.2f}   "
-              f"numerical rank {d['numerical_rank_mean']:6.2f}   Distortion {dist['distortion']:.3f} (k {dist['k']})")
+    if "local_dimension_rule" in results:
+        print(f"  local dimension by the {results['local_dimension_rule']} rule (mean +- std), numerical rank "
+              f"(mean), Distortion with k the median local dimension")
+    _print_taps(results, "")
+    for name, why in results.get("skipped", {}).items():
+        print(f"  skipped {name}: {why}")
     print(f"wrote {os.path.join(args.out, 'report.html')} (results.json, arrays.npz, figures beside it)")
     ex = results.get("explorer")
     if ex:
@@ -117,12 +139,31 @@ def run_and_print(model, args, source: str, classifier, quality, title: str) -> 
     return 0
 
 
+def _print_taps(results: dict, prefix: str) -> None:
+    for tap, d in results.get("local_dimension", {}).items():
+        dist = results.get("distortion", {}).get(tap)
+        print(f"  {prefix}{tap:<22s} local dim {d['mean_dimension']:6.2f} +- {d['std_dimension']:.2f}   "
+              f"numerical rank {d['numerical_rank_mean']:6.2f}"
+              + (f"   Distortion {dist['distortion']:.3f} (k {dist['k']})" if dist else ""))
+
+
 def run_report(args) -> int:
+    if (args.run is None) == (args.checkpoint is None):
+        raise ValueError("jaxlatent report: give a checkpoint CKPT, or --run DIR for the report of a run (not both)")
+    if args.run is not None:
+        results = build_run_report(args.run, args.out)
+        print(f"{args.run}: {results['run']['analysis']}, {results['run']['n']} latents; "
+              f"wrote {os.path.join(args.out, 'report.html')} (results.json, arrays.npz beside it)")
+        return 0
     model = _common.load_model(args)
     _common.refuse_family(model, args, "report")
     directory = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(args.checkpoint)
     if args.classifier and not os.path.isdir(args.classifier):
         raise FileNotFoundError(f"--classifier {args.classifier}: no such directory")
+    options = report_options(args)
+    for c in (args.class_idx if isinstance(args.class_idx, tuple) else (options.class_idx,)):
+        # every flag and class checked against the model before any work
+        model_options(model, truncation_psi=options.truncation_psi, class_idx=c, where=args.checkpoint)
     clf_dir = args.classifier or os.path.join(directory, "classifier")
     classifier = load_classifier(clf_dir) if os.path.isdir(clf_dir) else None
     quality = read_quality(directory) if os.path.isdir(args.checkpoint) else None

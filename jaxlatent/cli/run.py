@@ -2,7 +2,9 @@
 
 One sub-command per registered analysis (``jaxlatent.runs.registry``), each with the options of
 the analysis's own command (``--tap``, ``--k``, ...). Killed at any moment, the same command
-resumes; on a finished run it checks the store and does nothing. See ``docs/runs.md``.
+resumes at once (``--verify`` re-hashes what is committed first); on a finished run it does
+nothing. ``jaxlatent run --status DIR`` says what a run has done and has left, and its
+throughput. See ``docs/runs.md``.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import argparse
 
 import jax
+import numpy as np
 
 from jaxlatent.cli import _common
 from jaxlatent.runs import registry
 from jaxlatent.runs.runner import DEFAULT_CHUNK_SIZE, run
+from jaxlatent.runs.status import format_status, run_status
+from jaxlatent.workflows.features import is_shipped_digits
 
 __all__ = ["register"]
 
@@ -21,11 +26,13 @@ __all__ = ["register"]
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "run", help="stream an analysis over N latents into a resumable chunked store (zarr v3)",
-        description="Run a per-latent analysis over latents seed..seed+N-1 (NVlabs per-seed "
+        description="Run an analysis over the latents of seeds F..F+N-1 (--first-seed F; NVlabs per-seed "
                     "convention), chunk by chunk, into a zarr v3 store with a manifest and per-chunk "
                     "checksums. Rerun the same command after a crash to resume.")
+    p.add_argument("--status", metavar="DIR", default=None,
+                   help="say what the run in DIR has done and has left, and its throughput (reads no array)")
+    p.set_defaults(func=run_command, analysis=None)
     sub = p.add_subparsers(dest="analysis", metavar="ANALYSIS")
-    sub.required = True
     for name in registry.names():
         analysis = registry.get(name)
         q = sub.add_parser(name, help=analysis.help, description=analysis.help)
@@ -34,19 +41,24 @@ def register(subparsers) -> None:
                                                      "or G; rosinality g_ema (default) or g")
         q.add_argument("--n", type=int, required=True, help="number of latents N (>= 1)")
         q.add_argument("--out", required=True, help="run folder: new, empty, or holding this same run")
-        q.add_argument("--seed", type=int, default=0,
-                       help="latent i is RandomState(seed + i).randn(z_dim); PRNG draws use "
-                            "fold_in(PRNGKey(seed), i) (default 0)")
+        q.add_argument("--first-seed", type=int, default=0,
+                       help="latent i is RandomState(F + i).randn(z_dim); PRNG draws use "
+                            "fold_in(PRNGKey(F), i) (default 0)")
         q.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
                        help=f"latents per chunk: store chunk and compiled batch (default {DEFAULT_CHUNK_SIZE})")
         q.add_argument("--repair", action="store_true",
-                       help="rewrite a damaged manifest and recompute damaged chunks instead of stopping")
+                       help="rewrite a damaged manifest, re-hash every committed chunk and recompute "
+                            "damaged ones instead of stopping")
+        q.add_argument("--verify", action="store_true",
+                       help="re-read and re-hash every committed chunk before resuming (a resumed run "
+                            "otherwise trusts its commit records and starts at once)")
         q.add_argument("--quiet", action="store_true", help="no progress bar or messages")
         _distributed_args(q)
         for opt in analysis.options:
             kind = None if opt.type is str else opt.type
             q.add_argument(opt.flag, dest=f"opt_{opt.name}", type=kind, default=opt.default,
-                           choices=opt.choices, help=opt.help,
+                           choices=None if opt.choices is None else [c for c in opt.choices if c is not None],
+                           help=opt.help,
                            metavar=None if opt.choices else opt.flag.lstrip("-").upper())
         q.set_defaults(func=run_command)
 
@@ -62,6 +74,11 @@ def _distributed_args(q: argparse.ArgumentParser) -> None:
 
 
 def run_command(args) -> int:
+    if args.analysis is None:
+        if args.status is None:
+            raise SystemExit("jaxlatent run: give an ANALYSIS (jaxlatent run --help lists them) or --status DIR")
+        print(format_status(run_status(args.status)))
+        return 0
     if args.distributed:
         # CPU hosts exchange the run's barriers through gloo; GPU and TPU use their own collectives
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -69,10 +86,14 @@ def run_command(args) -> int:
                                    process_id=args.process_id)
     analysis = registry.get(args.analysis)
     options = {o.name: getattr(args, f"opt_{o.name}") for o in analysis.options}
+    if "classifier" in options and options["classifier"] is None and not is_shipped_digits(args.checkpoint):
+        raise ValueError(f"{args.checkpoint}: --classifier DIR is needed: the shipped digit classifier reads only "
+                         "the shipped digits model's images; pass a classifier directory trained on this model's "
+                         "images (jaxlatent.train.classifier.save_classifier)")
     model = _common.load_model(args)
     _common.refuse_family(model, args, "run")
-    result = run(args.analysis, model, args.n, args.out, seed=args.seed, options=options,
-                 chunk_size=args.chunk_size, repair=args.repair, progress=not args.quiet,
+    result = run(args.analysis, model, args.n, args.out, first_seed=args.first_seed, options=options,
+                 chunk_size=args.chunk_size, repair=args.repair, verify=args.verify, progress=not args.quiet,
                  checkpoint=args.checkpoint)
     if jax.process_index() == 0 and not args.quiet:
         shapes = ", ".join(f"{name} {tuple(a.shape)}" for name, a in result.items())
@@ -84,4 +105,8 @@ def run_command(args) -> int:
         if spectrum:
             top = ", ".join(f"{x:.4g}" for x in spectrum["mean"][:5])
             print(f"mean leading singular values: {top}")
+        if "result" in result.stages:
+            for name, value in result.results().items():
+                if np.ndim(value) == 0:
+                    print(f"{name}: {float(value):.6g}")
     return 0

@@ -12,15 +12,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.analysis.geometry import METHODS, metric_tensor
-from jaxlatent.analysis.interventions import KINDS, intervention_probs, single_dim_grid
-from jaxlatent.analysis.local_basis import SOLVERS, local_basis
-from jaxlatent.analysis.local_dimension import local_dimension
-from jaxlatent.analysis.thresholds import RULES, threshold_rule
-from jaxlatent.digits import load_classifier
-from jaxlatent.parallel import map_batched
-from jaxlatent.runs.registry import TAP, TRUNC, Analysis, Option, execution, register, tap_fn, tap_jacobian_shape
+from jaxlatent.geometry.metric import METHODS, metric_tensor
+from jaxlatent.io import load_lpips
+from jaxlatent.correlation.interventions import KINDS, intervention_probs, single_dim_grid
+from jaxlatent.localbasis.basis import SOLVERS, local_basis
+from jaxlatent.localdim.dimension import local_dimension
+from jaxlatent.localdim.thresholds import RULES, threshold_rule
+from jaxlatent.models.digits import load_classifier
+from jaxlatent.engine.parallel import map_batched
+from jaxlatent.runs.registry import (CLASS, TAP, TRUNC, Analysis, Option, execution, model_kwargs, register, tap_fn,
+                                     tap_jacobian_shape, tap_name)
 from jaxlatent.runs.store import Output, RunError
+from jaxlatent.workflows.features import check_reads_images
+from jaxlatent.workflows.spaces import check_space, latent_space
 
 # -- Local Basis (Choi et al., ICLR 2022) ----------------------------------------------------
 
@@ -30,14 +34,14 @@ def _local_basis_outputs(model, options):
     k = options["k"] if options["k"] is not None else m
     if not 1 <= k <= m:
         raise RunError(f"local-basis: --k must lie in [1, {m}] for the {n_out}x{n_in} Jacobian of tap "
-                       f"{options['tap']!r}, found {k}")
+                       f"{tap_name(model, options)!r}, found {k}")
     return (Output("singular_values", (k,), "float32"), Output("basis", (n_out, k), "float32"),
             Output("directions", (n_in, k), "float32"))
 
 
 def _local_basis(model, z, options, keys, *, mesh=None):
-    res = local_basis(tap_fn(model, options), z, k=options["k"], solver=options["solver"],
-                      **execution(local_basis, z, mesh))
+    res = local_basis(tap_fn(model, options), z, k=options["k"], method=options["method"],
+                      **execution(z, mesh))
     return res._asdict()
 
 
@@ -45,8 +49,8 @@ register(Analysis(
     name="local-basis",
     help="Local Basis (Choi et al., ICLR 2022): singular values, basis and latent directions of a tap's Jacobian",
     options=(TAP, Option("k", "--k", int, None, "triplets kept per latent (default: all)"),
-             Option("solver", "--solver", str, "svd", "dense SVD (default) or Gram eigenvectors", SOLVERS),
-             TRUNC),
+             Option("method", "--method", str, "svd", "dense SVD (default) or Gram eigenvectors", SOLVERS),
+             TRUNC, CLASS),
     outputs=_local_basis_outputs, compute=_local_basis, spectrum="singular_values"))
 
 
@@ -60,7 +64,7 @@ def _local_dim_outputs(model, options):
 
 
 def _local_dim(model, z, options, keys, *, mesh=None):
-    res = local_dimension(tap_fn(model, options), z, options["rule"], **execution(local_dimension, z, mesh))
+    res = local_dimension(tap_fn(model, options), z, rule=options["rule"], **execution(z, mesh))
     return res.arrays()
 
 
@@ -77,25 +81,42 @@ register(Analysis(
                          "paper (default: Gavish-Donoho, omega(beta) times the median singular value), bulk "
                          "(Gavish-Donoho where the spectrum shows a noise bulk, else the numerical rank), "
                          "numerical, or a relative cut R in (0, 1)"),
-             TRUNC), outputs=_local_dim_outputs, compute=_local_dim,
+             TRUNC, CLASS), outputs=_local_dim_outputs, compute=_local_dim,
     spectrum="singular_values", dimension="dimension"))
 
 
 # -- Riemannian metric spectra (Wang & Ponce, ICLR 2021) ---------------------------------------
 
 def _metric_space(model, options):
-    """``(g, to_space)``: the image generator on the chosen space and the map from z to it."""
-    psi = options["truncation_psi"]
-    if options["space"] == "z":
-        return tap_fn(model, dict(options, tap="image")), None
-    if model.config.family != "stylegan2":
-        raise RunError(f"geometry: --space w needs a StyleGAN2; this model is a {model.config.family}")
-    return model.fn("image", wrt="w"), tap_fn(model, dict(options, tap="w", truncation_psi=psi))
+    """The chosen latent space: ``points`` maps z to it, ``image`` generates from it."""
+    try:
+        space = check_space(model, options["space"], where="geometry")
+        return latent_space(model, space, **model_kwargs(options), where="geometry")
+    except ValueError as err:
+        raise RunError(str(err)) from None
+
+
+@functools.lru_cache(maxsize=4)
+def _lpips(path: str, net: str):
+    return load_lpips(path, net=net)
+
+
+def _distance(options):
+    """The image distance of the metric: mean squared pixels, or LPIPS with the weights given."""
+    if options["distance"] == "mse":
+        return None
+    if not options["lpips_weights"]:
+        raise RunError("geometry: --distance lpips needs --lpips-weights PATH (a state dict of the "
+                       "lpips.LPIPS module, .pth or .npz)")
+    try:
+        return _lpips(options["lpips_weights"], options["lpips_net"])
+    except (OSError, ValueError, KeyError) as err:
+        raise RunError(f"geometry: --lpips-weights {options['lpips_weights']}: {err}") from None
 
 
 def _geometry_outputs(model, options):
-    g, to_space = _metric_space(model, options)
-    n_in = int(model.z_dim) if to_space is None else int(model.config.w_dim)
+    _distance(options)
+    n_in = int(model.z_dim) if _metric_space(model, options).name == "z" else int(model.config.w_dim)
     k = options["k"] if options["k"] is not None else n_in
     if not 1 <= k <= n_in:
         raise RunError(f"geometry: --k must lie in [1, {n_in}], found {k}")
@@ -103,23 +124,30 @@ def _geometry_outputs(model, options):
 
 
 def _geometry(model, z, options, keys, *, mesh=None):
-    g, to_space = _metric_space(model, options)
-    x = z if to_space is None else map_batched(to_space, z)
+    space = _metric_space(model, options)
+    g, x = space.image, map_batched(space.points, z)
     # LOBPCG's start blocks come from one key per chunk (metric_tensor splits it per row): the
     # chunk's first latent's key, so a resumed run repeats them exactly
-    res = metric_tensor(g, x, k=options["k"], method=options["method"], key=keys[0],
-                        **execution(metric_tensor, z, mesh))
+    distance = _distance(options)
+    res = metric_tensor(g, x, distance=distance, k=options["k"], method=options["method"], key=keys[0],
+                        **execution(z, mesh))
     return {"eigenvalues": res.eigenvalues, "eigenvectors": res.eigenvectors}
 
 
 register(Analysis(
     name="geometry",
-    help="Riemannian metric of the image manifold, H = J^T M J for the mean squared pixel distance "
+    help="Riemannian metric of the image manifold, H = J^T M J for the mean squared pixel distance or LPIPS "
          "(Wang & Ponce, ICLR 2021): eigenvalues and eigenvectors at each latent",
-    options=(Option("space", "--space", str, "w", "latent space: w (default; StyleGAN2) or z", ("z", "w")),
+    options=(Option("space", "--space", str, None, "latent space: w (StyleGAN2's default) or z (FastGAN's default "
+                                                   "and only space)", (None, "z", "w")),
              Option("k", "--k", int, None, "eigenpairs kept (default all)"),
              Option("method", "--method", str, "auto", "full metric and eigh, or the top --k by LOBPCG", METHODS),
-             TRUNC),
+             Option("distance", "--distance", str, "mse", "image distance: mean squared pixels (default) or LPIPS",
+                    ("mse", "lpips")),
+             Option("lpips_weights", "--lpips-weights", str, None,
+                    "LPIPS state dict (.pth/.npz of the whole lpips.LPIPS module) for --distance lpips"),
+             Option("lpips_net", "--lpips-net", str, "alex", "LPIPS backbone", ("alex", "vgg", "squeeze")),
+             TRUNC, CLASS),
     outputs=_geometry_outputs, compute=_geometry, spectrum="eigenvalues"))
 
 
@@ -151,8 +179,10 @@ def _concept_grid(model, options):
 def _concept_outputs(model, options):
     dims, values = _concept_grid(model, options)
     clf = _classifier(options["classifier"])
-    image = jax.eval_shape(tap_fn(model, options), jax.ShapeDtypeStruct((1, int(model.z_dim)), np.float32))
-    c = jax.eval_shape(clf.logits, jax.ShapeDtypeStruct(image.shape, np.float32)).shape[-1]
+    try:
+        c = check_reads_images(model, clf.logits, flag="--classifier", what="classifier")
+    except ValueError as err:
+        raise RunError(f"concept-effects: {err}") from None
     return (Output("base_probs", (c,), "float32"), Output("probs", (len(dims), len(values), c), "float32"))
 
 
@@ -164,7 +194,7 @@ def _concept_effects(model, z, options, keys, *, mesh=None):
     mask = jnp.concatenate([jnp.zeros((1, d)), mask])
     amount = jnp.concatenate([jnp.zeros((1, d)), amount])
     probs = intervention_probs(tap_fn(model, options), _classifier(options["classifier"]).logits, z, mask,
-                               amount, kind=kind, **execution(intervention_probs, z, mesh))
+                               amount, kind=kind, **execution(z, mesh))
     n, c = probs.shape[0], probs.shape[-1]
     return {"base_probs": probs[:, 0], "probs": probs[:, 1:].reshape(n, len(dims), len(values), c)}
 
@@ -178,6 +208,7 @@ register(Analysis(
              Option("values", "--values", str, "-3,3", "intervention values in standard units (default -3,3)"),
              Option("kind", "--kind", str, "set", "set (default), shift or scale", KINDS),
              Option("classifier", "--classifier", str, None,
-                    "classifier folder (jaxlatent.digits.save_classifier; default: the shipped digits classifier)"),
-             TRUNC),
+                    "classifier folder (jaxlatent.train.classifier.save_classifier) trained on the model's images; "
+                    "default: the shipped digit classifier, for the shipped digits model only"),
+             TRUNC, CLASS),
     outputs=_concept_outputs, compute=_concept_effects))

@@ -28,7 +28,7 @@ FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 LATENTS = "z_i = numpy.random.RandomState(seed + i).randn(z_dim) (NVlabs per-seed convention)"
 IDENTITY = ("format_version", "analysis", "options", "model_sha256", "package_version", "n", "seed",
-            "chunk_size", "latents", "outputs")
+            "chunk_size", "latents", "outputs", "stages")
 
 
 def model_digest(model) -> str:
@@ -47,8 +47,13 @@ def model_digest(model) -> str:
 
 
 def build_manifest(*, analysis: str, options: dict, model, n: int, seed: int, chunk_size: int,
-                   outputs, checkpoint: str | None = None) -> dict:
-    """The manifest of a run (identity fields plus provenance), not yet written."""
+                   outputs, checkpoint: str | None = None, stages: list | None = None) -> dict:
+    """The manifest of a run (identity fields plus provenance), not yet written.
+
+    ``stages``: the :meth:`~jaxlatent.runs.stages.Stage.describe` of every stage of an analysis
+    with more than the one per-latent stage (None otherwise: the manifest of a one-stage run has
+    no ``stages`` field).
+    """
     source = getattr(model, "source", None) or {}
     return {
         "format": FORMAT,
@@ -62,6 +67,7 @@ def build_manifest(*, analysis: str, options: dict, model, n: int, seed: int, ch
         "chunk_size": int(chunk_size),
         "latents": LATENTS,
         "outputs": {o.name: {"shape": list(o.shape), "dtype": str(o.dtype)} for o in outputs},
+        **({"stages": stages} if stages else {}),
         "checkpoint": None if checkpoint is None else os.path.abspath(os.fspath(checkpoint)),
         "model_source": json.loads(json.dumps(source, default=str)),
         "jax_version": jax.__version__,
@@ -72,7 +78,8 @@ def build_manifest(*, analysis: str, options: dict, model, n: int, seed: int, ch
 
 def run_id(manifest: dict) -> str:
     """Digest of the identity fields: every commit record carries it."""
-    return hashlib.sha256(json_bytes({k: manifest.get(k) for k in IDENTITY})).hexdigest()[:16]
+    fields = {k: manifest.get(k) for k in IDENTITY if k in manifest or k != "stages"}
+    return hashlib.sha256(json_bytes(fields)).hexdigest()[:16]
 
 
 def manifest_path(path: str) -> str:

@@ -10,13 +10,16 @@ matching ``outputs(model, options)``. ``mesh`` (keyword) is the local device mes
 the chunk over. ``spectrum`` / ``dimension`` name the outputs that the streamed summaries
 read (a singular-value spectrum ``(m,)`` and an integer local dimension ``()``).
 
+An analysis that needs more than one pass over per-latent rows gives ``plan(model, options,
+ctx) -> [Stage, ...]`` (:mod:`jaxlatent.runs.stages`) instead of using ``outputs`` and
+``compute`` alone: pairs of stored bases, moments of chunks of latents, one final row.
+
 The analyses shipped with jaxlatent register themselves in :mod:`jaxlatent.runs.analyses`,
 which the package imports.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -24,9 +27,11 @@ import jax
 import numpy as np
 
 from jaxlatent.runs.store import Output, RunError
+from jaxlatent.workflows import spaces
+from jaxlatent.workflows.taps import default_tap
 
-__all__ = ["Analysis", "Option", "Output", "register", "names", "get", "resolve_options", "TAP", "TRUNC",
-           "tap_fn", "tap_jacobian_shape", "execution"]
+__all__ = ["Analysis", "Option", "Output", "register", "names", "get", "resolve_options", "TAP", "TRUNC", "CLASS",
+           "tap_name", "model_kwargs", "tap_fn", "tap_jacobian_shape", "execution"]
 
 
 class Option(NamedTuple):
@@ -50,6 +55,7 @@ class Analysis(NamedTuple):
     compute: Callable[..., dict]
     spectrum: str | None = None
     dimension: str | None = None
+    plan: Callable[..., list] | None = None
 
 
 _REGISTRY: dict[str, Analysis] = {}
@@ -73,8 +79,11 @@ def get(name: str) -> Analysis:
     return _REGISTRY[name]
 
 
-def resolve_options(analysis: Analysis, options: dict | None) -> dict:
-    """Options with defaults filled in, each converted to its declared type and checked."""
+def resolve_options(analysis: Analysis, options: dict | None, model=None) -> dict:
+    """Options with defaults filled in, each converted to its declared type and checked.
+
+    With ``model``, the defaults that depend on its family are filled in too (``tap``: ``w`` or
+    FastGAN's ``init``; ``space``: ``w`` or ``z``), so that a run's manifest records what ran."""
     options = dict(options or {})
     known = {o.name: o for o in analysis.options}
     unknown = sorted(set(options) - set(known))
@@ -93,23 +102,44 @@ def resolve_options(analysis: Analysis, options: dict | None) -> dict:
             raise RunError(f"{analysis.name}: option {name} ({opt.flag}) must be one of "
                            f"{list(opt.choices)}, found {value!r}")
         resolved[name] = value
+    if model is not None:
+        if resolved.get("tap", "") is None:
+            resolved["tap"] = default_tap(model)
+        if resolved.get("space", "") is None:
+            resolved["space"] = spaces.default_space(model)
     return resolved
 
 
 # -- shared pieces of the model-tap analyses ----------------------------------------------
 
-TAP = Option("tap", "--tap", str, "w", "tap name (default w); see model.taps()")
+TAP = Option("tap", "--tap", str, None, "tap name (default: w for StyleGAN2, the first feature map init for "
+                                         "FastGAN); see model.taps()")
 TRUNC = Option("truncation_psi", "--trunc", float, None, "truncation psi for the tap (StyleGAN2; default: none)")
+CLASS = Option("class_idx", "--class", int, None, "class label of a conditional StyleGAN2 (required there), "
+                                                  "the same for every latent of the run")
+
+
+def tap_name(model, options: dict) -> str:
+    """The tap of ``options``; ``None`` is the family's default (:func:`jaxlatent.workflows.taps.default_tap`)."""
+    tap = options.get("tap")
+    tap = default_tap(model) if tap is None else tap
+    if tap not in model.taps():
+        raise RunError(f"--tap: unknown tap {tap!r}; this model has {model.taps()}")
+    return tap
+
+
+def model_kwargs(options: dict) -> dict:
+    """``truncation_psi`` and ``class_idx`` of ``options`` as keywords of :mod:`jaxlatent.workflows.spaces`."""
+    return dict(truncation_psi=options.get("truncation_psi"), class_idx=options.get("class_idx"))
 
 
 def tap_fn(model, options: dict):
-    """The batched callable ``z (n, z_dim) -> (n, ...)`` of the tap named in ``options``."""
-    psi = options.get("truncation_psi")
-    if psi is None:
-        return model.fn(options["tap"])
-    if model.config.family != "stylegan2":
-        raise RunError(f"--trunc applies to StyleGAN2 models only, not {model.config.family}")
-    return model.fn(options["tap"], truncation_psi=psi)
+    """The batched callable ``z (n, z_dim) -> (n, ...)`` of the tap named in ``options`` (with its
+    ``truncation_psi`` and ``class_idx``): :func:`jaxlatent.workflows.spaces.tap_fn`."""
+    try:
+        return spaces.tap_fn(model, tap_name(model, options), **model_kwargs(options), where="run")
+    except ValueError as err:
+        raise RunError(str(err)) from None
 
 
 def tap_jacobian_shape(model, options: dict) -> tuple[int, int]:
@@ -119,16 +149,12 @@ def tap_jacobian_shape(model, options: dict) -> tuple[int, int]:
     return math.prod(out.shape[1:]), z_dim
 
 
-def execution(fn: Callable, z, mesh) -> dict:
+def execution(z, mesh) -> dict:
     """Execution options for one chunk: the whole chunk as one batch, over ``mesh``.
 
     ``chunk_size = len(z)``: the run's chunk is already the memory bound, and a chunk size of
     the analysis's own choosing (which may follow the free memory) would change the compiled
-    program between runs and with it the last bits of the results. ``mesh`` is passed to
-    analyses that take it (the execution options of docs/architecture.md).
+    program between runs and with it the last bits of the results. Every analysis takes both
+    (the execution options of docs/api.md).
     """
-    params = inspect.signature(fn).parameters
-    options = {"chunk_size": int(z.shape[0])} if "chunk_size" in params else {}
-    if "mesh" in params:
-        options["mesh"] = mesh
-    return options
+    return {"chunk_size": int(z.shape[0]), "mesh": mesh}

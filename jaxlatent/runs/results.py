@@ -78,16 +78,38 @@ class RunResult(Mapping):
     Attributes: ``path``; ``manifest`` (dict: analysis, options, model_sha256, package_version,
     n, seed, chunk_size, outputs, ...); ``summary`` (dict from ``summary.json``: mean spectrum,
     its 5-95 % band, local dimension histogram; empty before the first write);
-    ``chunks_done`` (sorted chunk indices with a commit record); ``n_chunks``; ``complete``.
+    ``chunks_done`` (sorted chunk indices with a commit record); ``n_chunks``; ``complete``;
+    ``stages`` (the names of the further stages, e.g. ``["pairs", "result"]``).
+    :meth:`stage` opens a further stage the same way; :meth:`results` reads the one-row
+    ``result`` stage of the analyses that have one (Distortion, warpage curves, GANSpace
+    directions) as name -> array.
     """
 
     def __init__(self, path: str, manifest: dict, store: ChunkedStore, summary: dict, partial: bool):
         self.path, self.manifest, self.summary, self._store = path, manifest, summary, store
+        self._partial = partial
         self.chunks_done = store.done()
         self.n_chunks = store.n_chunks
         self.complete = len(self.chunks_done) == store.n_chunks
         done = frozenset(self.chunks_done)
         self._arrays = {o.name: StoredArray(store, o, done, partial) for o in store.outputs}
+        self.stages = [s["name"] for s in manifest.get("stages") or [] if s["name"]]
+        if self.stages and not manifest.get("complete"):
+            self.complete = False
+
+    def stage(self, name: str) -> "RunResult":
+        """A further stage of the run (``"pairs"``, ``"result"``, ...) as a :class:`RunResult`."""
+        desc = next((s for s in self.manifest.get("stages") or [] if s["name"] == name and name), None)
+        if desc is None:
+            raise KeyError(f"{self.path}: no stage {name!r}; stages: {self.stages}")
+        sub = os.path.join(self.path, name)
+        return RunResult(sub, dict(self.manifest, n=desc["n"], chunk_size=desc["chunk_size"], outputs=desc["outputs"],
+                                   stages=None), stage_store(sub, desc), {}, self._partial)
+
+    def results(self) -> dict:
+        """The ``result`` stage's one row as output name -> numpy array (checked against its SHA-256)."""
+        res = self.stage("result")
+        return {name: np.asarray(a)[0] for name, a in res.items()}
 
     def __getitem__(self, name: str) -> StoredArray:
         if name not in self._arrays:
@@ -105,10 +127,16 @@ class RunResult(Mapping):
                 f"chunks {len(self.chunks_done)}/{self.n_chunks}, outputs={list(self._arrays)})")
 
 
+def stage_store(path: str, desc: dict) -> ChunkedStore:
+    """The :class:`ChunkedStore` of a stage described by ``{"n", "chunk_size", "outputs"}``."""
+    outputs = [Output(name, tuple(o["shape"]), o["dtype"]) for name, o in desc["outputs"].items()]
+    return ChunkedStore(path, outputs, desc["n"], desc["chunk_size"])
+
+
 def store_of(path: str, manifest: dict) -> ChunkedStore:
-    """The :class:`ChunkedStore` that a manifest describes."""
-    outputs = [Output(name, tuple(o["shape"]), o["dtype"]) for name, o in manifest["outputs"].items()]
-    return ChunkedStore(path, outputs, manifest["n"], manifest["chunk_size"])
+    """The :class:`ChunkedStore` of a run folder's own (first) stage, as its manifest describes it."""
+    root = next((s for s in manifest.get("stages") or [] if not s["name"]), manifest)
+    return stage_store(path, root)
 
 
 def read_summary(path: str) -> dict:

@@ -2,7 +2,7 @@
 
 Two 3x3 convolutions (32 and 64 channels, ReLU, 2x2 average pooling), a dense feature layer
 (``features`` units, ReLU) and a dense 10-way output. The network, loading and saving
-live in :mod:`jaxlatent.digits` (what the demo needs at run time); this module trains it.
+live in :mod:`jaxlatent.models.digits` (what the demo needs at run time); this module trains it.
 
 Trained with Adam on the training split, with random shifts of up to ``max_shift`` pixels so
 that it judges generated digits, which are not always centred, by their shape. Outlier
@@ -13,13 +13,19 @@ so that "confidence > 0.9" means "looks like a digit", not merely "is far from t
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 
-from jaxlatent.digits import NUM_CLASSES, Classifier, ClassifierConfig, DigitCNN
+from jaxlatent.io import drop_commit_marker
+from jaxlatent.models.digits import FORMAT_NAME, NUM_CLASSES, Classifier, ClassifierConfig, DigitCNN
 
 
 def random_shift(key, x, max_shift: int):
@@ -98,3 +104,17 @@ def train_classifier(config: ClassifierConfig, images, labels, progress: bool = 
                                            perm[b * config.batch:(b + 1) * config.batch])
         bar.set_postfix(loss=f"{float(loss):.4f}")
     return Classifier(config, params)
+
+
+def save_classifier(clf: Classifier, out_dir: str) -> str:
+    """Write ``config.json`` + an orbax checkpoint of the params under ``params/``."""
+    out_dir = os.path.abspath(out_dir)
+    shutil.rmtree(os.path.join(out_dir, "params"), ignore_errors=True)
+    os.makedirs(out_dir, exist_ok=True)
+    ocp.PyTreeCheckpointer().save(os.path.join(out_dir, "params"),
+                                  jax.tree_util.tree_map(np.asarray, clf.params))
+    drop_commit_marker(os.path.join(out_dir, "params"))
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump({"format": FORMAT_NAME, "config": clf.config.to_dict()}, f, indent=2,
+                  sort_keys=True)
+    return out_dir

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxlatent.digits import NUM_CLASSES
+from jaxlatent.models.digits import NUM_CLASSES
 
 HELD_OUT_PER_CLASS = 30  # 300 held-out digits, 1,497 for training
 SPLIT_SEED = 0

@@ -20,10 +20,11 @@ import time
 
 import jax
 
-from jaxlatent import viz
-from jaxlatent.digits import assets_dir, save_classifier
+from jaxlatent.report import plots as viz
+from jaxlatent.models.digits import assets_dir
+from jaxlatent.train.classifier import save_classifier
 from jaxlatent.io import save
-from jaxlatent.models.stylegan2 import StyleGAN2, StyleGAN2Config
+from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
 from jaxlatent.train import classifier as C
 from jaxlatent.train import data, gan, quality
 from jaxlatent.train.discriminator import DiscriminatorConfig

@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxlatent.models import stylegan2_layers as L
-from jaxlatent.models.stylegan2_config import StyleGAN2Config, random_params
+from jaxlatent.models.stylegan2 import layers as L
+from jaxlatent.models.stylegan2.config import StyleGAN2Config, random_params
 from jaxlatent.train import discriminator as D
 
 

@@ -16,22 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlatent.ganspace.fid import frechet_distance
 from jaxlatent.train.data import NUM_CLASSES
-
-
-def frechet_distance(mu1, cov1, mu2, cov2) -> float:
-    """``||mu1 - mu2||^2 + Tr(C1 + C2 - 2 (C1 C2)^(1/2))`` in float64.
-
-    The trace of the matrix square root is ``sum sqrt(eig(C1^(1/2) C2 C1^(1/2)))``: the
-    symmetric form has real, non-negative eigenvalues, so no complex ``sqrtm`` is needed.
-    """
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
-    evals, evecs = np.linalg.eigh(cov1)
-    root1 = (evecs * np.sqrt(np.clip(evals, 0, None))) @ evecs.T
-    inner = np.linalg.eigvalsh(root1 @ cov2 @ root1)
-    tr_root = np.sum(np.sqrt(np.clip(inner, 0, None)))
-    return float(np.sum((mu1 - mu2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * tr_root)
 
 
 def feature_stats(features) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Make tests/golden/featurenets/*.npz: LPIPS (lpips 0.1.4) and FID Inception (pytorch-fid 0.3.0)
 outputs on seeded random weights (tests/seeded_weights.py), for the parity tests of
-jaxlatent.models.lpips and jaxlatent.models.inception.
+jaxlatent.models.features.lpips and jaxlatent.models.features.inception.
 
 Usage: python tests/golden/tools/make_featurenet_golden.py --ref DIR
 DIR holds the unpacked wheels lpips==0.1.4, pytorch-fid==0.3.0 and torchvision==0.28.0 (pip

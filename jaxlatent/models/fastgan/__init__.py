@@ -1,0 +1,2 @@
+"""FastGAN (Liu et al., ICLR 2021): config, the Flax generator and the model object with its taps.
+"""
