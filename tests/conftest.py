@@ -12,6 +12,18 @@ import pytest  # noqa: E402
 from report_fixtures import run_quick_demo  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop every compiled program after each test file.
+
+    Each XLA CPU executable keeps its machine code in a few memory mappings of its own; the whole
+    suite in one process compiles enough programs to reach the kernel's limit on mappings
+    (``vm.max_map_count``, 65,530 by default), past which the next compile crashes.
+    """
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture
 def x64():
     """Float64 for one test (finite-difference and numpy references), restored afterwards."""
