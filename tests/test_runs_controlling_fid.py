@@ -15,6 +15,7 @@ from jaxlatent.correlation.controlling import controlling_set, success_curve
 from jaxlatent.correlation.interventions import class_probs
 from jaxlatent.ganspace.edits import edit
 from jaxlatent.ganspace.fid import feature_statistics, frechet_distance
+from jaxlatent.report.from_run import build_run_report
 from jaxlatent.runs import run
 from jaxlatent.runs.controlling import parse_pairs
 from jaxlatent.runs.stages import latents
@@ -68,6 +69,9 @@ def test_controlling_set_run_equals_controlling_set_per_pair(model, clf, tmp_pat
     assert (out["ranking"][2] == -1).all() and (out["signs"][2] == 0).all()
     with pytest.raises(ValueError, match="none of the 40 samples"):
         controlling_set(g, clf.logits, z, target=many, source=empty)
+    results = build_run_report(tmp_path / "r", tmp_path / "rep")      # from the store alone
+    assert results["run"]["pairs"]["size"] == out["size"].tolist()
+    assert "Controlling sets" in (tmp_path / "rep" / "report.html").read_text()
 
 
 def test_controlling_set_pairs_option():
@@ -97,6 +101,9 @@ def test_edit_fid_run_equals_the_fid_of_feature_moments(model, tmp_path):
         want = frechet_distance(orig.mean, orig.covariance, moved.mean, moved.covariance)
         np.testing.assert_allclose(out["fid"][e], want, rtol=1e-6)
     assert out["fid"][1] > out["fid"][0] > 0          # a stronger edit moves the features further
+    results = build_run_report(tmp_path / "r", tmp_path / "rep")
+    assert results["run"]["result"]["fid"] == out["fid"].tolist()
+    assert "FID of edits" in (tmp_path / "rep" / "report.html").read_text()
     with pytest.raises(RunError, match="--directions RUN_DIR is needed"):
         run("edit-fid", model, 8, tmp_path / "x", progress=False)
     with pytest.raises(RunError, match="expected a finished ganspace run, found edit-fid"):

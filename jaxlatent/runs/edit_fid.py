@@ -165,8 +165,14 @@ def _plan(model, options, ctx: RunContext):
         return acc
 
     def result(acc):
-        orig = acc[0]
-        fid = [frechet_distance(orig.mean, orig.covariance, m.mean, m.covariance) for m in acc[1:]]
+        orig, fid = acc[0], []
+        for (c, s), moved in zip(edits, acc[1:]):
+            try:
+                fid.append(frechet_distance(orig.mean, orig.covariance, moved.mean, moved.covariance))
+            except ValueError as err:
+                raise RunError(f"edit-fid: component {c}, strength {s:g}: {err} (the moments of {ctx.n} latents, "
+                               f"{f} features, are stored in {ctx.path}; more latents than features make the "
+                               "covariances regular)") from None
         return {"fid": np.asarray(fid, np.float64)[None], "component": np.asarray([c for c, _ in edits])[None],
                 "strength": np.asarray([s for _, s in edits])[None]}
 
