@@ -6,13 +6,17 @@ Comparisons allow float32 rounding: the run computes chunks of ``chunk_size`` la
 in-memory calls other batch shapes.
 """
 
+import argparse
+
 import numpy as np
 import pytest
 
 import jaxlatent.models.digits
 from jaxlatent import io
+from jaxlatent.cli import run as run_cli
 from jaxlatent.correlation.controlling import controlling_set, success_curve
 from jaxlatent.correlation.interventions import class_probs
+from jaxlatent.models.stylegan2.model import StyleGAN2Config
 from jaxlatent.ganspace.edits import edit
 from jaxlatent.ganspace.fid import feature_statistics, frechet_distance
 from jaxlatent.report.from_run import build_run_report
@@ -21,6 +25,7 @@ from jaxlatent.runs.controlling import parse_pairs
 from jaxlatent.runs.stages import latents
 from jaxlatent.runs.store import RunError
 from jaxlatent.workflows.spaces import latent_space
+from helpers import random_stylegan2
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +117,15 @@ def test_edit_fid_run_equals_the_fid_of_feature_moments(model, tmp_path):
         run("edit-fid", model, 8, tmp_path / "x", options=dict(opts, components="3"), progress=False)
     with pytest.raises(RunError, match="no ica directions"):
         run("edit-fid", model, 8, tmp_path / "x", options=dict(opts, method="ica"), progress=False)
+
+
+def test_cli_asks_for_the_classifier_and_the_features_off_the_digits_model(tmp_path):
+    ckpt = tmp_path / "model"
+    io.save(random_stylegan2(StyleGAN2Config(z_dim=8, w_dim=8, img_resolution=4, mapping_layers=2, channel_base=32,
+                                             channel_max=4), 0), ckpt)
+    parser = argparse.ArgumentParser(prog="jaxlatent")
+    run_cli.register(parser.add_subparsers(dest="command"))
+    for analysis, flag in (("controlling-set", "--classifier DIR"), ("edit-fid", "--features")):
+        args = parser.parse_args(["run", analysis, str(ckpt), "--n", "4", "--out", str(tmp_path / "o")])
+        with pytest.raises(ValueError, match=f"{flag} is needed"):
+            args.func(args)
