@@ -13,7 +13,7 @@ Rows (shipped 16x16 digits StyleGAN2, same latents, one process), one per run an
               the N latents and ``fast_ica`` on the first min(N, 4096); controlling-set:
               ``controlling_set`` for the pairs s -> s + 1 mod 10 (every latent is a sample of
               one source); edit-fid: ``feature_statistics`` of the unedited images and of the
-              edits along components 0, 1 at strengths -2, 2, and ``frechet_distance``
+              edits along directions 0, 1 at strengths -2, 2, and ``frechet_distance``
   run         ``jaxlatent.runs.run`` on the same latents: the same work chunk by chunk, each
               chunk written to the zarr v3 store, checksummed and committed
 overhead = run / in-memory - 1 (the store's cost: writes, SHA-256s, commit records, fsyncs, and
@@ -88,7 +88,7 @@ def _ganspace(model, z, chunk, n, options):
 
 def _controlling(model, z, chunk, n, options):
     clf, out = jaxlatent.models.digits.load_classifier(), []
-    for s, t in (map(int, p.split(":")) for p in options["pairs"].split(",")):
+    for s, t in (map(int, p.split(":")) for p in options["class_pairs"].split(",")):
         try:
             out.append(controlling_set(model.fn("image"), clf.logits, z, target=t, source=s, max_k=K,
                                        chunk_size=chunk))
@@ -126,8 +126,8 @@ ANALYSES = {
         m.fn("w"), z, chunk, n, K, lambda x, y: grassmann_distance(x, y)), 1),
     "grassmann": ({"tap": "w", "k": K, "pairs": None}, _grassmann, 1),
     "ganspace": ({"tap": "w", "k": K, "ica_samples": 4096}, _ganspace, 1),
-    "controlling-set": ({"pairs": RING, "max_k": K, "curve_samples": None}, _controlling, 32),
-    "edit-fid": ({"method": "pca", "components": "0,1", "strengths": "-2,2", "directions": None}, _edit_fid, 2),
+    "controlling-set": ({"class_pairs": RING, "max_k": K, "curve_samples": None}, _controlling, 32),
+    "edit-fid": ({"method": "pca", "indices": "0,1", "strength_values": "-2,2", "directions": None}, _edit_fid, 2),
 }
 
 

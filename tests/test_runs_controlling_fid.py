@@ -48,7 +48,7 @@ def test_controlling_set_run_equals_controlling_set_per_pair(model, clf, tmp_pat
     empty = int(np.flatnonzero(counts == 0)[0])
     pairs = [(many, few), (few, many), (empty, many)]
     res = run("controlling-set", model, n, tmp_path / "r", chunk_size=16, progress=False,
-              options={"pairs": ",".join(f"{s}:{t}" for s, t in pairs), "max_k": 5, "curve_samples": m})
+              options={"class_pairs": ",".join(f"{s}:{t}" for s, t in pairs), "max_k": 5, "curve_samples": m})
     assert res.stages == ["sums", "pairs"]
     out = {name: np.asarray(a) for name, a in res.stage("pairs").items()}
     np.testing.assert_array_equal(np.asarray(res["base_probs"]).argmax(1), label)
@@ -82,17 +82,17 @@ def test_controlling_set_run_equals_controlling_set_per_pair(model, clf, tmp_pat
 def test_controlling_set_pairs_option():
     assert len(parse_pairs("all", 10)) == 90 and parse_pairs("0:1, 3:5", 10) == [(0, 1), (3, 5)]
     for bad in ("0:0", "0:10", "1-2", "0:1,0:1", ""):
-        with pytest.raises(RunError, match="--pairs"):
+        with pytest.raises(RunError, match="--class-pairs"):
             parse_pairs(bad, 10)
 
 
 def test_edit_fid_run_equals_the_fid_of_feature_moments(model, tmp_path):
     gs = run("ganspace", model, 48, tmp_path / "gs", chunk_size=24, options={"k": 3, "method": "pca"},
              progress=False)
-    opts = {"directions": str(tmp_path / "gs"), "components": "0,2", "strengths": "-2,3", "layers": "0:3"}
+    opts = {"directions": str(tmp_path / "gs"), "indices": "0,2", "strength_values": "-2,3", "layers": "0:3"}
     res = run("edit-fid", model, 40, tmp_path / "r", chunk_size=16, options=opts, progress=False)
     out = res.results()
-    np.testing.assert_array_equal(out["component"], [0, 0, 2, 2])
+    np.testing.assert_array_equal(out["index"], [0, 0, 2, 2])
     np.testing.assert_array_equal(out["strength"], [-2, 3, -2, 3])
     assert res.manifest["stages"][0]["inputs"]["directions_sha256"]
     directions = gs.results()["pca_directions"]
@@ -113,8 +113,8 @@ def test_edit_fid_run_equals_the_fid_of_feature_moments(model, tmp_path):
         run("edit-fid", model, 8, tmp_path / "x", progress=False)
     with pytest.raises(RunError, match="expected a finished ganspace run, found edit-fid"):
         run("edit-fid", model, 8, tmp_path / "x", options={"directions": str(tmp_path / "r")}, progress=False)
-    with pytest.raises(RunError, match=r"--components must lie in \[0, 3\)"):
-        run("edit-fid", model, 8, tmp_path / "x", options=dict(opts, components="3"), progress=False)
+    with pytest.raises(RunError, match=r"--indices must lie in \[0, 3\)"):
+        run("edit-fid", model, 8, tmp_path / "x", options=dict(opts, indices="3"), progress=False)
     with pytest.raises(RunError, match="no ica directions"):
         run("edit-fid", model, 8, tmp_path / "x", options=dict(opts, method="ica"), progress=False)
 

@@ -220,8 +220,8 @@ def test_staged_analyses_sigkilled_at_random_moments_resume_to_the_unbroken_stor
     assert_same_store(out, ref)
 
 
-DIGITS_STAGED = {"controlling-set": ["--pairs", "0:3,3:8,8:0", "--max-k", "4", "--curve-samples", "4"],
-                 "edit-fid": ["--components", "0,1", "--strengths=-2,2", "--layers", "0:2"]}
+DIGITS_STAGED = {"controlling-set": ["--class-pairs", "0:3,3:8,8:0", "--max-k", "4", "--curve-samples", "4"],
+                 "edit-fid": ["--indices", "0,1", "--strength-values=-2,2", "--layers", "0:2"]}
 
 
 @pytest.mark.parametrize("analysis", sorted(DIGITS_STAGED))
@@ -265,7 +265,7 @@ STAGED_DEVICES = textwrap.dedent("""
 
 def test_staged_analyses_on_one_and_four_host_devices_give_equal_stores(tmp_path):
     staged = {"distortion": {"k": 2, "pairs": 30}, "grassmann": {"k": 3, "pairs": 30}, "ganspace": {"k": 3}}
-    classified = {"pairs": "0:3,3:8", "max_k": 4, "curve_samples": 4}
+    classified = {"class_pairs": "0:3,3:8", "max_k": 4, "curve_samples": 4}
     script = STAGED_DEVICES.format(config=CONFIG, staged=staged, classified=classified)
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env(tmp_path, devices=4),
                           capture_output=True, text=True, timeout=300)

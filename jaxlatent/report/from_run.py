@@ -150,7 +150,7 @@ def _edit_fid(page: ReportPage, summ: dict) -> None:
     page.section("FID of edits (Heusel et al. 2017; directions: Härkönen et al. 2020)",
                  f"{summ['options']['method']} directions of {summ['options']['directions']}, features of "
                  f"{summ['n']} unedited and edited images.")
-    page.table(["component", "strength", "FID"], [list(row) for row in zip(r["component"], r["strength"], r["fid"])])
+    page.table(["direction", "strength", "FID"], [list(row) for row in zip(r["index"], r["strength"], r["fid"])])
 
 
 def _effects(page: ReportPage, summ: dict) -> None:

@@ -49,7 +49,7 @@ def _classifier(path: str | None):
 
 
 def parse_pairs(text: str, classes: int) -> list[tuple[int, int]]:
-    """``--pairs``: ``"all"`` (every ordered pair of distinct classes) or ``"s:t,s:t"`` -> [(s, t), ...]."""
+    """``--class-pairs``: ``"all"`` (every ordered pair of distinct classes) or ``"s:t,s:t"`` -> [(s, t), ...]."""
     if str(text).strip() == "all":
         return [(s, t) for s in range(classes) for t in range(classes) if s != t]
     pairs = []
@@ -59,14 +59,14 @@ def parse_pairs(text: str, classes: int) -> list[tuple[int, int]]:
         try:
             s, t = (int(v) for v in item.split(":"))
         except ValueError:
-            raise RunError(f"controlling-set: --pairs expects all or SOURCE:TARGET,... (e.g. 0:1,3:5), "
+            raise RunError(f"controlling-set: --class-pairs expects all or SOURCE:TARGET,... (e.g. 0:1,3:5), "
                            f"found {text!r}") from None
         if not (0 <= s < classes and 0 <= t < classes) or s == t:
-            raise RunError(f"controlling-set: --pairs {item.strip()}: source and target must be distinct "
+            raise RunError(f"controlling-set: --class-pairs {item.strip()}: source and target must be distinct "
                            f"classes in [0, {classes}) of the classifier")
         pairs.append((s, t))
     if not pairs or len(set(pairs)) != len(pairs):
-        raise RunError(f"controlling-set: --pairs needs at least one pair and no pair twice, found {text!r}")
+        raise RunError(f"controlling-set: --class-pairs needs at least one pair and no pair twice, found {text!r}")
     return pairs
 
 
@@ -76,7 +76,7 @@ def _plan(model, options, ctx: RunContext):
         c = check_reads_images(model, clf.logits, flag="--classifier", what="classifier")
     except ValueError as err:
         raise RunError(f"controlling-set: {err}") from None
-    pairs = parse_pairs(options["pairs"], c)
+    pairs = parse_pairs(options["class_pairs"], c)
     sources = sorted({s for s, _ in pairs})
     targets = sorted({t for _, t in pairs})
     d, a, size = int(model.z_dim), float(options["magnitude"]), ctx.chunk_size
@@ -198,7 +198,7 @@ register(Analysis(
     help="controlling sets of latent dimensions for (source, target) class pairs, Method A ranked (Li, Tao, Niu & "
          "Li, ICPR 2020): ranking, signs, success curve S(k) and size per pair",
     options=(Option("tap", "--tap", str, "image", "image tap the classifier reads (default image)"),
-             Option("pairs", "--pairs", str, "all", "SOURCE:TARGET class pairs, e.g. 0:1,3:5, or all ordered pairs "
+             Option("class_pairs", "--class-pairs", str, "all", "SOURCE:TARGET class pairs, e.g. 0:1,3:5, or all ordered pairs "
                                                     "of distinct classes (default all)"),
              Option("magnitude", "--magnitude", float, 3.0, "intervention magnitude a in standard units (default 3)"),
              Option("min_prob", "--min-prob", float, 0.0, "a source sample's least probability of its class "

@@ -1,7 +1,8 @@
 """FID of edits along a ganspace run's directions, streamed (Heusel et al. 2017; Härkönen et al. 2020).
 
-For each requested component ``c`` of a finished ``ganspace`` run (``--directions RUN_DIR``,
-``--method pca|ica``) and each strength ``s`` (``--strengths``), every latent of this run is
+For each requested direction ``d_c`` (``--indices``) of a finished ``ganspace`` run
+(``--directions RUN_DIR``, ``--method pca|ica``) and each strength ``s`` (``--strength-values``),
+every latent of this run is
 edited, ``x + s d_c`` in the directions' space (W, or a layer range of W+ with ``--layers``,
 for StyleGAN2's ``w``; Z otherwise; :func:`jaxlatent.ganspace.edits.edit`), and the FID
 between the features of the edited and of the unedited images is the Fréchet distance of
@@ -9,9 +10,9 @@ their float64 feature moments (:func:`jaxlatent.ganspace.fid.frechet_distance`).
 
 Stages: the run folder, one row per chunk of latents, ``count ()`` and the float64 ``mean
 (E + 1, F)`` and centred ``scatter (E + 1, F, F)`` of the features, row 0 unedited, row
-``1 + e`` the e-th edit (components major, strengths minor); ``result``, one row: the moments
+``1 + e`` the e-th edit (directions major, strengths minor); ``result``, one row: the moments
 merged in chunk order (as :func:`jaxlatent.ganspace.fid.feature_statistics` with the run's
-chunk size does) and ``fid (E,)``, ``component (E,)``, ``strength (E,)``. The directions'
+chunk size does) and ``fid (E,)``, ``index (E,)``, ``strength (E,)``. The directions'
 SHA-256 is part of the run's identity (the manifest's stage ``inputs``): a resumed run refuses
 a ganspace run that changed.
 """
@@ -79,15 +80,14 @@ def directions_of(model, options) -> tuple[np.ndarray, str]:
 
 
 def edit_grid_of(options, k: int) -> tuple[list[int], list[float]]:
-    """``(components, strengths)`` of ``--components`` (``all``: 0..k-1) and ``--strengths``."""
-    comps = list(range(k)) if options["components"] in (None, "all") else _numbers(options["components"], int,
-                                                                                    "--components")
-    strengths = _numbers(options["strengths"], float, "--strengths")
+    """``(indices, strengths)`` of ``--indices`` (``all``: 0..k-1) and ``--strength-values``."""
+    comps = list(range(k)) if options["indices"] in (None, "all") else _numbers(options["indices"], int, "--indices")
+    strengths = _numbers(options["strength_values"], float, "--strength-values")
     if not comps or min(comps) < 0 or max(comps) >= k:
-        raise RunError(f"edit-fid: --components must lie in [0, {k}) (the run's {k} directions), "
-                       f"found {options['components']!r}")
+        raise RunError(f"edit-fid: --indices must lie in [0, {k}) (the run's {k} directions), "
+                       f"found {options['indices']!r}")
     if not strengths:
-        raise RunError(f"edit-fid: --strengths needs at least one value, found {options['strengths']!r}")
+        raise RunError(f"edit-fid: --strength-values needs at least one value, found {options['strength_values']!r}")
     return comps, strengths
 
 
@@ -170,13 +170,13 @@ def _plan(model, options, ctx: RunContext):
             try:
                 fid.append(frechet_distance(orig.mean, orig.covariance, moved.mean, moved.covariance))
             except ValueError as err:
-                raise RunError(f"edit-fid: component {c}, strength {s:g}: {err} (the moments of {ctx.n} latents, "
+                raise RunError(f"edit-fid: direction {c}, strength {s:g}: {err} (the moments of {ctx.n} latents, "
                                f"{f} features, are stored in {ctx.path}; more latents than features make the "
                                "covariances regular)") from None
-        return {"fid": np.asarray(fid, np.float64)[None], "component": np.asarray([c for c, _ in edits])[None],
+        return {"fid": np.asarray(fid, np.float64)[None], "index": np.asarray([c for c, _ in edits])[None],
                 "strength": np.asarray([s for _, s in edits])[None]}
 
-    second = Stage("result", 1, 1, (Output("fid", (e,), "float64"), Output("component", (e,), "int32"),
+    second = Stage("result", 1, 1, (Output("fid", (e,), "float64"), Output("index", (e,), "int32"),
                                     Output("strength", (e,), "float32")),
                    load_result, result, unit="result", latents_per_row=0)
     return [first, second]
@@ -184,13 +184,13 @@ def _plan(model, options, ctx: RunContext):
 
 register(Analysis(
     name="edit-fid",
-    help="FID of edits along a ganspace run's directions, per component and strength (Heusel et al. 2017; "
+    help="FID of edits along a ganspace run's directions, per direction and strength (Heusel et al. 2017; "
          "Härkönen et al. 2020): streamed feature moments of unedited and edited images",
     options=(Option("directions", "--directions", _run_dir, None, "folder of a finished 'jaxlatent run ganspace' "
                                                                   "of this model (required)"),
              Option("method", "--method", str, "pca", "directions: pca (default) or ica", ("pca", "ica")),
-             Option("components", "--components", str, "all", "components edited, e.g. 0,1,2 (default all)"),
-             Option("strengths", "--strengths", str, "-2,2", "edit strengths (default -2,2)"),
+             Option("indices", "--indices", str, "all", "indices of the directions edited, e.g. 0,1,2 (default all)"),
+             Option("strength_values", "--strength-values", str, "-2,2", "edit strengths, e.g. -2,2 (default -2,2)"),
              Option("layers", "--layers", str, None, "W+ layer range START:STOP of the edits (StyleGAN2 w only; "
                                                      "default every layer)"),
              Option("features", "--features", str, None,
