@@ -7,6 +7,7 @@ in-memory calls other batch shapes.
 """
 
 import argparse
+import shutil
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from jaxlatent.report.from_run import build_run_report
 from jaxlatent.runs import run
 from jaxlatent.runs.controlling import parse_pairs
 from jaxlatent.runs.stages import latents
-from jaxlatent.runs.store import RunError
+from jaxlatent.runs.store import RunError, RunMismatchError
 from jaxlatent.workflows.spaces import latent_space
 from helpers import random_stylegan2
 
@@ -109,6 +110,12 @@ def test_edit_fid_run_equals_the_fid_of_feature_moments(model, tmp_path):
     results = build_run_report(tmp_path / "r", tmp_path / "rep")
     assert results["run"]["result"]["fid"] == out["fid"].tolist()
     assert "FID of edits" in (tmp_path / "rep" / "report.html").read_text()
+    # other directions under the same folder: the resumed run refuses them (their SHA-256 is identity)
+    shutil.rmtree(tmp_path / "gs")
+    run("ganspace", model, 48, tmp_path / "gs", chunk_size=24, options={"k": 3, "method": "pca"}, first_seed=5,
+        progress=False)
+    with pytest.raises(RunMismatchError, match="stages"):
+        run("edit-fid", model, 40, tmp_path / "r", chunk_size=16, options=opts, progress=False)
     with pytest.raises(RunError, match="--directions RUN_DIR is needed"):
         run("edit-fid", model, 8, tmp_path / "x", progress=False)
     with pytest.raises(RunError, match="expected a finished ganspace run, found edit-fid"):
