@@ -171,25 +171,17 @@ STAGED = {"distortion": ["--k", "2", "--pairs", "40"], "grassmann": ["--k", "3",
           "ganspace": ["--k", "3", "--ica-samples", "24"]}
 
 
-@pytest.mark.parametrize("analysis", sorted(STAGED))
-def test_staged_analyses_sigkilled_at_random_moments_resume_to_the_unbroken_store(tmp_path, analysis):
-    n, chunk = 48, 4
-    ckpt = str(tmp_path / "model")
-    io.save(random_stylegan2(StyleGAN2Config(**CONFIG), 0), ckpt)
-    cmd = [sys.executable, "-c", CLI, "run", analysis, ckpt, "--n", str(n), "--chunk-size", str(chunk),
-           *STAGED[analysis]]
-    ref = str(tmp_path / "unbroken")
-    done = subprocess.run(cmd + ["--out", ref, "--quiet"], env=env(tmp_path), capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    total = records(ref)
-    out = str(tmp_path / "killed")
-    rng = random.Random(hash(analysis) % 1000)
-    # kills at random moments: while starting, then at random commit counts of any stage
-    targets = [0] + sorted(rng.sample(range(1, total - 2), 2))
+def kill_at_random_moments_then_finish(cmd, out, total, rng, tmp_path, kills=3):
+    """Start ``cmd + --out out`` and SIGKILL it ``kills`` times (while starting, then at random
+    commit counts of any stage, below ``total``), then run it to the end."""
+    targets = [0] + sorted(rng.sample(range(1, total - 2), kills - 1))
+    log = tmp_path / "stderr.txt"
     for kill, target in enumerate(targets):
-        proc = subprocess.Popen(cmd + ["--out", out, "--quiet"], env=env(tmp_path), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        # stderr to a file: a pipe nobody reads fills (XLA logs every executable it loads from the
+        # compilation cache) and would stop the process before its kill
+        with open(log, "w") as err:
+            proc = subprocess.Popen(cmd + ["--out", out, "--quiet"], env=env(tmp_path), stdout=subprocess.DEVNULL,
+                                    stderr=err)
         start = time.monotonic()
         if target == 0:
             time.sleep(rng.uniform(0.5, 2.0))
@@ -198,40 +190,90 @@ def test_staged_analyses_sigkilled_at_random_moments_resume_to_the_unbroken_stor
                 time.sleep(0.002)
             time.sleep(rng.uniform(0.0, 0.01))
         if proc.poll() is not None:
-            pytest.fail(f"the run ended before kill {kill + 1} (rc {proc.returncode}): {proc.stderr.read()[-2000:]}")
+            pytest.fail(f"the run ended before kill {kill + 1} (rc {proc.returncode}): {log.read_text()[-2000:]}")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert records(out) < total
     done = subprocess.run(cmd + ["--out", out, "--quiet"], env=env(tmp_path), capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def unbroken(cmd, ref, tmp_path):
+    """Run ``cmd + --out ref`` to the end; returns its commit records' count."""
+    done = subprocess.run(cmd + ["--out", ref, "--quiet"], env=env(tmp_path), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return records(ref)
+
+
+@pytest.mark.parametrize("analysis", sorted(STAGED))
+def test_staged_analyses_sigkilled_at_random_moments_resume_to_the_unbroken_store(tmp_path, analysis):
+    n, chunk = 48, 4
+    ckpt = str(tmp_path / "model")
+    io.save(random_stylegan2(StyleGAN2Config(**CONFIG), 0), ckpt)
+    cmd = [sys.executable, "-c", CLI, "run", analysis, ckpt, "--n", str(n), "--chunk-size", str(chunk),
+           *STAGED[analysis]]
+    ref, out = str(tmp_path / "unbroken"), str(tmp_path / "killed")
+    total = unbroken(cmd, ref, tmp_path)
+    kill_at_random_moments_then_finish(cmd, out, total, random.Random(hash(analysis) % 1000), tmp_path)
+    assert_same_store(out, ref)
+
+
+DIGITS_STAGED = {"controlling-set": ["--class-pairs", "0:3,3:8,8:0", "--max-k", "4", "--curve-samples", "4"],
+                 "edit-fid": ["--indices", "0,1", "--strength-values=-2,2", "--layers", "0:2"]}
+
+
+@pytest.mark.parametrize("analysis", sorted(DIGITS_STAGED))
+def test_classifier_analyses_sigkilled_at_random_moments_resume_to_the_unbroken_store(tmp_path, analysis):
+    ckpt = jaxlatent.models.digits.assets_dir()
+    extra = list(DIGITS_STAGED[analysis])
+    if analysis == "edit-fid":
+        run("ganspace", jaxlatent.load(ckpt), 32, tmp_path / "gs", chunk_size=16, options={"k": 2, "method": "pca"},
+            progress=False)
+        extra += ["--directions", str(tmp_path / "gs")]
+    cmd = [sys.executable, "-c", CLI, "run", analysis, ckpt, "--n", "24", "--chunk-size", "4", *extra]
+    ref, out = str(tmp_path / "unbroken"), str(tmp_path / "killed")
+    total = unbroken(cmd, ref, tmp_path)
+    kill_at_random_moments_then_finish(cmd, out, total, random.Random(len(analysis)), tmp_path, kills=2)
     assert_same_store(out, ref)
 
 
 STAGED_DEVICES = textwrap.dedent("""
     import sys
     import jax
+    import jaxlatent
+    import jaxlatent.models.digits
     from helpers import random_stylegan2
     from jaxlatent.models.stylegan2.model import StyleGAN2Config
     from jaxlatent.engine.parallel import batch_mesh
     from jaxlatent.runs import run
 
-    assert len(jax.devices()) == 2, jax.devices()
+    assert len(jax.devices()) == 4, jax.devices()
     model = random_stylegan2(StyleGAN2Config(**{config}), 0)
     for name, opts in {staged}.items():
-        for d in (1, 2):
+        for d in (1, 4):
             run(name, model, 24, sys.argv[1] + f"/{{name}}{{d}}", chunk_size=8, options=opts,
                 mesh=batch_mesh(jax.devices()[:d]), progress=False)
+    digits = jaxlatent.load(jaxlatent.models.digits.assets_dir())
+    for d in (1, 4):
+        run("controlling-set", digits, 48, sys.argv[1] + f"/controlling-set{{d}}", chunk_size=24,
+            options={classified}, mesh=batch_mesh(jax.devices()[:d]), progress=False)
     print("DEVICES OK")
 """)
 
 
-def test_staged_analyses_on_one_and_two_host_devices_give_equal_stores(tmp_path):
+def test_staged_analyses_on_one_and_four_host_devices_give_equal_stores(tmp_path):
     staged = {"distortion": {"k": 2, "pairs": 30}, "grassmann": {"k": 3, "pairs": 30}, "ganspace": {"k": 3}}
-    proc = subprocess.run([sys.executable, "-c", STAGED_DEVICES.format(config=CONFIG, staged=staged), str(tmp_path)],
-                          env=env(tmp_path, devices=2), capture_output=True, text=True, timeout=300)
+    classified = {"class_pairs": "0:3,3:8", "max_k": 4, "curve_samples": 4}
+    script = STAGED_DEVICES.format(config=CONFIG, staged=staged, classified=classified)
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env(tmp_path, devices=4),
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "DEVICES OK" in proc.stdout, proc.stderr[-3000:]
     for name in staged:
-        # the same pairs (drawn from the run's identity); the Jacobians of 8 or 4 rows per device
+        # the same pairs (drawn from the run's identity); the Jacobians of 8 or 2 rows per device
         # round float32 differently by a few ulps, and the distances and moments with them
-        assert_same_store(tmp_path / f"{name}2", tmp_path / f"{name}1", rtol=1e-4, atol=1e-5)
+        assert_same_store(tmp_path / f"{name}4", tmp_path / f"{name}1", rtol=1e-4, atol=1e-5)
+    # images and probabilities in batches of 24 or 6 per device: float32 ulps; the same classes,
+    # rankings and sizes
+    assert_same_store(tmp_path / "controlling-set4", tmp_path / "controlling-set1", rtol=1e-4, atol=1e-5)

@@ -86,10 +86,15 @@ def run_command(args) -> int:
                                    process_id=args.process_id)
     analysis = registry.get(args.analysis)
     options = {o.name: getattr(args, f"opt_{o.name}") for o in analysis.options}
-    if "classifier" in options and options["classifier"] is None and not is_shipped_digits(args.checkpoint):
+    if options.get("classifier", "") is None and not is_shipped_digits(args.checkpoint):
         raise ValueError(f"{args.checkpoint}: --classifier DIR is needed: the shipped digit classifier reads only "
                          "the shipped digits model's images; pass a classifier directory trained on this model's "
                          "images (jaxlatent.train.classifier.save_classifier)")
+    if options.get("features", "") is None and not is_shipped_digits(args.checkpoint):
+        raise ValueError(f"{args.checkpoint}: --features is needed: the shipped digit classifier's features suit "
+                         "only the shipped digits model; pass pytorch-fid's Inception weights file "
+                         "(pt_inception-2015-12-05-6726825d.pth) or a classifier directory trained on this model's "
+                         "images")
     model = _common.load_model(args)
     _common.refuse_family(model, args, "run")
     result = run(args.analysis, model, args.n, args.out, first_seed=args.first_seed, options=options,

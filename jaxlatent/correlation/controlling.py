@@ -108,6 +108,20 @@ def _signs(x) -> np.ndarray:
     return np.where(s == 0, 1.0, s).astype(np.float32)
 
 
+def ranked_order(scores, weights) -> tuple[np.ndarray, np.ndarray]:
+    """Method A's order and directions from a target's single-dimension measures.
+
+    Args:
+      scores: (D,) sensitivity of the target probability per dimension.
+      weights: (D,) signed effect of ``+a`` over ``-a`` on it.
+
+    Returns:
+      ``(order (D,), directions (D,))``: dimensions by decreasing score (ties in index order)
+      and ``sign(weights)`` as +1/-1 (a zero effect counts as +1).
+    """
+    return np.argsort(-np.asarray(scores), kind="stable"), _signs(weights)
+
+
 def _finish(ranking, scores, weights, directions, success, target_prob, n, success_target, saturation):
     k = choose_size(success, success_target, saturation)
     dims = np.sort(np.asarray(ranking)[:k])
@@ -176,8 +190,7 @@ def sequential_set(g: Callable, classifier: Callable, z, target: int, *, source:
                          f"the latents have {d}")
     scores = np.asarray(eff.sensitivity[:, target])
     weights = np.asarray(eff.effect[:, target])
-    directions = _signs(weights)
-    order = np.argsort(-scores, kind="stable")
+    order, directions = ranked_order(scores, weights)
     if selection == "ranked":
         max_k = d if max_k is None else min(int(max_k), d)
         ranking = order[:max_k]

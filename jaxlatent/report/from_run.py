@@ -46,6 +46,10 @@ def run_summaries(res: RunResult) -> dict:
            "model_sha256": res.manifest["model_sha256"], "summary": dict(res.summary)}
     if "result" in res.stages:
         out["result"] = {k: np.asarray(v).tolist() for k, v in res.results().items()}
+    if out["analysis"] == "controlling-set":
+        pairs = res.stage("pairs")
+        out["pairs"] = {name: np.asarray(pairs[name]).tolist()
+                        for name in ("source", "target", "num_samples", "curve_samples", "size", "ranking", "success")}
     if out["analysis"] == "concept-effects":
         opts = res.manifest["options"]
         values = _numbers(opts["values"])
@@ -127,6 +131,28 @@ def _ganspace(page: ReportPage, summ: dict, arrays: dict) -> None:
         page.table(["ICA iterations", "converged"], [[r["ica_iterations"], str(bool(r["ica_converged"]))]])
 
 
+def _controlling(page: ReportPage, summ: dict) -> None:
+    p = summ["pairs"]
+    page.section("Controlling sets (Li, Tao, Niu and Li, ICPR 2020)",
+                 "Method A, ranked: per (source, target) pair the set's size by the size rule and the success "
+                 "S(size) on the first curve samples of the source (0 samples: no sample of the source in the run).")
+    rows = []
+    for i in range(len(p["source"])):
+        size = p["size"][i]
+        rows.append([p["source"][i], p["target"][i], p["num_samples"][i], p["curve_samples"][i], size,
+                     ", ".join(str(d) for d in sorted(p["ranking"][i][:size])),
+                     p["success"][i][size - 1] if size else float("nan")])
+    page.table(["source", "target", "samples", "curve samples", "size", "dims", "S(size)"], rows)
+
+
+def _edit_fid(page: ReportPage, summ: dict) -> None:
+    r = summ["result"]
+    page.section("FID of edits (Heusel et al. 2017; directions: Härkönen et al. 2020)",
+                 f"{summ['options']['method']} directions of {summ['options']['directions']}, features of "
+                 f"{summ['n']} unedited and edited images.")
+    page.table(["direction", "strength", "FID"], [list(row) for row in zip(r["index"], r["strength"], r["fid"])])
+
+
 def _effects(page: ReportPage, summ: dict) -> None:
     e = summ["effects"]
     sens = np.asarray(e["sensitivity"])
@@ -170,6 +196,10 @@ def build_run_report(run_dir, out_dir, *, title: str | None = None) -> dict:
         _ganspace(page, summ, arrays)
     elif analysis == "concept-effects":
         _effects(page, summ)
+    elif analysis == "controlling-set":
+        _controlling(page, summ)
+    elif analysis == "edit-fid":
+        _edit_fid(page, summ)
     page.results.update(run=summ)
     np.savez_compressed(page.path("arrays.npz"), **arrays)
     page.write()

@@ -5,7 +5,7 @@
 ``open_run(out)`` reads the result back as output name -> lazy array. See ``docs/runs.md``.
 """
 
-from jaxlatent.runs import analyses, pairs, population  # register the shipped analyses (local-basis, distortion, ...)
+from jaxlatent.runs import analyses, controlling, edit_fid, pairs, population  # register the shipped analyses
 from jaxlatent.runs.registry import Analysis, Option, get as get_analysis, names as analysis_names, register
 from jaxlatent.runs.results import RunResult, StoredArray, open_run
 from jaxlatent.runs.runner import DEFAULT_CHUNK_SIZE, latents, row_keys, run

@@ -44,6 +44,8 @@ class Stage(NamedTuple):
     latents_per_row: latents a row stands for (1 for a latent, chunk size for a chunk of
       latents, 0 otherwise): the latents/s of the progress bar and the status.
     spectrum, dimension: outputs the streamed summaries read (see :mod:`jaxlatent.runs.summaries`).
+    inputs: what the stage reads from outside the run (another run's arrays), as name -> SHA-256
+      of their bytes: part of the run's identity, so a resumed run refuses changed inputs.
     """
 
     name: str
@@ -56,11 +58,15 @@ class Stage(NamedTuple):
     latents_per_row: int = 1
     spectrum: str | None = None
     dimension: str | None = None
+    inputs: dict | None = None
 
     def describe(self) -> dict:
-        """The stage's part of the manifest (its identity: name, rows, chunking, outputs)."""
-        return {"name": self.name, "n": int(self.n), "chunk_size": int(self.chunk_size), "unit": self.unit,
+        """The stage's part of the manifest (its identity: name, rows, chunking, outputs, outside inputs)."""
+        desc = {"name": self.name, "n": int(self.n), "chunk_size": int(self.chunk_size), "unit": self.unit,
                 "outputs": {o.name: {"shape": list(o.shape), "dtype": str(o.dtype)} for o in self.outputs}}
+        if self.inputs:
+            desc["inputs"] = dict(self.inputs)
+        return desc
 
 
 class RunContext(NamedTuple):
