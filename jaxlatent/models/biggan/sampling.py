@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
+from scipy.stats import truncnorm
 
 __all__ = ["truncated_noise_sample", "latents_from_seeds", "class_vectors"]
 
@@ -31,10 +32,6 @@ def truncated_noise_sample(batch_size: int = 1, dim_z: int = 128, truncation: fl
     Returns:
       z: (batch_size, dim_z) float32, equal to the package's draw for the same seed.
     """
-    # scipy.stats is imported here, not with jaxlatent: it builds its distributions at import
-    # (slow), and its array-API checks fail while torch is masked out of sys.modules
-    from scipy.stats import truncnorm  # noqa: PLC0415
-
     state = None if seed is None else np.random.RandomState(seed)
     values = truncnorm.rvs(-2, 2, size=(batch_size, dim_z), random_state=state).astype(np.float32)
     return truncation * values
