@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 from scipy.stats import truncnorm
 
-__all__ = ["truncated_noise_sample", "latents_from_seeds", "class_vectors"]
+__all__ = ["truncated_noise_sample", "latents_from_seeds", "latent_std", "class_vectors"]
 
 
 def truncated_noise_sample(batch_size: int = 1, dim_z: int = 128, truncation: float = 1.0,
@@ -48,6 +48,14 @@ def latents_from_seeds(seeds: Iterable[int], dim_z: int, truncation: float = 1.0
     """
     rows = [truncated_noise_sample(1, dim_z, truncation, int(s))[0] for s in seeds]
     return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim_z), np.float32)
+
+
+def latent_std(truncation: float = 1.0) -> float:
+    """Standard deviation of each coordinate of :func:`truncated_noise_sample`'s draws:
+    ``truncation * sd(TN(0, 1; [-2, 2]))`` = ``truncation * 0.8796``; the standard unit in which
+    interventions on BigGAN's latent are measured (a value of ``2 / 0.8796`` units reaches the
+    truncation bound)."""
+    return float(truncation) * float(truncnorm.std(-2, 2))
 
 
 def class_vectors(c, num_classes: int, batch: int | None = None) -> np.ndarray:
