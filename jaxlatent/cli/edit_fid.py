@@ -46,13 +46,6 @@ def features_from_flag(model, checkpoint: str | None, text: str | None):
     return features_for(model, checkpoint, text, flag="--features")
 
 
-def _describe(latents) -> str:
-    """The latents' draw as results record it: ``KeyLatents(seed, n)`` or the truncated one."""
-    if hasattr(latents, "scale"):
-        return f"TruncatedKeyLatents({latents.seed}, {latents.n}, bound={latents.bound:g}, scale={latents.scale:g})"
-    return f"KeyLatents({latents.seed}, {latents.n})"
-
-
 def _direction_files(paths):
     files = []
     for p in paths:
@@ -96,7 +89,7 @@ def run_edit_fid(args) -> int:
                            chunk_size=args.chunk_size, progress=_common.progress("edit-fid"))
     _common.write_json(os.path.join(args.out, "edit_fid.json"), {
         "analysis": "edit_fid", "checkpoint": args.checkpoint, "features": args.features or "classifier",
-        "latents": _describe(latents), "layers": layers, "seed": args.seed, **table._asdict()})
+        "latents": repr(latents), "layers": layers, "seed": args.seed, **table._asdict()})
     width = max(len(s) for s in table.strengths)
     print(f"edit FID, {table.n} images, variant {table.variant}, seed {args.seed}")
     print(" " * width + "".join(f"{m:>12}" for m in table.methods))

@@ -26,7 +26,8 @@ def register(subparsers) -> None:
         "ganspace", help="GANSpace directions by PCA or ICA of a tap's population (Härkönen et al. 2020; "
                          "Palaev et al. 2023)",
         description="Fit PCA and/or FastICA to a tap over N latents (row i: N(0, I) from "
-                    "fold_in(key(--seed), i); BigGAN: --trunc x TN(0, 1; [-2, 2])), write the directions (.npz) and edit grids of the "
+                    "fold_in(key(--seed), i); BigGAN: --trunc x TN(0, 1; [-2, 2])), write the directions "
+                    "(.npz) and edit grids of the "
                     "leading ones for the --seeds latents.")
     _common.add_model_args(p, seeds="0-2", out_help="output directory (directions_<method>.npz, grids)")
     p.add_argument("--method", default="pca,ica", help="pca, ica or both, comma-separated (default pca,ica)")

@@ -126,6 +126,9 @@ class KeyLatents:
     def shape(self) -> tuple[int, int]:
         return (self.n, self.dim)
 
+    def __repr__(self) -> str:
+        return f"KeyLatents({self.seed}, {self.n})"
+
 
 @functools.partial(jax.jit, static_argnums=(2,))
 def _key_rows(key, rows, dim):
@@ -152,6 +155,9 @@ class TruncatedKeyLatents(KeyLatents):
         start, stop, step = rows.indices(self.n)
         return np.asarray(_truncated_rows(jax.random.key(self.seed), jnp.arange(start, stop, step), self.dim,
                                           self.bound)) * np.float32(self.scale)
+
+    def __repr__(self) -> str:
+        return f"TruncatedKeyLatents({self.seed}, {self.n}, bound={self.bound:g}, scale={self.scale:g})"
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))

@@ -11,9 +11,10 @@ restarts: a resumed run recomputes missing chunks from the same inputs.
 
 Latent ``i`` of a run with seed ``s`` is ``z_i = RandomState(s + i).randn(z_dim)``
 (:func:`latents`; a BigGAN's is the package's truncated draw of seed ``s + i`` at the run's
-``--trunc``, :func:`model_latents`), read by every stage through ``RunContext.latents``; an analysis that draws per latent gets ``fold_in(PRNGKey(s), i)``
-(:func:`row_keys`); a stage that draws per chunk seeds ``numpy.random.default_rng`` with the
-seed, a tag of its own and the chunk index (:func:`chunk_rng`).
+``--trunc``, :func:`model_latents`), read by every stage through ``RunContext.latents``; an
+analysis that draws per latent gets ``fold_in(PRNGKey(s), i)`` (:func:`row_keys`); a stage
+that draws per chunk seeds ``numpy.random.default_rng`` with the seed, a tag of its own and the
+chunk index (:func:`chunk_rng`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from jaxlatent.engine.parallel import pad_rows
 from jaxlatent.runs.store import ChunkedStore, RunError
 from jaxlatent.workflows.spaces import seed_latents
 
-__all__ = ["Stage", "RunContext", "latents", "model_latents", "row_keys", "chunk_rng", "latent_stage", "chunk_ranges",
-           "stored_sum"]
+__all__ = ["Stage", "RunContext", "latents", "model_latents", "row_keys", "chunk_rng", "latent_stage",
+           "chunk_ranges", "stored_sum"]
 
 
 class Stage(NamedTuple):

@@ -25,14 +25,6 @@ _FULL = dict(n_population=20000, n_fid=1000, k=10, k_ica=(10, 20), grid_dirs=5, 
 _QUICK = dict(n_population=2000, n_fid=200, k=8, k_ica=(8,), grid_dirs=4, strengths=5)
 
 
-def _draw(population, seed: int) -> str:
-    """How the latents of ``seed`` are drawn, as the page names it."""
-    scale = getattr(population, "scale", None)
-    if scale is None:
-        return f"KeyLatents({seed}, n): N(0, I)"
-    return f"TruncatedKeyLatents({seed}, n): {scale:g} TN(0, 1; [-{population.bound:g}, {population.bound:g}])"
-
-
 def add_section(page, model, ctx: SectionContext) -> None:
     """GANSpace PCA vs ICA: edit grids of both and the edit-FID table (Palaev et al. 2023)."""
     quick, key, classifier, arrays = ctx.options.quick, ctx.key, ctx.classifier, ctx.arrays
@@ -53,7 +45,7 @@ def add_section(page, model, ctx: SectionContext) -> None:
         "GANSpace: PCA and ICA directions",
         f"Härkönen et al. (NeurIPS 2020) edit along the principal axes of a tap's population; "
         f"Palaev, Lukmanov and Khan (ICLR 2023 Tiny Papers) replace PCA by FastICA. Fitted at tap "
-        f"'{tap}' over {cfg['n_population']} latents ({_draw(population, POPULATION_SEED)}); edits move "
+        f"'{tap}' over {cfg['n_population']} latents ({population!r}); edits move "
         + ("w (every layer)." if space == "w" else "z along directions lifted by least squares."))
 
     # grids: the first latent, each method's leading directions, strengths -6..6
@@ -84,13 +76,14 @@ def add_section(page, model, ctx: SectionContext) -> None:
     if classifier is None:
         page.text("Edit FID skipped: no feature network (the demo uses the digits classifier's features).")
     else:
-        z = key_latents(model, FID_SEED, cfg["n_fid"], truncation_psi=opts["truncation_psi"])[:]
+        fid_latents = key_latents(model, FID_SEED, cfg["n_fid"], truncation_psi=opts["truncation_psi"])
+        z = fid_latents[:]
         x, render = edit_space.points(z), edit_space.image
         table = edit_fid_table(render, classifier.features, x, {n: d.directions for n, d in fits.items()},
                                key=jax.random.fold_in(key, 0), variant="paper",
                                max_strengths=(3.0,) if quick else (3.0, 6.0), chunk_size=cfg["n_fid"])
         page.text(f"Fréchet distance between the classifier features of {table.n} generated images "
-                  f"({_draw(population, FID_SEED)}) and of the same images each edited along one random "
+                  f"({fid_latents!r}) and of the same images each edited along one random "
                   f"direction of the set with a random strength (Palaev et al., tables 1-3; "
                   f"strengths as the paper's text: alpha ~ U[-a, a]). "
                   f"Lower: the edits keep the images closer to the model's distribution.")
