@@ -22,7 +22,9 @@ or has no ``run``, or fails, gets one row saying so instead of stopping the othe
 ``generate.py`` times the official generators, so it needs their checkouts: pass
 ``--nvlabs PATH`` / ``--fastgan PATH`` (or set ``JAXLATENT_NVLABS`` / ``JAXLATENT_FASTGAN``);
 without them its rows say so; ``fid_features.py`` times pytorch-fid's Inception when
-``JAXLATENT_FID_REF`` names a folder with the unpacked pytorch-fid and torchvision wheels.
+``JAXLATENT_FID_REF`` names a folder with the unpacked pytorch-fid and torchvision wheels, and
+``biggan.py`` times pytorch-pretrained-biggan when ``JAXLATENT_BIGGAN_REF`` names a folder where
+it imports.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCHMARKS = ("jacobian_check", "local_basis", "generate", "geometry", "ganspace", "fid_features", "correlation", "runs")
+BENCHMARKS = ("jacobian_check", "local_basis", "generate", "geometry", "ganspace", "fid_features", "correlation", "runs",
+              "biggan")
 SMOKE_BUDGET_S = 55.0
 STARTUP_S = 5.0  # what a child process needs to start and import jax before it can measure
 

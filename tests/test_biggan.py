@@ -113,6 +113,9 @@ def test_sampler_reproduces_the_package(golden):
     z = m.sample_latents([7, 8], truncation=0.5)
     np.testing.assert_array_equal(z, np.concatenate([truncated_noise_sample(1, 16, 0.5, s) for s in (7, 8)]))
     assert np.abs(z).max() <= 1.0 and z.dtype == np.float32
+    # the standard unit of interventions on z: the draws' standard deviation
+    draws = truncated_noise_sample(2000, 16, 0.5, seed=3)
+    assert abs(m.latent_std(0.5) - 0.5 * 0.8796) < 1e-4 and abs(draws.std() - m.latent_std(0.5)) < 0.005
 
 
 # ----------------------------------------------------------------------------- inputs

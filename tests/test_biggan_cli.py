@@ -1,5 +1,6 @@
-"""The command line on a pytorch-pretrained-biggan folder: the commands that apply run, the
-others stop before any work with a message that says why."""
+"""The command line on a pytorch-pretrained-biggan folder: the commands run with a class and a
+truncation; flags that do not apply stop before any work with a message that says why (every
+command on a BigGAN: tests/test_families.py)."""
 
 import json
 import os
@@ -60,9 +61,12 @@ def test_commands_refuse_what_they_cannot_do(folder, tmp_path, capsys):
     assert main(["geometry", folder, "--seeds", "0", "--class", "1", "--space", "w",
                  "--out", str(tmp_path / "b")]) == 2
     assert "--space z" in _error(capsys)
-    for command in (["report", "--quick"], ["correlation", "--class", "1"]):
-        assert main([command[0], folder, *command[1:], "--out", str(tmp_path / "c")]) == 2
-        assert f"`jaxlatent {command[0]}` does not handle biggan" in _error(capsys)
+    # the report needs the class too; the correlation analysis needs the user's classifier
+    assert main(["report", folder, "--quick", "--out", str(tmp_path / "c")]) == 2
+    assert "pass --class 0..9" in _error(capsys)
+    assert main(["correlation", folder, "--class", "1", "--out", str(tmp_path / "c")]) == 2
+    assert "--classifier DIR is needed" in _error(capsys)
+    assert not (tmp_path / "c").exists()
     assert main(["generate", folder, "--seeds", "0", "--class", "1", "--noise-mode", "none",
                  "--out", str(tmp_path / "x.png")]) == 2
     assert "--noise-mode do not apply to BigGAN" in _error(capsys)

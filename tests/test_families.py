@@ -1,8 +1,10 @@
 """Every command on every model family: tiny checkpoints of each family x every CLI subcommand.
 
 Families, each written as the file a user brings: an NVlabs StyleGAN2 ``.pkl`` (plain and
-class-conditional, 3 classes), a rosinality ``.pt`` (the golden small32 weights) and a FastGAN
-``.pth`` (random weights in the official state-dict layout, spectral norm included). Each command
+class-conditional, 3 classes), a rosinality ``.pt`` (the golden small32 weights), a FastGAN
+``.pth`` (random weights in the official state-dict layout, spectral norm included) and a
+pytorch-pretrained-biggan folder (the golden BigGAN-deep 32x32 weights, 10 classes; every command
+with ``--class 1 --trunc 0.5``). Each command
 runs in-process (``jaxlatent.cli.main``) at quick sizes and must either write results of the
 documented shapes or refuse at argument checking with a message naming what to pass. The README
 quickstart runs on each family too.
@@ -31,7 +33,13 @@ from helpers import random_stylegan2  # noqa: E402
 from test_converters_nvlabs import flat_state, write_nvlabs_pickle  # noqa: E402
 
 GOLDEN_ROS = os.path.join(os.path.dirname(__file__), "golden", "rosinality", "small32.npz")
-FAMILIES = ("stylegan2", "conditional", "rosinality", "fastgan")
+GOLDEN_BIGGAN = os.path.join(os.path.dirname(__file__), "golden", "biggan", "deep32.npz")
+FAMILIES = ("stylegan2", "conditional", "rosinality", "fastgan", "biggan")
+EXTRA = {"conditional": ["--class", "1"], "biggan": ["--class", "1", "--trunc", "0.5"]}
+# the tap a single-tap command analyses by default, and the taps local-dim compares by default
+TAP = {"fastgan": "init", "biggan": "layers.0"}
+MAPPING_TAPS = {"fastgan": ["init", "feat_8"], "biggan": ["gen_z", "layers.0"]}
+Z_ONLY = ("fastgan", "biggan")      # no mapping network: z is the only latent space
 NV_KW = dict(z_dim=8, w_dim=8, img_resolution=8, img_channels=3, mapping_kwargs={"num_layers": 2},
              synthesis_kwargs={"channel_base": 64, "channel_max": 8, "num_fp16_res": 0, "conv_clamp": None})
 
@@ -71,6 +79,17 @@ def _fastgan(path):
     return path, model
 
 
+def _biggan(path):
+    """The golden BigGAN-deep weights as the package keeps them: pytorch_model.bin and config.json."""
+    g = np.load(GOLDEN_BIGGAN)
+    path.mkdir()
+    state = {k[3:]: torch.from_numpy(g[k].astype(np.float32) if g[k].dtype == np.float16 else g[k])
+             for k in g.files if k.startswith("sd:")}
+    torch.save(state, path / "pytorch_model.bin")
+    (path / "config.json").write_text(str(g["config_json"]))
+    return path
+
+
 def _classifier(directory, model):
     """A random classifier in the digits format that reads this model's images (for the commands
     whose concepts or features are a user's network)."""
@@ -84,12 +103,12 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("families")
     fg_path, fg_model = _fastgan(root / "fastgan.pth")
     paths = {"stylegan2": _nvlabs(root / "plain.pkl", 0, 0), "conditional": _nvlabs(root / "cond.pkl", 3, 1),
-             "rosinality": _rosinality(root / "ros.pt"), "fastgan": fg_path}
+             "rosinality": _rosinality(root / "ros.pt"), "fastgan": fg_path, "biggan": _biggan(root / "biggan-deep-32")}
     out = {}
     for family, path in paths.items():
         model = jaxlatent.load(path)
         out[family] = dict(path=str(path), model=model, classifier=_classifier(root / f"clf_{family}", model),
-                           extra=["--class", "1"] if family == "conditional" else [])
+                           extra=EXTRA.get(family, []))
     # the FastGAN file reads back as the model it was written from
     z = jaxlatent.latents_from_seeds([0], 8)
     np.testing.assert_allclose(np.asarray(out["fastgan"]["model"].fn("init")(z)), np.asarray(fg_model.fn("init")(z)),
@@ -115,8 +134,7 @@ def test_local_dim_and_distortion(files, family, tmp_path, capsys):
     rc, text = cli(["local-dim", f["path"], "--seeds", "0-2", "--out", tmp_path / "ld", *f["extra"]], capsys)
     assert rc == 0, text
     taps = _json(tmp_path / "ld" / "results.json")["taps"]
-    want = ["init", "feat_8"] if family == "fastgan" else [t for t in f["model"].taps() if t.startswith("mapping.")
-                                                          or t == "w"]
+    want = MAPPING_TAPS.get(family) or [t for t in f["model"].taps() if t.startswith("mapping.") or t == "w"]
     assert list(taps) == want and all(0 <= t["mean"] <= t["max"] for t in taps.values())
     with np.load(tmp_path / "ld" / "results.npz") as d:
         assert all(d[f"{t}/dimension"].shape == (3,) for t in taps)
@@ -132,7 +150,7 @@ def test_local_dim_and_distortion(files, family, tmp_path, capsys):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_local_basis_and_grassmann(files, family, tmp_path, capsys):
     f = files[family]
-    tap = "init" if family == "fastgan" else "w"
+    tap = TAP.get(family, "w")
     rc, text = cli(["local-basis", f["path"], "--seeds", "0-1", "--k", "3", "--out", tmp_path / "lb", *f["extra"]],
                    capsys)
     assert rc == 0, text
@@ -152,13 +170,13 @@ def test_geometry(files, family, tmp_path, capsys):
     rc, text = cli(["geometry", f["path"], "--seeds", "0-1", "--strips", "1", "--axes", "2", "--out", tmp_path,
                     *f["extra"]], capsys)
     assert rc == 0, text
-    space = "z" if family == "fastgan" else "w"
+    space = "z" if family in Z_ONLY else "w"
     dim = f["model"].z_dim if space == "z" else f["model"].config.w_dim
     assert _json(tmp_path / "results.json")["space"] == space
     with np.load(tmp_path / "metric.npz") as d:
         assert d["eigenvalues"].shape == (2, dim) and np.all(d["eigenvalues"][:, 0] > 0)
-    if family == "fastgan":
-        rc, text = cli(["geometry", f["path"], "--space", "w", "--out", tmp_path / "w"], capsys)
+    if family in Z_ONLY:
+        rc, text = cli(["geometry", f["path"], "--space", "w", "--out", tmp_path / "w", *f["extra"]], capsys)
         assert rc == 2 and "pass --space z" in text and not (tmp_path / "w").exists()
 
 
@@ -170,7 +188,7 @@ def test_ganspace_then_edit_fid(files, family, tmp_path, capsys):
     assert rc == 0, text
     with np.load(tmp_path / "gs" / "directions_pca.npz") as d:
         space = str(d["space"])
-        assert space == ("z" if family == "fastgan" else "w")
+        assert space == ("z" if family in Z_ONLY else "w")
         assert d["directions"].shape == (3, f["model"].z_dim if space == "z" else f["model"].config.w_dim)
     assert (tmp_path / "gs" / "grid_seed0000.png").exists()
     # no feature network for a model other than the shipped digits one: a named error, before any work
@@ -207,7 +225,7 @@ def test_generate_convert_and_runs(files, family, tmp_path, capsys):
     assert rc == 0, text
     back = jaxlatent.load(tmp_path / "conv")
     assert back.config == f["model"].config
-    tap = "init" if family == "fastgan" else "w"
+    tap = TAP.get(family, "w")
     for analysis, field, shape in (("local-basis", "singular_values", None), ("local-dim", "dimension", ()),
                                    ("geometry", "eigenvalues", None)):
         out = tmp_path / f"run_{analysis}"
@@ -219,6 +237,11 @@ def test_generate_convert_and_runs(files, family, tmp_path, capsys):
         if analysis == "local-basis":
             n_out = int(np.prod(f["model"].tap_shape(tap)))
             assert res["basis"].shape[:2] == (3, n_out)
+        if analysis == "local-basis" and family == "biggan":
+            # a BigGAN run's latents are the package's truncated draws of seeds 0..N-1 at --trunc
+            model = f["model"]
+            want = jaxlatent.local_basis(model.fn(tap, c=1, truncation=0.5), model.sample_latents(range(3), 0.5))
+            np.testing.assert_allclose(res["singular_values"][:], np.asarray(want.singular_values), rtol=1e-4)
     out = tmp_path / "run_effects"
     rc, text = cli(["run", "concept-effects", f["path"], "--n", "2", "--dims", "0,1", "--out", out, "--quiet",
                     *f["extra"]], capsys)
@@ -232,7 +255,9 @@ def test_generate_convert_and_runs(files, family, tmp_path, capsys):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_quick_report(files, family, tmp_path, capsys):
     f = files[family]
-    tap = "init" if family == "fastgan" else "w"
+    # BigGAN: gen_z, linear in z, has the cheapest Jacobian programs to compile (layers.0 is
+    # analysed by the per-command tests above)
+    tap = "gen_z" if family == "biggan" else TAP.get(family, "w")
     rc, text = cli(["report", f["path"], "--quick", "--n", "4", "--taps", tap, "--traversal-taps", tap,
                     "--chunk-size", "4", "--no-progress", "--out", tmp_path, *f["extra"]], capsys)
     assert rc == 0, text
@@ -243,7 +268,7 @@ def test_quick_report(files, family, tmp_path, capsys):
     assert "classifier" in res["skipped"]["correlation"]
     page = (tmp_path / "report.html").read_text()
     assert "Skipped: no classifier was given" in page
-    if family == "fastgan":
+    if family in Z_ONLY:
         assert "has no W space" in page
 
 
@@ -260,6 +285,21 @@ def test_early_refusals(files, tmp_path, capsys):
     assert rc == 2 and "leave --layers out" in text and not (tmp_path / "l").exists()
     rc, text = cli(["local-basis", files["stylegan2"]["path"], "--class", "1", "--out", tmp_path / "u"], capsys)
     assert rc == 2 and "unconditional" in text
+
+
+def test_biggan_refusals(files, tmp_path, capsys):
+    """A BigGAN needs its class (as a conditional StyleGAN2 does) and has z only: both stop before any work."""
+    bg = files["biggan"]
+    for command in (["report", "--quick"], ["correlation", "--classifier", bg["classifier"]],
+                    ["edit-fid", str(tmp_path), "--features", bg["classifier"]]):
+        rc, text = cli([command[0], bg["path"], *command[1:], "--out", tmp_path / command[0]], capsys)
+        assert rc == 2 and "pass --class 0..9" in text, (command, text)
+        assert not (tmp_path / command[0]).exists()
+    rc, text = cli(["run", "local-basis", bg["path"], "--n", "2", "--out", tmp_path / "run", "--quiet"], capsys)
+    assert rc == 2 and "pass --class 0..9" in text and not (tmp_path / "run").exists()
+    rc, text = cli(["correlation", bg["path"], "--space", "w", "--classifier", bg["classifier"], "--out",
+                    tmp_path / "w", *bg["extra"]], capsys)
+    assert rc == 2 and "pass --space z" in text and not (tmp_path / "w").exists()
 
 
 def test_report_per_class_side_by_side(files, tmp_path, capsys):
@@ -283,7 +323,11 @@ def test_readme_quickstart(files, family):
     model = jaxlatent.load(f["path"])
     c = {"c": 1} if family == "conditional" else {}
     z = jax.random.normal(jax.random.key(0), (8, model.z_dim))
-    if family == "fastgan":
+    if family == "biggan":      # docs/biggan.md: a class and a truncation in every call
+        z = jnp.asarray(model.sample_latents(range(8), truncation=0.5))
+        images = model.generate(z[:2], c=1, truncation=0.5)
+        fn = model.fn("layers.0", c=1, truncation=0.5)
+    elif family == "fastgan":
         images = model.generate(z[:2])
         fn = model.fn("init")
     else:

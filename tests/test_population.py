@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlatent.ganspace.population import (KeyLatents, Moments, SeedLatents, collect, empty_moments, moments,
-                                           moments_of, stream)
+from jaxlatent.ganspace.population import (KeyLatents, Moments, SeedLatents, TruncatedKeyLatents, collect,
+                                           empty_moments, moments, moments_of, stream)
 from jaxlatent.engine.parallel import batch_mesh
 from jaxlatent.engine.latents import latents_from_seeds
 
@@ -77,3 +77,16 @@ def test_seed_and_key_latents():
         keys[3]
     with pytest.raises(ValueError, match="empty"):
         next(stream(tap, np.zeros((0, 5), np.float32)))
+
+
+def test_truncated_key_latents():
+    """BigGAN's population: scale * TN(0, 1; [-bound, bound]) per row, whatever the slicing."""
+    keys = TruncatedKeyLatents(3, 4000, 6, bound=2.0, scale=0.5)
+    whole = keys[:]
+    assert whole.shape == (4000, 6) and whole.dtype == np.float32
+    np.testing.assert_array_equal(np.concatenate([keys[0:7], keys[7:4000]]), whole)
+    assert np.abs(whole).max() <= 1.0
+    # the truncated normal's standard deviation: 0.8796 at bound 2, times the scale
+    assert abs(whole.std() - 0.5 * 0.8796) < 0.01
+    with pytest.raises(ValueError, match="bound and scale"):
+        TruncatedKeyLatents(0, 2, 2, bound=2.0, scale=0.0)

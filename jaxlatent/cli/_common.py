@@ -50,8 +50,6 @@ Functions (stable API; other command modules import them):
   and ``z: (len(seeds), z_dim)`` float32 (``seed_latents``); creates ``--out``.
 * ``seed_latents(model, seeds, args)``: ``RandomState(seed).randn(z_dim)`` per seed; for BigGAN
   the package's truncated draw ``truncated_noise_sample(1, z_dim, --trunc, seed)``.
-* ``refuse_family(model, args, command, families=("biggan",))``: a ``ValueError`` naming the
-  command and the family when a command does not handle that family yet.
 * ``add_rule_arg(parser, flag="--rule")``: the local-dimension rule (``paper``, ``bulk``,
   ``numerical`` or a relative cut in (0, 1)), parsed to its name by ``rule_name(text)``.
 * ``model_kwargs(args) -> dict``: ``truncation_psi``, ``class_idx`` (``--trunc``, ``--class``) and
@@ -83,12 +81,13 @@ import jaxlatent
 from jaxlatent.localbasis.grassmann import METRICS
 from jaxlatent.localdim.thresholds import RULES, threshold_rule
 from jaxlatent.report.page import to_jsonable
-from jaxlatent.engine.latents import latents_from_seeds, parse_seeds
+from jaxlatent.engine.latents import parse_seeds
+from jaxlatent.workflows import spaces
 from jaxlatent.workflows.spaces import model_options, tap_fn
 from jaxlatent.workflows.taps import check_taps, default_tap, mapping_taps
 
 __all__ = ["Loaded", "add_model_args", "add_checkpoint_args", "add_run_args", "add_metric_arg", "load_model",
-           "load_model_and_latents", "seed_latents", "refuse_family", "add_rule_arg", "rule_name", "model_kwargs", "add_tap_arg", "load_tap", "add_taps_arg", "load_taps", "layer_range", "split_list", "class_list", "prng_key",
+           "load_model_and_latents", "seed_latents", "add_rule_arg", "rule_name", "model_kwargs", "add_tap_arg", "load_tap", "add_taps_arg", "load_taps", "layer_range", "split_list", "class_list", "prng_key",
            "progress", "write_json"]
 
 
@@ -134,14 +133,15 @@ def add_run_args(parser: argparse.ArgumentParser, *, seeds: str | None = "0-63",
         parser.add_argument("--seeds", default=seeds, metavar="LIST",
                             help=f"latent seeds, e.g. 0-63 or 1,5,9-12 (default {seeds})")
     parser.add_argument("--trunc", dest="truncation_psi", type=float, default=None, metavar="PSI",
-                        help="truncation psi (StyleGAN2; default 1: no truncation)")
+                        help="truncation psi (StyleGAN2; default 1: no truncation); BigGAN's truncation "
+                             "(batch-norm statistics and the scale of the latents drawn; default 1)")
     if classes:
         parser.add_argument("--class", dest="class_idx", type=class_list, default=None, metavar="IDX[,IDX...]",
-                            help="class label(s) of a conditional StyleGAN2 (required there): one, or several "
-                                 "side by side")
+                            help="class label(s) of a conditional StyleGAN2 or a BigGAN (required there): one, "
+                                 "or several side by side")
     else:
         parser.add_argument("--class", dest="class_idx", type=int, default=None, metavar="IDX",
-                            help="class label of a conditional StyleGAN2 (required there)")
+                            help="class label of a conditional StyleGAN2 or a BigGAN (required there)")
     if prng:
         parser.add_argument("--seed", type=int, default=0, metavar="N",
                             help="PRNG seed of the random draws: neighbours, baselines (default 0)")
@@ -212,21 +212,9 @@ def load_model_and_latents(args: argparse.Namespace, check: Callable | None = No
 
 
 def seed_latents(model, seeds: list[int], args: argparse.Namespace) -> np.ndarray:
-    """``z: (len(seeds), z_dim)`` float32, one latent per seed (BigGAN: truncated as the package draws)."""
-    if model.config.family == "biggan":
-        psi = getattr(args, "truncation_psi", None)
-        return model.sample_latents(seeds, 1.0 if psi is None else psi)
-    return latents_from_seeds(seeds, int(model.z_dim))
-
-
-def refuse_family(model, args: argparse.Namespace, command: str, families: tuple[str, ...] = ("biggan",)) -> None:
-    """Stop before any work when ``command`` does not handle ``model``'s family yet."""
-    family = model.config.family
-    if family in families:
-        raise ValueError(f"{args.checkpoint}: `jaxlatent {command}` does not handle {family} models yet; "
-                         "local-dim, distortion, local-basis, grassmann, geometry (--space z), ganspace and "
-                         "generate do (with --class), and the library functions take model.fn(tap, c=..., "
-                         "truncation=...) (docs/biggan.md)")
+    """``z: (len(seeds), z_dim)`` float32, one latent per seed (BigGAN: truncated at ``--trunc`` as the
+    package draws): :func:`jaxlatent.workflows.spaces.seed_latents`."""
+    return spaces.seed_latents(model, seeds, truncation_psi=getattr(args, "truncation_psi", None))
 
 
 def model_kwargs(args: argparse.Namespace) -> dict:

@@ -1,6 +1,7 @@
 """``jaxlatent correlation``: concept effects, controlling sets and translation (Li et al., ICPR 2020).
 
-Loads a generator and a digit classifier, draws latents from seeds 0..n-1 and writes into
+Loads a generator and a classifier (``--classifier``; the shipped digit classifier for the shipped
+digits model), draws latents from seeds 0..n-1 (BigGAN: truncated at ``--trunc``) and writes into
 ``--out``: ``report.html`` with the importance heatmap, the success curves of both methods,
 the translation matrix and grids, ``results.json`` (controlling-set size and success of every
 (source, target) pair, the worked pair, the translation sweep) and ``arrays.npz``.
@@ -13,12 +14,11 @@ import os
 import numpy as np
 
 from jaxlatent.cli import _common
-from jaxlatent.engine.latents import latents_from_seeds
 from jaxlatent.report.page import ReportPage
 from jaxlatent.report.sections.correlation import write_figures
 from jaxlatent.workflows.correlation import FULL, Sizes, analyse, population, raw_arrays, summarize
 from jaxlatent.workflows.features import classifier_for
-from jaxlatent.workflows.spaces import SPACES, check_space, model_options
+from jaxlatent.workflows.spaces import SPACES, check_space, model_options, seed_latents
 
 __all__ = ["register", "run"]
 
@@ -35,7 +35,8 @@ def register(subparsers) -> None:
                         "required except for the shipped digits model, whose digit classifier is the default")
     p.add_argument("--space", default="z", choices=SPACES,
                    help="latent space intervened on: z, or w (StyleGAN2; standard units: the "
-                        "population's mean and std per dimension)")
+                        "population's mean and std per dimension); a BigGAN's z is measured in the std of "
+                        "its truncated draws, --trunc x 0.88")
     p.add_argument("--n", type=int, default=1000, help="latents, seeds 0..n-1 (default 1000)")
     p.add_argument("--effects", type=int, default=200,
                    help="latents whose single-dimension effects rank the dimensions (default 200)")
@@ -65,13 +66,12 @@ def run(args) -> int:
     if args.n < 2:
         raise ValueError(f"--n: need at least 2 latents, found {args.n}")
     model = _common.load_model(args)
-    _common.refuse_family(model, args, "correlation")
     # every flag checked against the model before any work
     model_options(model, **_common.model_kwargs(args))
     check_space(model, args.space, where=args.checkpoint)
     classifier = classifier_for(model, args.checkpoint, args.classifier)
     os.makedirs(args.out, exist_ok=True)
-    z = latents_from_seeds(range(args.n), int(model.z_dim))
+    z = seed_latents(model, range(args.n), truncation_psi=args.truncation_psi)
     space = population(model, z, args.space, truncation_psi=args.truncation_psi, class_idx=args.class_idx)
     sizes = Sizes(population=args.n, effects=min(args.effects, args.n), max_k=args.max_k,
                   bootstrap=args.bootstrap, steps=args.steps, magnitude=args.magnitude)

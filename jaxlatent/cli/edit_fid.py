@@ -11,9 +11,8 @@ import numpy as np
 
 from jaxlatent.cli import _common
 from jaxlatent.ganspace.fid import VARIANTS, edit_fid_table
-from jaxlatent.ganspace.population import KeyLatents
 from jaxlatent.workflows.features import features_for
-from jaxlatent.workflows.spaces import check_space, latent_space, model_options
+from jaxlatent.workflows.spaces import check_space, key_latents, latent_space, model_options
 
 __all__ = ["register", "features_from_flag"]
 
@@ -25,8 +24,8 @@ def register(subparsers) -> None:
         "edit-fid", help="FID of GANSpace edits, one random direction per image (Palaev et al. 2023, tables 1-3)",
         description="FID between the features of N generated images and of the same images each edited "
                     "along one random direction of each DIRECTIONS file (or directory of them) with "
-                    "a random strength; images from N(0, I) latents, row i from fold_in(key(1000000 + "
-                    "--seed), i); "
+                    "a random strength; images from N(0, I) latents (BigGAN: --trunc x TN(0, 1; [-2, 2])), "
+                    "row i from fold_in(key(1000000 + --seed), i); "
                     "strengths alpha ~ U[-3, 3] and U[-6, 6] (--variant paper) or "
                     "6 N(0, 1) pushed out to |alpha| >= 0.5 (--variant code).")
     _common.add_model_args(p, seeds=None, out_help="output directory (edit_fid.json)")
@@ -81,7 +80,8 @@ def run_edit_fid(args) -> int:
     if layers is not None and space != "w":
         raise ValueError(f"--layers: layer ranges apply to StyleGAN2 W+ edits; these directions are in {space}")
     os.makedirs(args.out, exist_ok=True)
-    z = KeyLatents(FID_SEED_OFFSET + args.seed, args.n, int(model.z_dim))[:]
+    latents = key_latents(model, FID_SEED_OFFSET + args.seed, args.n, truncation_psi=args.truncation_psi)
+    z = latents[:]
     edit_space = latent_space(model, space, layers=layers is not None, **opts)
     x, render = edit_space.points(z), edit_space.image
     table = edit_fid_table(render, features, x, sets, key=jax.random.PRNGKey(args.seed), variant=args.variant,
@@ -89,7 +89,7 @@ def run_edit_fid(args) -> int:
                            chunk_size=args.chunk_size, progress=_common.progress("edit-fid"))
     _common.write_json(os.path.join(args.out, "edit_fid.json"), {
         "analysis": "edit_fid", "checkpoint": args.checkpoint, "features": args.features or "classifier",
-        "latents": f"KeyLatents({FID_SEED_OFFSET + args.seed}, {args.n})", "layers": layers, "seed": args.seed, **table._asdict()})
+        "latents": repr(latents), "layers": layers, "seed": args.seed, **table._asdict()})
     width = max(len(s) for s in table.strengths)
     print(f"edit FID, {table.n} images, variant {table.variant}, seed {args.seed}")
     print(" " * width + "".join(f"{m:>12}" for m in table.methods))

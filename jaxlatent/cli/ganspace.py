@@ -13,11 +13,10 @@ import os
 import numpy as np
 
 from jaxlatent.cli import _common
-from jaxlatent.engine.latents import latents_from_seeds, parse_seeds
-from jaxlatent.ganspace.population import KeyLatents
+from jaxlatent.engine.latents import parse_seeds
 from jaxlatent.report import plots
 from jaxlatent.workflows.ganspace import METHODS, direction_images, edit_space_of, fit_directions
-from jaxlatent.workflows.spaces import latent_space, model_options
+from jaxlatent.workflows.spaces import key_latents, latent_space, model_options, seed_latents
 from jaxlatent.workflows.taps import default_edit_tap
 
 __all__ = ["register"]
@@ -27,7 +26,8 @@ def register(subparsers) -> None:
         "ganspace", help="GANSpace directions by PCA or ICA of a tap's population (Härkönen et al. 2020; "
                          "Palaev et al. 2023)",
         description="Fit PCA and/or FastICA to a tap over N latents (row i: N(0, I) from "
-                    "fold_in(key(--seed), i)), write the directions (.npz) and edit grids of the "
+                    "fold_in(key(--seed), i); BigGAN: --trunc x TN(0, 1; [-2, 2])), write the directions "
+                    "(.npz) and edit grids of the "
                     "leading ones for the --seeds latents.")
     _common.add_model_args(p, seeds="0-2", out_help="output directory (directions_<method>.npz, grids)")
     p.add_argument("--method", default="pca,ica", help="pca, ica or both, comma-separated (default pca,ica)")
@@ -63,7 +63,7 @@ def run_ganspace(args) -> int:
         raise ValueError(f"--layers: layer ranges apply to edits in StyleGAN2's W+ (--tap w); directions of "
                          f"tap {tap!r} are lifted to z, where every layer moves together: leave --layers out")
     os.makedirs(args.out, exist_ok=True)
-    latents = KeyLatents(args.seed, args.n, int(model.z_dim))
+    latents = key_latents(model, args.seed, args.n, truncation_psi=args.truncation_psi)
     key = _common.prng_key(args)
     fits = {}
     for m in methods:
@@ -82,7 +82,7 @@ def run_ganspace(args) -> int:
         print(f"{m}: {args.k} components of {tap} over {args.n} latents{note}; wrote {path}")
     space = fits[methods[0]].space
     strengths = np.linspace(-args.max_strength, args.max_strength, args.strengths).astype(np.float32)
-    z = latents_from_seeds(parse_seeds(args.seeds), int(model.z_dim))
+    z = seed_latents(model, parse_seeds(args.seeds), truncation_psi=args.truncation_psi)
     edit_space = latent_space(model, space, layers=layers is not None, **opts)
     x0, render = edit_space.points(z), edit_space.image
     for i, seed in enumerate(parse_seeds(args.seeds)):

@@ -156,7 +156,6 @@ def run_report(args) -> int:
               f"wrote {os.path.join(args.out, 'report.html')} (results.json, arrays.npz beside it)")
         return 0
     model = _common.load_model(args)
-    _common.refuse_family(model, args, "report")
     directory = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(args.checkpoint)
     if args.classifier and not os.path.isdir(args.classifier):
         raise FileNotFoundError(f"--classifier {args.classifier}: no such directory")

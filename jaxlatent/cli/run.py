@@ -42,8 +42,8 @@ def register(subparsers) -> None:
         q.add_argument("--n", type=int, required=True, help="number of latents N (>= 1)")
         q.add_argument("--out", required=True, help="run folder: new, empty, or holding this same run")
         q.add_argument("--first-seed", type=int, default=0,
-                       help="latent i is RandomState(F + i).randn(z_dim); PRNG draws use "
-                            "fold_in(PRNGKey(F), i) (default 0)")
+                       help="latent i is RandomState(F + i).randn(z_dim) (BigGAN: the package's truncated "
+                            "draw of seed F + i at --trunc); PRNG draws use fold_in(PRNGKey(F), i) (default 0)")
         q.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
                        help=f"latents per chunk: store chunk and compiled batch (default {DEFAULT_CHUNK_SIZE})")
         q.add_argument("--repair", action="store_true",
@@ -96,7 +96,6 @@ def run_command(args) -> int:
                          "(pt_inception-2015-12-05-6726825d.pth) or a classifier directory trained on this model's "
                          "images")
     model = _common.load_model(args)
-    _common.refuse_family(model, args, "run")
     result = run(args.analysis, model, args.n, args.out, first_seed=args.first_seed, options=options,
                  chunk_size=args.chunk_size, repair=args.repair, verify=args.verify, progress=not args.quiet,
                  checkpoint=args.checkpoint)

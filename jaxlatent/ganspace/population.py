@@ -33,7 +33,7 @@ from jaxlatent.engine.aligned import aligned_rows, take_rows
 from jaxlatent.engine.parallel import map_batched, pad_rows, with_progress
 from jaxlatent.engine.latents import latents_from_seeds
 
-__all__ = ["Moments", "SeedLatents", "KeyLatents", "Chunk", "stream", "moments", "moments_of", "collect"]
+__all__ = ["Moments", "SeedLatents", "KeyLatents", "TruncatedKeyLatents", "Chunk", "stream", "moments", "moments_of", "collect"]
 
 DEFAULT_CHUNK = 4096
 
@@ -126,10 +126,43 @@ class KeyLatents:
     def shape(self) -> tuple[int, int]:
         return (self.n, self.dim)
 
+    def __repr__(self) -> str:
+        return f"KeyLatents({self.seed}, {self.n})"
+
 
 @functools.partial(jax.jit, static_argnums=(2,))
 def _key_rows(key, rows, dim):
     return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), (dim,)))(rows)
+
+
+class TruncatedKeyLatents(KeyLatents):
+    """Truncated-normal latents ``scale * TN(0, 1; [-bound, bound])``, ``(n, dim)``, from a PRNG seed.
+
+    Row i is ``scale * truncated_normal(fold_in(key(seed), i), -bound, bound, (dim,))``: the
+    distribution of BigGAN's latents at truncation ``scale`` (Brock et al. 2019, section 3.1;
+    bound 2), drawn as :class:`KeyLatents` draws its rows (any slicing gives the same rows).
+    """
+
+    def __init__(self, seed: int, n: int, dim: int, *, bound: float, scale: float = 1.0):
+        super().__init__(seed, n, dim)
+        if not bound > 0 or not scale > 0:
+            raise ValueError(f"TruncatedKeyLatents: bound and scale must be > 0, found {bound} and {scale}")
+        self.bound, self.scale = float(bound), float(scale)
+
+    def __getitem__(self, rows):
+        if not isinstance(rows, slice):
+            raise TypeError(f"TruncatedKeyLatents takes row slices (latents[a:b]), found {type(rows).__name__}")
+        start, stop, step = rows.indices(self.n)
+        return np.asarray(_truncated_rows(jax.random.key(self.seed), jnp.arange(start, stop, step), self.dim,
+                                          self.bound)) * np.float32(self.scale)
+
+    def __repr__(self) -> str:
+        return f"TruncatedKeyLatents({self.seed}, {self.n}, bound={self.bound:g}, scale={self.scale:g})"
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _truncated_rows(key, rows, dim, bound):
+    return jax.vmap(lambda i: jax.random.truncated_normal(jax.random.fold_in(key, i), -bound, bound, (dim,)))(rows)
 
 
 class Chunk(NamedTuple):

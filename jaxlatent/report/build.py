@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from jaxlatent.engine.latents import latents_from_seeds
 from jaxlatent.localdim.thresholds import threshold_rule
 from jaxlatent.report.context import SectionContext
 from jaxlatent.report.explorer import build_explorer
@@ -34,7 +33,7 @@ from jaxlatent.report.page import ReportPage
 from jaxlatent.report.sections import (correlation, dimensions, distortion, ganspace, geometry, grassmann, samples,
                                        traversal)
 from jaxlatent.workflows.features import check_reads_images
-from jaxlatent.workflows.spaces import model_options, tap_fn
+from jaxlatent.workflows.spaces import is_biggan, model_options, seed_latents, tap_fn
 from jaxlatent.workflows.taps import check_taps, default_taps, default_traversal_taps
 
 __all__ = ["ReportOptions", "QUICK", "SECTIONS", "build_report", "build_class_reports", "section_context",
@@ -68,8 +67,9 @@ class ReportOptions:
       traversal_taps: taps traversed (default: a middle mapping layer, ``w`` and the smallest
         feature-map tap).
       max_tap_size: default taps hold at most this many numbers per sample.
-      truncation_psi: StyleGAN2 truncation for every tap and image.
-      class_idx: label of a conditional StyleGAN2 (required by one, refused by others).
+      truncation_psi: StyleGAN2 truncation for every tap and image; BigGAN's truncation (its
+        batch-norm statistics and the scale of its latents, ``truncation * TN(0, 1; [-2, 2])``).
+      class_idx: label of a conditional StyleGAN2 or a BigGAN (required by them, refused by others).
       chunk_size: latents per compiled batch.
       seed: PRNG seed of the neighbours, random baselines and further sections.
       rule: the local-dimension rule of the dimensions and of Distortion's ``k``
@@ -163,7 +163,8 @@ def section_context(model, options: ReportOptions = ReportOptions(), *, classifi
     return SectionContext(options=options, key=jax.random.PRNGKey(options.seed), classifier=classifier,
                           arrays={} if arrays is None else arrays, progress=progress, quality=quality,
                           taps=tuple(taps), traversal_taps=tuple(trav_taps),
-                          population=jnp.asarray(latents_from_seeds(seeds, int(model.z_dim))), fns=fns,
+                          population=jnp.asarray(seed_latents(model, seeds, truncation_psi=options.truncation_psi)),
+                          fns=fns,
                           frames={})
 
 
@@ -192,7 +193,7 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     when ``options.explorer``.
 
     Args:
-      model: a loaded generator (:func:`jaxlatent.load`): StyleGAN2 or FastGAN.
+      model: a loaded generator (:func:`jaxlatent.load`): StyleGAN2, FastGAN or BigGAN.
       out_dir: directory written (created when missing).
       options: what to compute (:class:`ReportOptions`; :data:`QUICK` for a small report).
       title: page title (default: the model's family).
@@ -225,7 +226,12 @@ def build_report(model, out_dir: str | os.PathLike, options: ReportOptions = Rep
     results["machine"] = {"backend": jax.default_backend(), "devices": len(jax.devices()),
                           "cpu_count": os.cpu_count(), "platform": platform.platform()}
     results["skipped"] = skipped
-    if options.class_idx is not None:
+    if is_biggan(model):
+        page.text(f"BigGAN: every section analyses class {options.class_idx} (the class vector every block "
+                  f"reads) at truncation {options.truncation_psi:g} (it selects the batch-norm statistics; "
+                  f"latents are the package's draws {options.truncation_psi:g} TN(0, 1; [-2, 2])); the latent "
+                  "space is z, there is no mapping network.")
+    elif options.class_idx is not None:
         page.text(f"Conditional model: every section analyses class {options.class_idx} "
                   "(the label given to the mapping network for every latent).")
     if skipped:

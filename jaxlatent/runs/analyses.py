@@ -24,7 +24,7 @@ from jaxlatent.runs.registry import (CLASS, TAP, TRUNC, Analysis, Option, execut
                                      tap_jacobian_shape, tap_name)
 from jaxlatent.runs.store import Output, RunError
 from jaxlatent.workflows.features import check_reads_images
-from jaxlatent.workflows.spaces import check_space, latent_space
+from jaxlatent.workflows.spaces import check_space, latent_space, z_units
 
 # -- Local Basis (Choi et al., ICLR 2022) ----------------------------------------------------
 
@@ -189,7 +189,8 @@ def _concept_outputs(model, options):
 def _concept_effects(model, z, options, keys, *, mesh=None):
     dims, values = _concept_grid(model, options)
     d, kind = int(model.z_dim), options["kind"]
-    mask, amount = single_dim_grid(d, dims, values, kind=kind)
+    center, scale = z_units(model, truncation_psi=options["truncation_psi"])
+    mask, amount = single_dim_grid(d, dims, values, kind=kind, center=center, scale=scale)
     # row 0: no intervention, the base probabilities in the same call (as concept_effects does)
     mask = jnp.concatenate([jnp.zeros((1, d)), mask])
     amount = jnp.concatenate([jnp.zeros((1, d)), amount])
@@ -205,7 +206,8 @@ register(Analysis(
          "effects_from_probs turns the stored probs into sensitivity, effect, correlation and flip rate",
     options=(Option("tap", "--tap", str, "image", "image tap the classifier reads (default image)"),
              Option("dims", "--dims", str, "all", "latent dimensions to intervene on, e.g. 0,3,7 (default all)"),
-             Option("values", "--values", str, "-3,3", "intervention values in standard units (default -3,3)"),
+             Option("values", "--values", str, "-3,3", "intervention values in standard units (default -3,3; "
+                    "a BigGAN's: the std of its truncated draws)"),
              Option("kind", "--kind", str, "set", "set (default), shift or scale", KINDS),
              Option("classifier", "--classifier", str, None,
                     "classifier folder (jaxlatent.train.classifier.save_classifier) trained on the model's images; "

@@ -27,6 +27,8 @@ FORMAT = "jaxlatent.run"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 LATENTS = "z_i = numpy.random.RandomState(seed + i).randn(z_dim) (NVlabs per-seed convention)"
+BIGGAN_LATENTS = ("z_i = truncated_noise_sample(1, z_dim, truncation, seed + i) (pytorch-pretrained-biggan's draw, "
+                  "truncation: the truncation_psi option or 1)")
 IDENTITY = ("format_version", "analysis", "options", "model_sha256", "package_version", "n", "seed",
             "chunk_size", "latents", "outputs", "stages")
 
@@ -65,7 +67,7 @@ def build_manifest(*, analysis: str, options: dict, model, n: int, seed: int, ch
         "n": int(n),
         "seed": int(seed),
         "chunk_size": int(chunk_size),
-        "latents": LATENTS,
+        "latents": BIGGAN_LATENTS if model.config.family == "biggan" else LATENTS,
         "outputs": {o.name: {"shape": list(o.shape), "dtype": str(o.dtype)} for o in outputs},
         **({"stages": stages} if stages else {}),
         "checkpoint": None if checkpoint is None else os.path.abspath(os.fspath(checkpoint)),

@@ -27,8 +27,8 @@ from jaxlatent.engine.sampling import random_orthonormal
 from jaxlatent.ganspace.pca import pca_from_moments
 from jaxlatent.localbasis.grassmann import METRICS, grassmann_distance
 from jaxlatent.localdim.dimension import dimension_from_spectrum, jacobian_spectrum
-from jaxlatent.runs.registry import TAP, TRUNC, Analysis, Option, register, tap_fn, tap_jacobian_shape
-from jaxlatent.runs.stages import RunContext, Stage, latents, row_keys, stored_sum
+from jaxlatent.runs.registry import CLASS, TAP, TRUNC, Analysis, Option, register, tap_fn, tap_jacobian_shape
+from jaxlatent.runs.stages import RunContext, Stage, row_keys, stored_sum
 from jaxlatent.runs.store import Output, RunError
 from jaxlatent.runs.streamed import curves, merged_moments, moments_stage, pair_stage, unit_neighbours
 
@@ -62,10 +62,10 @@ def _bases(f, z, keys, k, eps, mesh):
 
 
 def _latent_stage(model, options, ctx: RunContext, k, outputs, finish) -> Stage:
-    f, z_dim, size = tap_fn(model, options), int(model.z_dim), ctx.chunk_size
+    f, size = tap_fn(model, options), ctx.chunk_size
 
     def load(index, start, stop):
-        return (pad_rows(latents(ctx.seed, start, stop, z_dim), size), pad_rows(row_keys(ctx.seed, start, stop), size))
+        return (pad_rows(ctx.latents(start, stop), size), pad_rows(row_keys(ctx.seed, start, stop), size))
 
     def compute(inputs):
         z, keys = inputs
@@ -124,7 +124,7 @@ register(Analysis(
          "pairs of latents over the mean distance to a neighbour's",
     options=(TAP, Option("k", "--k", int, None, "Local Basis dimension (required; e.g. the median local dimension)"),
              EPS, METRIC, PAIRS, Option("baseline_pairs", "--baseline-pairs", int, 64,
-                                        "Haar-random subspace pairs of the baseline (default 64)"), TRUNC),
+                                        "Haar-random subspace pairs of the baseline (default 64)"), TRUNC, CLASS),
     outputs=None, compute=None, plan=_distortion_plan))
 
 
@@ -148,7 +148,7 @@ def _grassmann_plan(model, options, ctx: RunContext):
         if ctx.n < k + 1:
             raise RunError(f"grassmann: the global PCA basis needs N > k latents, found N {ctx.n}, k {k}")
         f = tap_fn(model, options)
-        stages.append(moments_stage(f, n_out, int(model.z_dim), ctx))
+        stages.append(moments_stage(f, n_out, ctx))
 
         def load_global(index, start, stop):
             return pca_from_moments(merged_moments(ctx.reader("moments")), k=k)
@@ -208,5 +208,5 @@ register(Analysis(
     options=(TAP, Option("k", "--k", int, 10, "largest subspace dimension d of the curves (default 10)"),
              EPS, METRIC, PAIRS,
              Option("global_basis", "--global", str, "pca", "global basis: pca of the tap over the run's "
-                    "latents (streamed moments; the tap must be narrow) or none", ("pca", "none")), TRUNC),
+                    "latents (streamed moments; the tap must be narrow) or none", ("pca", "none")), TRUNC, CLASS),
     outputs=None, compute=None, plan=_grassmann_plan))

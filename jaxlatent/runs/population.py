@@ -24,11 +24,12 @@ from jaxlatent.engine.parallel import map_batched
 from jaxlatent.ganspace.edits import lift_activations, normalize
 from jaxlatent.ganspace.ica import ALGORITHMS, FUNCTIONS, fast_ica
 from jaxlatent.ganspace.pca import pca_from_moments, transform
-from jaxlatent.runs.registry import TRUNC, Analysis, Option, register, tap_fn
-from jaxlatent.runs.stages import RunContext, Stage, latents
+from jaxlatent.runs.registry import CLASS, TRUNC, Analysis, Option, register, tap_fn, tap_name
+from jaxlatent.runs.stages import RunContext, Stage
 from jaxlatent.runs.store import Output, RunError
 from jaxlatent.runs.streamed import merged_moments, moments_stage
 from jaxlatent.workflows.spaces import is_stylegan2
+from jaxlatent.workflows.taps import default_edit_tap
 
 __all__ = ["MAX_TAP_SIZE", "ica_key"]
 
@@ -51,14 +52,14 @@ def subsample(model, options, ctx: RunContext) -> tuple[np.ndarray, np.ndarray]:
     """``(z, x)``: the first ``--ica-samples`` latents of the run and the tap's flattened values there."""
     m = min(int(options["ica_samples"]), ctx.n)
     f, size = tap_fn(model, options), ctx.chunk_size
-    z = np.concatenate([latents(ctx.seed, s, min(s + size, m), int(model.z_dim)) for s in range(0, m, size)])
+    z = np.concatenate([ctx.latents(s, min(s + size, m)) for s in range(0, m, size)])
     x = np.asarray(map_batched(f, z, chunk_size=size, mesh=ctx.mesh)).reshape(m, -1)
     return z, x
 
 
 def _plan(model, options, ctx: RunContext):
     methods = _methods(options["method"])
-    d = math.prod(model.tap_shape(options["tap"]))
+    d = math.prod(model.tap_shape(tap_name(model, options)))
     k, z_dim = options["k"], int(model.z_dim)
     if d > MAX_TAP_SIZE:
         raise RunError(f"ganspace: tap {options['tap']!r} has {d} values per latent; a run streams d x d moments "
@@ -69,7 +70,7 @@ def _plan(model, options, ctx: RunContext):
                        f"found k {k}, N {ctx.n}")
     in_w = options["tap"] == "w" and is_stylegan2(model)
     space = int(model.config.w_dim) if in_w else z_dim
-    first = moments_stage(tap_fn(model, options), d, z_dim, ctx, name="")
+    first = moments_stage(tap_fn(model, options), d, ctx, name="")
 
     def load(index, start, stop):
         out = {}
@@ -110,7 +111,8 @@ register(Analysis(
     name="ganspace",
     help="GANSpace (Härkönen et al. 2020): PCA of a tap over every latent from streamed moments, and FastICA "
          "(Palaev et al. 2023) on a stated subsample; edit directions with their provenance",
-    options=(Option("tap", "--tap", str, "w", "tap fitted (default w; other taps are lifted to z on the subsample)"),
+    options=(Option("tap", "--tap", str, None, "tap fitted (default: w for StyleGAN2, else the first feature map; "
+                    "taps other than w are lifted to z on the subsample)"),
              Option("k", "--k", int, 20, "components per method (default 20)"),
              Option("method", "--method", str, "pca,ica", "pca, ica or pca,ica (default pca,ica)"),
              Option("ica_samples", "--ica-samples", int, 10000,
@@ -118,5 +120,5 @@ register(Analysis(
              Option("fun", "--fun", str, "logcosh", "ICA contrast", FUNCTIONS),
              Option("algorithm", "--algorithm", str, "parallel", "ICA algorithm", ALGORITHMS),
              Option("max_iter", "--max-iter", int, 200, "ICA iteration limit (default 200)"),
-             Option("tol", "--tol", float, 1e-4, "ICA tolerance (default 1e-4)"), TRUNC),
-    outputs=None, compute=None, plan=_plan))
+             Option("tol", "--tol", float, 1e-4, "ICA tolerance (default 1e-4)"), TRUNC, CLASS),
+    outputs=None, compute=None, plan=_plan, default_tap=default_edit_tap))

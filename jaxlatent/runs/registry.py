@@ -46,7 +46,11 @@ class Option(NamedTuple):
 
 
 class Analysis(NamedTuple):
-    """A per-latent analysis that :func:`jaxlatent.runs.run` can stream to a store (see module doc)."""
+    """A per-latent analysis that :func:`jaxlatent.runs.run` can stream to a store (see module doc).
+
+    ``default_tap(model)``: the tap analysed when ``--tap`` is left out (the family's
+    :func:`jaxlatent.workflows.taps.default_tap`, or e.g. GANSpace's own fitting tap).
+    """
 
     name: str
     help: str
@@ -56,6 +60,7 @@ class Analysis(NamedTuple):
     spectrum: str | None = None
     dimension: str | None = None
     plan: Callable[..., list] | None = None
+    default_tap: Callable[[Any], str] = default_tap
 
 
 _REGISTRY: dict[str, Analysis] = {}
@@ -82,8 +87,9 @@ def get(name: str) -> Analysis:
 def resolve_options(analysis: Analysis, options: dict | None, model=None) -> dict:
     """Options with defaults filled in, each converted to its declared type and checked.
 
-    With ``model``, the defaults that depend on its family are filled in too (``tap``: ``w`` or
-    FastGAN's ``init``; ``space``: ``w`` or ``z``), so that a run's manifest records what ran."""
+    With ``model``, the defaults that depend on its family are filled in too (``tap``:
+    ``analysis.default_tap(model)``, :func:`jaxlatent.workflows.taps.default_tap` unless the analysis
+    names another; ``space``: ``w`` or ``z``), so that a run's manifest records what ran."""
     options = dict(options or {})
     known = {o.name: o for o in analysis.options}
     unknown = sorted(set(options) - set(known))
@@ -104,7 +110,7 @@ def resolve_options(analysis: Analysis, options: dict | None, model=None) -> dic
         resolved[name] = value
     if model is not None:
         if resolved.get("tap", "") is None:
-            resolved["tap"] = default_tap(model)
+            resolved["tap"] = analysis.default_tap(model)
         if resolved.get("space", "") is None:
             resolved["space"] = spaces.default_space(model)
     return resolved
@@ -113,10 +119,11 @@ def resolve_options(analysis: Analysis, options: dict | None, model=None) -> dic
 # -- shared pieces of the model-tap analyses ----------------------------------------------
 
 TAP = Option("tap", "--tap", str, None, "tap name (default: w for StyleGAN2, the first feature map init for "
-                                         "FastGAN); see model.taps()")
-TRUNC = Option("truncation_psi", "--trunc", float, None, "truncation psi for the tap (StyleGAN2; default: none)")
-CLASS = Option("class_idx", "--class", int, None, "class label of a conditional StyleGAN2 (required there), "
-                                                  "the same for every latent of the run")
+                                         "FastGAN, the first block layers.0 for BigGAN); see model.taps()")
+TRUNC = Option("truncation_psi", "--trunc", float, None, "truncation psi for the tap (StyleGAN2; default: none); "
+                                                         "BigGAN's truncation (statistics and latents; default 1)")
+CLASS = Option("class_idx", "--class", int, None, "class label of a conditional StyleGAN2 or a BigGAN (required "
+                                                  "there), the same for every latent of the run")
 
 
 def tap_name(model, options: dict) -> str:

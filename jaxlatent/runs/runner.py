@@ -39,7 +39,7 @@ from jaxlatent.runs import registry
 from jaxlatent.runs.manifest import (build_manifest, check_same_run, manifest_path, read_manifest,
                                      run_id, write_manifest)
 from jaxlatent.runs.results import SUMMARY_FILE, RunResult, open_run
-from jaxlatent.runs.stages import RunContext, Stage, latent_stage, latents, row_keys
+from jaxlatent.runs.stages import RunContext, Stage, latent_stage, latents, model_latents, row_keys
 from jaxlatent.runs.status import Throughput, write_status
 from jaxlatent.runs.store import (GROUP_FILE, RECORDS_DIR, ChunkedStore, RunCorruptError, RunError,
                                   json_bytes, write_atomic)
@@ -257,7 +257,7 @@ def run(analysis: str, model, n: int, out, *, first_seed: int = 0, options: dict
       n: number of latents N >= 1.
       out: the run folder (new, empty, or holding this same run).
       first_seed: latent ``i`` is ``RandomState(first_seed + i).randn(z_dim)``, the seed naming of
-        ``--seeds``; ``first_seed + n <= 2**32``. Analyses that draw random numbers get the key
+        ``--seeds`` (a BigGAN's: the package's truncated draw of that seed at the ``truncation_psi`` option); ``first_seed + n <= 2**32``. Analyses that draw random numbers get the key
         ``fold_in(PRNGKey(first_seed), i)`` for latent ``i``.
       options: the analysis's options (``{"tap": "w", "k": 8}``), as ``jaxlatent run ANALYSIS`` takes them.
       chunk_size: latents per chunk (store chunk and compiled batch).
@@ -285,7 +285,8 @@ def run(analysis: str, model, n: int, out, *, first_seed: int = 0, options: dict
     path = os.path.abspath(os.fspath(out))
     mesh = batch_mesh(jax.local_devices()) if mesh is None else mesh
     readers: dict[str, ChunkedStore] = {}
-    ctx = RunContext(path, int(n), seed, int(chunk_size), mesh, lambda name: readers[name])
+    ctx = RunContext(path, int(n), seed, int(chunk_size), mesh, lambda name: readers[name],
+                     lambda start, stop: model_latents(model, options, seed, start, stop))
     stages = plan(spec, model, options, ctx)
     stores = [_stage_store(path, s) for s in stages]
     readers.update({s.name: st for s, st in zip(stages, stores)})

@@ -10,9 +10,11 @@ of the run's identity (the manifest), never of the chunking of the work, the dev
 restarts: a resumed run recomputes missing chunks from the same inputs.
 
 Latent ``i`` of a run with seed ``s`` is ``z_i = RandomState(s + i).randn(z_dim)``
-(:func:`latents`); an analysis that draws per latent gets ``fold_in(PRNGKey(s), i)``
-(:func:`row_keys`); a stage that draws per chunk seeds ``numpy.random.default_rng`` with the
-seed, a tag of its own and the chunk index (:func:`chunk_rng`).
+(:func:`latents`; a BigGAN's is the package's truncated draw of seed ``s + i`` at the run's
+``--trunc``, :func:`model_latents`), read by every stage through ``RunContext.latents``; an
+analysis that draws per latent gets ``fold_in(PRNGKey(s), i)`` (:func:`row_keys`); a stage
+that draws per chunk seeds ``numpy.random.default_rng`` with the seed, a tag of its own and the
+chunk index (:func:`chunk_rng`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import numpy as np
 from jaxlatent.engine.latents import latents_from_seeds
 from jaxlatent.engine.parallel import pad_rows
 from jaxlatent.runs.store import ChunkedStore, RunError
+from jaxlatent.workflows.spaces import seed_latents
 
-__all__ = ["Stage", "RunContext", "latents", "row_keys", "chunk_rng", "latent_stage", "chunk_ranges",
-           "stored_sum"]
+__all__ = ["Stage", "RunContext", "latents", "model_latents", "row_keys", "chunk_rng", "latent_stage",
+           "chunk_ranges", "stored_sum"]
 
 
 class Stage(NamedTuple):
@@ -73,7 +76,8 @@ class RunContext(NamedTuple):
     """What a run's plan may use: the folder, the latents' seed and count, the chunking, the mesh.
 
     reader: ``stage name -> ChunkedStore`` of an earlier stage (reads are checked against the
-    commit records' SHA-256).
+    commit records' SHA-256). latents: ``(start, stop) -> z (stop - start, z_dim)``, the run's
+    latents ``start..stop-1`` (:func:`model_latents`).
     """
 
     path: str
@@ -82,12 +86,20 @@ class RunContext(NamedTuple):
     chunk_size: int
     mesh: Any
     reader: Callable[[str], ChunkedStore]
+    latents: Callable[[int, int], np.ndarray]
 
 
 def latents(seed: int, start: int, stop: int, z_dim: int) -> np.ndarray:
     """``z: (stop - start, z_dim)`` float32: latents ``start..stop-1`` of a run with ``seed``, the
     seeds ``seed + start .. seed + stop - 1`` (:func:`jaxlatent.engine.latents.latents_from_seeds`)."""
     return latents_from_seeds(range(seed + start, seed + stop), z_dim)
+
+
+def model_latents(model, options: dict, seed: int, start: int, stop: int) -> np.ndarray:
+    """The latents ``start..stop-1`` of a run of ``model`` with ``seed``: :func:`latents`, or for a
+    BigGAN the package's truncated draws of the same seeds at ``options["truncation_psi"]`` (or 1)
+    (:func:`jaxlatent.workflows.spaces.seed_latents`)."""
+    return seed_latents(model, range(seed + start, seed + stop), truncation_psi=options.get("truncation_psi"))
 
 
 @jax.jit
@@ -115,10 +127,10 @@ def chunk_ranges(n: int, chunk_size: int) -> list[tuple[int, int]]:
 def latent_stage(spec, model, options: dict, ctx: RunContext) -> Stage:
     """The one stage of a per-latent :class:`~jaxlatent.runs.registry.Analysis`: its ``compute`` on
     each chunk of latents (padded to ``chunk_size`` rows), stored in the run folder."""
-    z_dim, size = int(model.z_dim), ctx.chunk_size
+    size = ctx.chunk_size
 
     def load(index, start, stop):
-        return (pad_rows(latents(ctx.seed, start, stop, z_dim), size),
+        return (pad_rows(ctx.latents(start, stop), size),
                 pad_rows(row_keys(ctx.seed, start, stop), size))
 
     def compute(inputs):

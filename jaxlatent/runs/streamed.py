@@ -26,13 +26,13 @@ import numpy as np
 from jaxlatent.engine.parallel import map_batched, pad_rows
 from jaxlatent.ganspace.population import Moments, fold
 from jaxlatent.localbasis.grassmann import grassmann_distance
-from jaxlatent.runs.stages import RunContext, Stage, chunk_rng, latents
+from jaxlatent.runs.stages import RunContext, Stage, chunk_rng
 from jaxlatent.runs.store import ChunkedStore, Output
 
 __all__ = ["moments_stage", "merged_moments", "pair_stage", "pair_count", "curves", "unit_neighbours"]
 
 
-def moments_stage(f: Callable, d: int, z_dim: int, ctx: RunContext, name: str = "moments") -> Stage:
+def moments_stage(f: Callable, d: int, ctx: RunContext, name: str = "moments") -> Stage:
     """One row per chunk of ``ctx.chunk_size`` latents: ``count ()``, ``mean (d,)``, ``scatter (d, d)``
     (float64) of ``f``'s flattened values over the chunk."""
     size = ctx.chunk_size
@@ -40,7 +40,7 @@ def moments_stage(f: Callable, d: int, z_dim: int, ctx: RunContext, name: str = 
 
     def load(index, start, stop):
         lo, hi = index * size, min(index * size + size, ctx.n)
-        return pad_rows(latents(ctx.seed, lo, hi, z_dim), size), hi - lo
+        return pad_rows(ctx.latents(lo, hi), size), hi - lo
 
     def compute(inputs):
         z, count = inputs

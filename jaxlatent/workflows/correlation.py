@@ -23,7 +23,7 @@ from jaxlatent.correlation.controlling import (choose_size, optimized_set, set_m
 from jaxlatent.correlation.effects import concept_effects
 from jaxlatent.correlation.interventions import apply_intervention, class_probs, intervention_probs
 from jaxlatent.correlation.translation import translate
-from jaxlatent.workflows.spaces import latent_space
+from jaxlatent.workflows.spaces import latent_space, z_units
 
 __all__ = ["Sizes", "FULL", "QUICK", "Population", "population", "analyse", "translation_images", "summarize",
            "raw_arrays"]
@@ -65,12 +65,14 @@ def population(model, z, space: str = "z", *, truncation_psi: float | None = Non
                class_idx: int | None = None) -> Population:
     """The latents ``z`` in Z or W (StyleGAN2's w broadcast to every layer) and the generator there.
 
-    In W the standard units are the population's mean and standard deviation per dimension.
+    In W the standard units are the population's mean and standard deviation per dimension. In
+    Z they are :func:`jaxlatent.workflows.spaces.z_units`: z's own for N(0, I) latents, the
+    standard deviation of a BigGAN's truncated draws for a BigGAN.
     """
     sp = latent_space(model, space, truncation_psi=truncation_psi, class_idx=class_idx, where="correlation")
     x = np.asarray(sp.points(jnp.asarray(z, jnp.float32)), np.float32)
     if space == "z":
-        return Population("z", sp.image, x, None, None)
+        return Population("z", sp.image, x, *z_units(model, truncation_psi=truncation_psi))
     return Population("w", sp.image, x, x.mean(0), x.std(0))
 
 

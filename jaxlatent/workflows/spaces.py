@@ -1,9 +1,12 @@
 """A generator as the callables analyses take: taps, images and the latent spaces Z and W.
 
 Every caller names the model options the same way: ``truncation_psi`` (StyleGAN2; ``None``: the
-model's default, no truncation) and ``class_idx`` (the label of a conditional StyleGAN2). Both
-are refused for FastGAN, which has neither. Taps and images are deterministic: ``model.fn``
-uses StyleGAN2's constant noise and no FastGAN noise, so every number can be recomputed.
+model's default, no truncation; BigGAN: its truncation, which selects the batch-norm statistics
+and scales the latents drawn) and ``class_idx`` (the label of a conditional StyleGAN2 or of a
+BigGAN). Both are refused for FastGAN, which has neither. Latents come from seeds
+(:func:`seed_latents`) or PRNG keys (:func:`key_latents`), BigGAN's as the truncated draws it is
+used with. Taps and images are deterministic: ``model.fn`` uses StyleGAN2's constant noise and
+no FastGAN noise, so every number can be recomputed.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from typing import Any, Callable, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.engine.latents import class_labels
+from jaxlatent.engine.latents import class_labels, latents_from_seeds
+from jaxlatent.ganspace.population import KeyLatents, TruncatedKeyLatents
 
-__all__ = ["SPACES", "Space", "is_stylegan2", "is_conditional", "default_space", "check_space", "model_options",
-           "tap_fn", "render", "latent_space"]
+__all__ = ["SPACES", "Space", "is_stylegan2", "is_biggan", "is_conditional", "default_space", "check_space",
+           "model_options", "seed_latents", "key_latents", "z_units", "tap_fn", "render", "latent_space"]
 
 SPACES = ("z", "w")
 
@@ -26,9 +30,14 @@ def is_stylegan2(model) -> bool:
     return model.config.family == "stylegan2"
 
 
+def is_biggan(model) -> bool:
+    """BigGAN-deep: class-conditional, no mapping network, truncation picks batch-norm statistics."""
+    return model.config.family == "biggan"
+
+
 def is_conditional(model) -> bool:
-    """A class-conditional generator (StyleGAN2 with ``c_dim > 0``): every call needs a class."""
-    return is_stylegan2(model) and int(model.config.c_dim or 0) > 0
+    """A class-conditional generator (StyleGAN2 with ``c_dim > 0``, or BigGAN): every call needs a class."""
+    return is_biggan(model) or (is_stylegan2(model) and int(model.config.c_dim or 0) > 0)
 
 
 def default_space(model) -> str:
@@ -60,7 +69,7 @@ def model_options(model, *, truncation_psi: float | None = None, class_idx: int 
     conditional one is a ``ValueError`` naming ``where``. BigGAN: ``c`` (its class, required)
     and ``truncation`` (the truncation selects its batch-norm statistics).
     """
-    if model.config.family == "biggan":  # class-conditional: a class is required; truncation picks statistics
+    if is_biggan(model):  # class-conditional: a class is required; truncation picks statistics
         labels = class_labels(model.config.num_classes, class_idx, 1 if batch is None else batch,
                               where=f"{where} (BigGAN)")
         options = {"c": jnp.asarray(labels[0] if batch is None else labels)}
@@ -79,6 +88,48 @@ def model_options(model, *, truncation_psi: float | None = None, class_idx: int 
     if labels is not None:
         options["c"] = jnp.asarray(labels[0] if batch is None else labels)
     return options
+
+
+def _truncation(truncation_psi: float | None) -> float:
+    return 1.0 if truncation_psi is None else float(truncation_psi)
+
+
+def seed_latents(model, seeds, *, truncation_psi: float | None = None) -> np.ndarray:
+    """``z: (len(seeds), z_dim)`` float32, one latent per seed.
+
+    Row i is ``RandomState(seeds[i]).randn(z_dim)`` (the NVlabs convention); for a BigGAN, the
+    package's truncated draw ``truncated_noise_sample(1, z_dim, truncation, seeds[i])``
+    (``truncation * TN(0, 1; [-2, 2])``, ``truncation_psi`` or 1), the latents its truncation expects.
+    """
+    if is_biggan(model):
+        return model.sample_latents(list(seeds), _truncation(truncation_psi))
+    return latents_from_seeds(seeds, int(model.z_dim))
+
+
+def key_latents(model, seed: int, n: int, *, truncation_psi: float | None = None):
+    """A population of ``n`` latents from a PRNG seed, sliced lazily (GANSpace's fits, the edit FID).
+
+    :class:`~jaxlatent.ganspace.population.KeyLatents` (N(0, I) rows); for a BigGAN,
+    :class:`~jaxlatent.ganspace.population.TruncatedKeyLatents` with bound 2 and scale the
+    truncation (``truncation_psi`` or 1), the distribution of its truncated draws.
+    """
+    if is_biggan(model):
+        return TruncatedKeyLatents(seed, n, int(model.z_dim), bound=2.0, scale=_truncation(truncation_psi))
+    return KeyLatents(seed, n, int(model.z_dim))
+
+
+def z_units(model, *, truncation_psi: float | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The standard units ``(center (z_dim,), scale (z_dim,))`` of interventions on z, or
+    ``(None, None)`` where they are z's own (N(0, I) latents).
+
+    A BigGAN's latents are the truncated draws ``t TN(0, 1; [-2, 2])``: centre 0 and scale their
+    standard deviation ``t * 0.8796`` (``model.latent_std(t)``), so that a value ``a`` reaches as
+    far into the population as on the other families.
+    """
+    if not is_biggan(model):
+        return None, None
+    d = int(model.z_dim)
+    return np.zeros(d, np.float32), np.full(d, model.latent_std(_truncation(truncation_psi)), np.float32)
 
 
 def tap_fn(model, tap: str, *, truncation_psi: float | None = None, class_idx: int | None = None,

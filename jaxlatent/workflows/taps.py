@@ -6,7 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
-from jaxlatent.workflows.spaces import is_stylegan2
+from jaxlatent.workflows.spaces import is_biggan, is_stylegan2
 
 __all__ = ["default_taps", "default_traversal_taps", "default_edit_tap", "default_tap", "mapping_taps", "check_taps"]
 
@@ -45,7 +45,8 @@ def default_traversal_taps(model, taps: list[str]) -> list[str]:
 
 
 def default_edit_tap(model) -> str:
-    """``w`` for StyleGAN2 (GANSpace); the first feature map for other generators (FastGAN's init)."""
+    """``w`` for StyleGAN2 (GANSpace); the first feature map for other generators (FastGAN's init,
+    BigGAN's ``gen_z``, where GANSpace fits BigGAN)."""
     if is_stylegan2(model):
         return "w"
     return next(t for t in model.taps() if t != "image")
@@ -54,7 +55,11 @@ def default_edit_tap(model) -> str:
 def default_tap(model) -> str:
     """The one tap a single-tap command analyses by default (``local-basis``, ``grassmann``, runs):
     ``w`` for StyleGAN2 (the Local Basis paper's space); for a FastGAN, which has no mapping
-    network, its first feature map (``init``, the 4x4 features right after z)."""
+    network, its first feature map (``init``, the 4x4 features right after z); for a BigGAN the
+    first block's output ``layers.0`` (its first feature map ``gen_z`` is linear in z, so its
+    Jacobian, and every local analysis of it, is the same at every latent)."""
+    if is_biggan(model):
+        return "layers.0"
     return "w" if is_stylegan2(model) else default_edit_tap(model)
 
 

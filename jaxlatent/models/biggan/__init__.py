@@ -8,8 +8,8 @@ from jaxlatent.models.biggan.config import (BigGANConfig, check_params, expected
                                             statistic_weights, tap_shapes)
 from jaxlatent.models.biggan.model import BigGAN
 from jaxlatent.models.biggan.network import BigGANModule, Generator, forward
-from jaxlatent.models.biggan.sampling import class_vectors, latents_from_seeds, truncated_noise_sample
+from jaxlatent.models.biggan.sampling import class_vectors, latent_std, latents_from_seeds, truncated_noise_sample
 
 __all__ = ["BigGAN", "BigGANConfig", "BigGANModule", "Generator", "check_params", "class_vectors",
-           "expected_shapes", "forward", "latents_from_seeds", "random_params", "statistic_weights",
+           "expected_shapes", "forward", "latent_std", "latents_from_seeds", "random_params", "statistic_weights",
            "tap_shapes", "truncated_noise_sample"]

@@ -18,7 +18,7 @@ import numpy as np
 from jaxlatent.models.biggan.config import (BigGANConfig, check_params, random_params,
                                             statistic_mix, statistic_weights, tap_shapes)
 from jaxlatent.models.biggan.network import WRT, BigGANModule, forward
-from jaxlatent.models.biggan.sampling import class_vectors, latents_from_seeds
+from jaxlatent.models.biggan.sampling import class_vectors, latent_std, latents_from_seeds
 from jaxlatent.models.errors import UnknownTapError
 
 __all__ = ["BigGAN"]
@@ -132,6 +132,11 @@ class BigGAN:
         """One latent per seed as the package draws it: ``(len(seeds), z_dim)`` float32, row i
         ``truncated_noise_sample(1, z_dim, truncation, seeds[i])``."""
         return latents_from_seeds(seeds, self.config.z_dim, _truncation(truncation, self.config))
+
+    def latent_std(self, truncation: float = 1.0) -> float:
+        """Standard deviation of each coordinate of :meth:`sample_latents`'s draws at ``truncation``
+        (``truncation * 0.8796``, :func:`~jaxlatent.models.biggan.sampling.latent_std`)."""
+        return latent_std(_truncation(truncation, self.config))
 
     # ----- evaluation ---------------------------------------------------------------------
     def taps(self) -> list[str]:

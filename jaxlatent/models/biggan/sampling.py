@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
+from scipy.stats import truncnorm
 
-__all__ = ["truncated_noise_sample", "latents_from_seeds", "class_vectors"]
+__all__ = ["truncated_noise_sample", "latents_from_seeds", "latent_std", "class_vectors"]
 
 
 def truncated_noise_sample(batch_size: int = 1, dim_z: int = 128, truncation: float = 1.0,
@@ -31,10 +32,6 @@ def truncated_noise_sample(batch_size: int = 1, dim_z: int = 128, truncation: fl
     Returns:
       z: (batch_size, dim_z) float32, equal to the package's draw for the same seed.
     """
-    # scipy.stats is imported here, not with jaxlatent: it builds its distributions at import
-    # (slow), and its array-API checks fail while torch is masked out of sys.modules
-    from scipy.stats import truncnorm  # noqa: PLC0415
-
     state = None if seed is None else np.random.RandomState(seed)
     values = truncnorm.rvs(-2, 2, size=(batch_size, dim_z), random_state=state).astype(np.float32)
     return truncation * values
@@ -51,6 +48,14 @@ def latents_from_seeds(seeds: Iterable[int], dim_z: int, truncation: float = 1.0
     """
     rows = [truncated_noise_sample(1, dim_z, truncation, int(s))[0] for s in seeds]
     return np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim_z), np.float32)
+
+
+def latent_std(truncation: float = 1.0) -> float:
+    """Standard deviation of each coordinate of :func:`truncated_noise_sample`'s draws:
+    ``truncation * sd(TN(0, 1; [-2, 2]))`` = ``truncation * 0.8796``; the standard unit in which
+    interventions on BigGAN's latent are measured (a value of ``2 / 0.8796`` units reaches the
+    truncation bound)."""
+    return float(truncation) * float(truncnorm.std(-2, 2))
 
 
 def class_vectors(c, num_classes: int, batch: int | None = None) -> np.ndarray:

@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 
-from jaxlatent.engine.latents import latents_from_seeds
 from jaxlatent.report import plots
 from jaxlatent.report.context import SectionContext
+from jaxlatent.workflows.spaces import seed_latents
 from jaxlatent.workflows.correlation import (FULL, QUICK, Population, Sizes, analyse, population, raw_arrays,
                                              summarize, translation_images)
 
@@ -41,7 +41,7 @@ def add_section(page, model, ctx: SectionContext) -> None:
         return
     start = time.perf_counter()
     sizes = QUICK if ctx.options.quick else FULL
-    z = latents_from_seeds(range(sizes.population), int(model.z_dim))
+    z = seed_latents(model, range(sizes.population), truncation_psi=ctx.options.truncation_psi)
     space = population(model, z, "z", truncation_psi=ctx.options.truncation_psi, class_idx=ctx.options.class_idx)
     res = analyse(space, classifier.logits, sizes, key=ctx.key)
     write_figures(page, space, res, sizes, prefix="correlation")

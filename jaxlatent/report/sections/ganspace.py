@@ -10,18 +10,16 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxlatent.engine.latents import latents_from_seeds
 from jaxlatent.ganspace.fid import edit_fid_table
-from jaxlatent.ganspace.population import KeyLatents
 from jaxlatent.report import plots
 from jaxlatent.report.context import SectionContext
 from jaxlatent.workflows.ganspace import direction_images, fit_directions
-from jaxlatent.workflows.spaces import latent_space
+from jaxlatent.workflows.spaces import key_latents, latent_space, seed_latents
 from jaxlatent.workflows.taps import default_edit_tap
 
 __all__ = ["add_section"]
 
-POPULATION_SEED = 2026     # the fitted population: KeyLatents(POPULATION_SEED, n, z_dim)
+POPULATION_SEED = 2026     # the fitted population: key_latents(model, POPULATION_SEED, n)
 FID_SEED = 1000            # the edit-FID latents, another draw
 _FULL = dict(n_population=20000, n_fid=1000, k=10, k_ica=(10, 20), grid_dirs=5, strengths=7)
 _QUICK = dict(n_population=2000, n_fid=200, k=8, k_ica=(8,), grid_dirs=4, strengths=5)
@@ -34,8 +32,7 @@ def add_section(page, model, ctx: SectionContext) -> None:
     cfg = _QUICK if quick else _FULL
     t0 = time.perf_counter()
     tap = default_edit_tap(model)
-    z_dim = int(model.z_dim)
-    population = KeyLatents(POPULATION_SEED, cfg["n_population"], z_dim)
+    population = key_latents(model, POPULATION_SEED, cfg["n_population"], truncation_psi=opts["truncation_psi"])
     k_pca = min(cfg["k"], int(np.prod(model.tap_shape(tap))))
     fits = {f"PCA {k_pca}": fit_directions(model, tap, "pca", population, k=k_pca, key=key, **opts)}
     for i, k in enumerate(cfg["k_ica"]):
@@ -48,13 +45,13 @@ def add_section(page, model, ctx: SectionContext) -> None:
         "GANSpace: PCA and ICA directions",
         f"Härkönen et al. (NeurIPS 2020) edit along the principal axes of a tap's population; "
         f"Palaev, Lukmanov and Khan (ICLR 2023 Tiny Papers) replace PCA by FastICA. Fitted at tap "
-        f"'{tap}' over {cfg['n_population']} latents (KeyLatents({POPULATION_SEED}, n)); edits move "
+        f"'{tap}' over {cfg['n_population']} latents ({population!r}); edits move "
         + ("w (every layer)." if space == "w" else "z along directions lifted by least squares."))
 
     # grids: the first latent, each method's leading directions, strengths -6..6
     strengths = np.linspace(-6, 6, cfg["strengths"]).astype(np.float32)
     edit_space = latent_space(model, space, where="report", **opts)
-    x0, render = edit_space.points(latents_from_seeds([0], z_dim)), edit_space.image
+    x0, render = edit_space.points(seed_latents(model, [0], truncation_psi=opts["truncation_psi"])), edit_space.image
     first_ica = next(name for name in fits if name.startswith("ICA"))
     shown = {name: fits[name] for name in (next(iter(fits)), first_ica)}
     grids = {name: direction_images(render, x0, d.directions[:cfg["grid_dirs"]], strengths) for name, d in shown.items()}
@@ -79,13 +76,14 @@ def add_section(page, model, ctx: SectionContext) -> None:
     if classifier is None:
         page.text("Edit FID skipped: no feature network (the demo uses the digits classifier's features).")
     else:
-        z = KeyLatents(FID_SEED, cfg["n_fid"], z_dim)[:]
+        fid_latents = key_latents(model, FID_SEED, cfg["n_fid"], truncation_psi=opts["truncation_psi"])
+        z = fid_latents[:]
         x, render = edit_space.points(z), edit_space.image
         table = edit_fid_table(render, classifier.features, x, {n: d.directions for n, d in fits.items()},
                                key=jax.random.fold_in(key, 0), variant="paper",
                                max_strengths=(3.0,) if quick else (3.0, 6.0), chunk_size=cfg["n_fid"])
         page.text(f"Fréchet distance between the classifier features of {table.n} generated images "
-                  f"(KeyLatents({FID_SEED}, n)) and of the same images each edited along one random "
+                  f"({fid_latents!r}) and of the same images each edited along one random "
                   f"direction of the set with a random strength (Palaev et al., tables 1-3; "
                   f"strengths as the paper's text: alpha ~ U[-a, a]). "
                   f"Lower: the edits keep the images closer to the model's distribution.")

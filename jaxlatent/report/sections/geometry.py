@@ -9,13 +9,12 @@ import time
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.engine.latents import latents_from_seeds
 from jaxlatent.geometry.metric import Metric, metric_tensor, mse_distance
 from jaxlatent.geometry.stats import average_metric
 from jaxlatent.report import plots
 from jaxlatent.report.context import SectionContext
 from jaxlatent.workflows.geometry import feature_distance, inversion_runs, strip_images, summarize
-from jaxlatent.workflows.spaces import latent_space
+from jaxlatent.workflows.spaces import latent_space, seed_latents
 
 __all__ = ["add_section"]
 
@@ -31,7 +30,7 @@ def add_section(page, model, ctx: SectionContext) -> None:
     distances = {"pixel MSE": mse_distance}
     if classifier is not None:
         distances["classifier features"] = feature_distance(classifier.features)
-    z = latents_from_seeds(range(n), model.config.z_dim)
+    z = seed_latents(model, range(n), truncation_psi=truncation_psi)
     page.section("Riemannian metric of the image manifold (Wang & Ponce 2021)",
                  f"H(z) = Hessian of d(G(z0), G(z)) at z0, from J^T M J, at {n} latents (seeds 0-{n - 1}); "
                  "distances: " + ", ".join(distances) + ". Spectra: mean and 5-95 % band. Anisotropy: "

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
-from jaxlatent.engine.latents import latents_from_seeds
 from jaxlatent.report import plots
 from jaxlatent.report.context import SectionContext
-from jaxlatent.workflows.spaces import render
+from jaxlatent.workflows.spaces import render, seed_latents
 
 __all__ = ["add_section"]
 
@@ -16,7 +15,8 @@ def add_section(page, model, ctx: SectionContext) -> None:
     """The sample grid of seeds ``0..options.n_samples - 1``, then ``ctx.quality`` as a table."""
     options = ctx.options
     seeds = list(range(options.n_samples))
-    imgs = render(model, latents_from_seeds(seeds, int(model.z_dim)), truncation_psi=options.truncation_psi,
+    imgs = render(model, seed_latents(model, seeds, truncation_psi=options.truncation_psi),
+                  truncation_psi=options.truncation_psi,
                   class_idx=options.class_idx, where="report")
     nrow = int(math.ceil(math.sqrt(len(seeds))))
     plots.save_image_grid(imgs, page.path("samples.png"), nrow=nrow)

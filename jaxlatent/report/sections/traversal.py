@@ -9,12 +9,11 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlatent.engine.latents import latents_from_seeds
 from jaxlatent.localbasis.basis import local_basis
 from jaxlatent.localbasis.traversal import iterative_traversal, linear_traversal
 from jaxlatent.report import plots
 from jaxlatent.report.context import SectionContext
-from jaxlatent.workflows.spaces import is_stylegan2, latent_space, render
+from jaxlatent.workflows.spaces import is_stylegan2, latent_space, render, seed_latents
 
 __all__ = ["add_section"]
 
@@ -40,7 +39,7 @@ def traversal_section(page, model, f, tap, options, z_dim, classifier):
     ``latents`` (L, D, S, in), ``images`` (L * D * S, C, H, W), ``space`` and ``what``.
     """
     seeds = list(options.traversal_seeds)
-    z = jnp.asarray(latents_from_seeds(seeds, z_dim))
+    z = jnp.asarray(seed_latents(model, seeds, truncation_psi=options.truncation_psi))
     n_dir = min(options.traversal_directions, z_dim, int(np.prod(model.tap_shape(tap))))
     frames = options.frames
     tag = tap.replace(".", "_")
