@@ -32,13 +32,13 @@ import numpy as np
 
 from jaxlatent.correlation.controlling import choose_size, ranked_order, success_curve
 from jaxlatent.correlation.interventions import class_probs, intervention_probs, single_dim_grid
-from jaxlatent.engine.latents import latents_from_seeds
 from jaxlatent.engine.parallel import pad_rows
 from jaxlatent.models.digits import load_classifier
 from jaxlatent.runs.registry import CLASS, TRUNC, Analysis, Option, execution, register, tap_fn
-from jaxlatent.runs.stages import RunContext, Stage, latents
+from jaxlatent.runs.stages import RunContext, Stage
 from jaxlatent.runs.store import Output, RunError
 from jaxlatent.workflows.features import check_reads_images
+from jaxlatent.workflows.spaces import seed_latents
 
 __all__ = ["parse_pairs"]
 
@@ -89,7 +89,7 @@ def _plan(model, options, ctx: RunContext):
     min_prob = float(options["min_prob"])
 
     def load_latents(index, start, stop):
-        return pad_rows(latents(ctx.seed, start, stop, d), size)
+        return pad_rows(ctx.latents(start, stop), size)
 
     def base(z):
         return {"base_probs": class_probs(g, clf.logits, z, **execution(z, ctx.mesh))}
@@ -164,7 +164,7 @@ def _plan(model, options, ctx: RunContext):
         weights = eff[sources.index(s), :, targets.index(t)] / n_s
         order, directions = ranked_order(scores, weights)
         idx = subsample()[s]
-        z = latents_from_seeds((ctx.seed + idx).tolist(), d)
+        z = seed_latents(model, (ctx.seed + idx).tolist(), truncation_psi=options.get("truncation_psi"))
         return s, t, n_s, (scores, weights, directions, order[:max_k], z)
 
     def pair(inputs):

@@ -32,7 +32,7 @@ from jaxlatent.models.digits import load_classifier
 from jaxlatent.runs.manifest import model_digest
 from jaxlatent.runs.registry import TRUNC, Analysis, Option, model_kwargs, register
 from jaxlatent.runs.results import open_run
-from jaxlatent.runs.stages import RunContext, Stage, latents
+from jaxlatent.runs.stages import RunContext, Stage
 from jaxlatent.runs.store import Output, RunError, array_digest
 from jaxlatent.workflows.features import check_reads_images, features_for
 from jaxlatent.workflows.spaces import is_stylegan2, latent_space
@@ -132,11 +132,11 @@ def _plan(model, options, ctx: RunContext):
     f = check_reads_images(model, features, flag="--features", what="feature network")
     fn = jax.tree_util.Partial(_rendered_features, lat.image, features)
     edits = [(c, s) for c in comps for s in strengths]
-    size, z_dim = ctx.chunk_size, int(model.z_dim)
+    size = ctx.chunk_size
 
     def load(index, start, stop):
         lo, hi = index * size, min(index * size + size, ctx.n)
-        return pad_rows(latents(ctx.seed, lo, hi, z_dim), size), hi - lo
+        return pad_rows(ctx.latents(lo, hi), size), hi - lo
 
     def compute(inputs):
         z, count = inputs
