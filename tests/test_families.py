@@ -252,7 +252,44 @@ def test_generate_convert_and_runs(files, family, tmp_path, capsys):
     assert jaxlatent.open_run(out)["probs"].shape == (2, 2, 2, 10)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", ("conditional", "fastgan", "biggan"))
+def test_staged_runs(files, family, tmp_path, capsys):
+    """The run analyses that plan several stages: pairs of Local Bases, a population, class pairs
+    and the FID of a ganspace run's edits, each at a quick size, on the families whose runs differ
+    from a plain StyleGAN2's (tests/test_runs_analyses.py): a class, z only with feature taps,
+    truncated latents."""
+    f = files[family]
+    quick = ["--n", "4", "--chunk-size", "2", "--quiet", *f["extra"]]
+    k = 2
+    for analysis, opts, stage, field, shape in (
+            ("distortion", ["--k", str(k), "--pairs", "4", "--baseline-pairs", "4"], "result", "distortion", (1,)),
+            ("grassmann", ["--k", str(k), "--pairs", "4"], "result", "dims", (1, k)),
+            ("ganspace", ["--k", str(k), "--method", "pca", "--ica-samples", "4"], "result", "pca_directions", None),
+            ("controlling-set", ["--class-pairs", "0:1,1:0", "--max-k", "2", "--curve-samples", "2",
+                                 "--classifier", f["classifier"]], "pairs", "success", (2, 2))):
+        out = tmp_path / analysis
+        rc, text = cli(["run", analysis, f["path"], "--out", out, *opts, *quick], capsys)
+        assert rc == 0, f"{analysis}: {text}"
+        res = jaxlatent.open_run(out)
+        assert res.complete and stage in res.stages, (analysis, res.stages)
+        if field is not None:
+            got = np.asarray(res.stage(stage)[field])
+            assert got.size and (shape is None or got.shape == shape), (analysis, got.shape)
+            if analysis != "controlling-set":      # a class pair with no source sample holds NaN
+                assert np.isfinite(got).all(), analysis
+    directions = np.asarray(jaxlatent.open_run(tmp_path / "ganspace").stage("result")["pca_directions"])
+    space = f["model"].z_dim if family in Z_ONLY else f["model"].config.w_dim
+    assert directions.shape == (1, k, int(space))
+    out = tmp_path / "edit-fid"
+    rc, text = cli(["run", "edit-fid", f["path"], "--out", out, "--directions", tmp_path / "ganspace",
+                    "--indices", "0", "--strength-values=-1,1", "--features", f["classifier"], *quick], capsys)
+    assert rc == 0, text
+    fid = np.asarray(jaxlatent.open_run(out).stage("result")["fid"])
+    assert fid.shape == (1, 2) and np.isfinite(fid).all() and (fid >= 0).all(), fid
+
+
+# a plain StyleGAN2's report is the shipped demo's (tests/test_report.py, the demo_dir fixture)
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "stylegan2"])
 def test_quick_report(files, family, tmp_path, capsys):
     f = files[family]
     # BigGAN: gen_z, linear in z, has the cheapest Jacobian programs to compile (layers.0 is

@@ -141,7 +141,7 @@ def test_resume_with_other_options_model_or_version_refuses(model, tmp_path):
 
 
 def test_bad_input(model, tmp_path):
-    with pytest.raises(RunError, match="unknown analysis .nope.; known: concept-effects, distortion, ganspace, geometry, grassmann, local-basis, local-dim"):
+    with pytest.raises(RunError, match="unknown analysis .nope.; known: concept-effects, controlling-set, distortion, edit-fid, ganspace, geometry, grassmann, local-basis, local-dim"):
         run("nope", model, 4, tmp_path / "x")
     for n in (0, -3, 2.5):
         with pytest.raises(RunError, match="N must be an integer >= 1"):

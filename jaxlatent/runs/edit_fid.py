@@ -30,7 +30,7 @@ from jaxlatent.ganspace.fid import frechet_distance
 from jaxlatent.ganspace.population import Moments, fold
 from jaxlatent.models.digits import load_classifier
 from jaxlatent.runs.manifest import model_digest
-from jaxlatent.runs.registry import TRUNC, Analysis, Option, model_kwargs, register
+from jaxlatent.runs.registry import CLASS, TRUNC, Analysis, Option, model_kwargs, register
 from jaxlatent.runs.results import open_run
 from jaxlatent.runs.stages import RunContext, Stage
 from jaxlatent.runs.store import Output, RunError, array_digest
@@ -196,5 +196,5 @@ register(Analysis(
              Option("features", "--features", str, None,
                     "feature network: pytorch-fid's Inception weights file or a classifier folder; default: the "
                     "shipped digit classifier's features, for the shipped digits model only"),
-             TRUNC),
+             TRUNC, CLASS),
     outputs=None, compute=None, plan=_plan))
