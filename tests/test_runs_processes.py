@@ -63,6 +63,29 @@ def records(out):
     return total
 
 
+def sigkill_at(cmd, out, targets, rng, tmp_path, *, start_s=(0.5, 2.0), jitter_s=0.01):
+    """Start ``cmd`` once per target and SIGKILL it: a target of 0 at a random moment of start-up
+    (``start_s``), any other once the run folder ``out`` holds that many commit records (plus a
+    random ``jitter_s``). Fails when a run ends before its kill."""
+    log = tmp_path / "stderr.txt"
+    for kill, target in enumerate(targets):
+        # stderr to a file: a pipe nobody reads fills (XLA logs every executable it loads from the
+        # compilation cache) and would stop the process before its kill
+        with open(log, "w") as err:
+            proc = subprocess.Popen(cmd, env=env(tmp_path), stdout=subprocess.DEVNULL, stderr=err)
+        start = time.monotonic()
+        if target == 0:
+            time.sleep(rng.uniform(*start_s))
+        else:
+            while records(out) < target and proc.poll() is None and time.monotonic() - start < 120:
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, jitter_s))
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before kill {kill + 1} (rc {proc.returncode}): {log.read_text()[-2000:]}")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
 def test_sigkill_at_random_moments_then_resume_equals_unbroken_run(tmp_path):
     ckpt = jaxlatent.models.digits.assets_dir()
     n, chunk = 2048, 32
@@ -73,25 +96,12 @@ def test_sigkill_at_random_moments_then_resume_equals_unbroken_run(tmp_path):
     out = str(tmp_path / "killed")
     cmd = [sys.executable, "-c", CLI, "run", "local-dim", ckpt, "--tap", "w", "--n", str(n), "--out", out,
            "--chunk-size", str(chunk)]
-    rng, log = random.Random(15), tmp_path / "stderr.txt"
+    rng = random.Random(15)
     # two kills at random moments of start-up (imports, loading the model), then three at random
     # moments inside random later chunks (computing, writing, committing): 5 kills in all; the
     # last target leaves 24 chunks (768 latents), so that no run ends before its kill
     targets = sorted(rng.sample(range(2, n // chunk - 24), 3))
-    for kill, target in enumerate([0, 0] + targets):
-        with open(log, "w") as err:
-            proc = subprocess.Popen(cmd, env=env(tmp_path), stdout=subprocess.DEVNULL, stderr=err)
-        start = time.monotonic()
-        if target == 0:
-            time.sleep(rng.uniform(0.2, 1.5))
-        else:
-            while records(out) < target and proc.poll() is None and time.monotonic() - start < 120:
-                time.sleep(0.002)
-            time.sleep(rng.uniform(0.0, 0.02))
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before kill {kill + 1} (rc {proc.returncode}): {log.read_text()[-2000:]}")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    sigkill_at(cmd, out, [0, 0] + targets, rng, tmp_path, start_s=(0.2, 1.5), jitter_s=0.02)
     assert 0 < records(out) < n // chunk
     done = subprocess.run(cmd, env=env(tmp_path), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -175,24 +185,7 @@ def kill_at_random_moments_then_finish(cmd, out, total, rng, tmp_path, kills=3):
     """Start ``cmd + --out out`` and SIGKILL it ``kills`` times (while starting, then at random
     commit counts of any stage, below ``total``), then run it to the end."""
     targets = [0] + sorted(rng.sample(range(1, total - 2), kills - 1))
-    log = tmp_path / "stderr.txt"
-    for kill, target in enumerate(targets):
-        # stderr to a file: a pipe nobody reads fills (XLA logs every executable it loads from the
-        # compilation cache) and would stop the process before its kill
-        with open(log, "w") as err:
-            proc = subprocess.Popen(cmd + ["--out", out, "--quiet"], env=env(tmp_path), stdout=subprocess.DEVNULL,
-                                    stderr=err)
-        start = time.monotonic()
-        if target == 0:
-            time.sleep(rng.uniform(0.5, 2.0))
-        else:
-            while records(out) < target and proc.poll() is None and time.monotonic() - start < 120:
-                time.sleep(0.002)
-            time.sleep(rng.uniform(0.0, 0.01))
-        if proc.poll() is not None:
-            pytest.fail(f"the run ended before kill {kill + 1} (rc {proc.returncode}): {log.read_text()[-2000:]}")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    sigkill_at(cmd + ["--out", out, "--quiet"], out, targets, rng, tmp_path)
     assert records(out) < total
     done = subprocess.run(cmd + ["--out", out, "--quiet"], env=env(tmp_path), capture_output=True, text=True,
                           timeout=300)
