@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -21,6 +23,18 @@ def random_stylegan2(config, seed: int = 0):
     rng = np.random.RandomState(seed)
     flat = {k: np.asarray(rng.randn(*s), np.float32) for k, s in expected_shapes(config).items()}
     return StyleGAN2.from_state_dict(config, flat)
+
+
+def golden_stylegan2(name: str):
+    """The StyleGAN2 of ``tests/golden/stylegan2/<name>.npz`` (official weights as plain arrays,
+    ``param/...``, and the official constructor's keywords, ``init_kwargs``)."""
+    from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "stylegan2", f"{name}.npz")
+    d = np.load(path)
+    config = StyleGAN2Config.from_nvlabs_kwargs(json.loads(str(d["init_kwargs"])))
+    state = {k[len("param/"):]: d[k] for k in d.files if k.startswith("param/")}
+    return StyleGAN2.from_state_dict(config, state, source=path)
 
 
 def run_jax_processes(script: str, args_of, env: dict, n: int = 2, timeout: float = 300.0) -> list:

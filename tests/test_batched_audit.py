@@ -15,26 +15,20 @@ the same quantity (relative 1e-4; the fault was 5e-2 and more), directions by ``
 
 from __future__ import annotations
 
-import json
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxlatent
-from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
+from helpers import golden_stylegan2
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "stylegan2", "map512.npz")
 N = 16
 
 
 @pytest.fixture(scope="module")
 def model():
-    d = np.load(GOLDEN)
-    config = StyleGAN2Config.from_nvlabs_kwargs(json.loads(str(d["init_kwargs"])))
-    return StyleGAN2.from_state_dict(config, {k[6:]: d[k] for k in d.files if k.startswith("param/")})
+    return golden_stylegan2("map512")
 
 
 @pytest.fixture(scope="module")

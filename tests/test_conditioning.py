@@ -8,9 +8,6 @@ labels with the latents).
 
 from __future__ import annotations
 
-import json
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,18 +16,14 @@ import pytest
 import jaxlatent
 from jaxlatent.engine.aligned import Aligned, take_rows
 from jaxlatent.engine.parallel import Pieces, map_batched
-from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
+from helpers import golden_stylegan2
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "stylegan2", "cond16.npz")
 N = 4
 
 
 @pytest.fixture(scope="module")
 def model():
-    d = np.load(GOLDEN)
-    config = StyleGAN2Config.from_nvlabs_kwargs(json.loads(str(d["init_kwargs"])))
-    state = {k[len("param/"):]: d[k] for k in d.files if k.startswith("param/")}
-    return StyleGAN2.from_state_dict(config, state, source=GOLDEN)
+    return golden_stylegan2("cond16")
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,8 @@ import pytest
 import jaxlatent
 from jaxlatent.models.fastgan.model import FastGAN
 from jaxlatent.models.fastgan.config import FastGANConfig
-from jaxlatent.models.stylegan2.model import StyleGAN2, StyleGAN2Config
+from jaxlatent.models.stylegan2.model import StyleGAN2
+from helpers import golden_stylegan2
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 TOL = 1e-4
@@ -46,10 +47,7 @@ def rel(a, b) -> float:
 
 
 def nvlabs_golden(name):
-    d = np.load(os.path.join(GOLDEN, "stylegan2", f"{name}.npz"))
-    config = StyleGAN2Config.from_nvlabs_kwargs(json.loads(str(d["init_kwargs"])))
-    state = {k[len("param/"):]: d[k] for k in d.files if k.startswith("param/")}
-    return StyleGAN2.from_state_dict(config, state)
+    return golden_stylegan2(name)
 
 
 @functools.lru_cache(maxsize=None)
